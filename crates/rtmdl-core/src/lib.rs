@@ -1,0 +1,22 @@
+//! rtmdl's pure core: the task model, the scheduler state machine, the
+//! scheduling policies and the discrete-event simulator that drives the
+//! state machine on a virtual clock.
+//!
+//! Nothing here reads a clock, spawns a thread or touches a file: the
+//! real-time runtime drives the very same [`sched::Scheduler`].
+
+pub mod model;
+pub mod policy;
+pub mod report;
+pub mod sched;
+pub mod sim;
+pub mod units;
+
+pub use model::{
+    Assignment, ExecProfile, Model, Overrun, Platform, Resource, Stage, Task, TaskSet, Time,
+    Variant, VariantChoice,
+};
+pub use policy::{Dispatch, Policy, PolicyKind};
+pub use report::{RunReport, TaskReport};
+pub use sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};
+pub use sim::{SimOptions, simulate, simulate_with};

@@ -1,0 +1,270 @@
+//! Results of a run, simulated or real, in one shape: the table people read
+//! and the JSON tools read. Both drivers fill it from the same scheduler
+//! counters, so a simulation and a real run compare line by line.
+
+use serde::{Deserialize, Serialize};
+
+use crate::model::{Assignment, TaskSet, Time};
+use crate::sched::{Decision, TaskCounters};
+
+/// Response-time percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Percentiles {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+}
+
+impl Percentiles {
+    /// Percentiles of nanosecond samples (sorted in place), in ms.
+    pub fn of(samples: &mut [Time]) -> Percentiles {
+        if samples.is_empty() {
+            return Percentiles::default();
+        }
+        samples.sort_unstable();
+        let at = |q: f64| {
+            let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
+            samples[i] as f64 / 1e6
+        };
+        Percentiles {
+            p50: at(0.5),
+            p99: at(0.99),
+            max: samples[samples.len() - 1] as f64 / 1e6,
+        }
+    }
+}
+
+/// One task's line of a report.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TaskReport {
+    pub name: String,
+    pub variant: String,
+    pub priority: u32,
+    /// Jobs released.
+    pub jobs: u64,
+    /// Jobs completed on time.
+    pub completed: u64,
+    /// Jobs that missed their deadline (late or never finished).
+    pub missed: u64,
+    /// Jobs dropped by the skip rule (counted in the miss rate).
+    pub dropped: u64,
+    /// (missed + dropped) / jobs.
+    pub miss_rate: f64,
+    /// ζ, the tolerated miss rate.
+    pub max_miss_rate: f64,
+    pub accuracy: f64,
+    pub response_ms: Percentiles,
+}
+
+/// Busy fraction of the CPU workers and of the GPU lanes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Utilisation {
+    pub cpu: f64,
+    pub gpu: f64,
+}
+
+/// A whole run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct RunReport {
+    pub policy: String,
+    pub variants: String,
+    /// Length of the release window.
+    pub duration_s: f64,
+    /// "simulate" or "run".
+    pub mode: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+    pub tasks: Vec<TaskReport>,
+    /// Σ (missed + dropped) / Σ jobs.
+    pub miss_rate: f64,
+    /// Highest per-task miss rate.
+    pub worst_miss_rate: f64,
+    /// Mean normalised accuracy loss over tasks.
+    pub accuracy_loss: f64,
+    pub utilisation: Utilisation,
+    /// Extra facts from the driver (engine, real-time priorities, ...).
+    #[serde(default, skip_serializing_if = "serde_json_map_is_empty")]
+    pub notes: std::collections::BTreeMap<String, String>,
+}
+
+fn serde_json_map_is_empty(m: &std::collections::BTreeMap<String, String>) -> bool {
+    m.is_empty()
+}
+
+/// Collects response times from the core's decisions.
+#[derive(Clone, Debug, Default)]
+pub struct Recorder {
+    pub responses: Vec<Vec<Time>>,
+}
+
+impl Recorder {
+    pub fn new(tasks: usize) -> Self {
+        Recorder {
+            responses: vec![Vec::new(); tasks],
+        }
+    }
+
+    /// Take note of one decision.
+    pub fn observe(&mut self, d: &Decision) {
+        if let Decision::Complete {
+            task, release, at, ..
+        } = *d
+        {
+            self.responses[task].push(at - release);
+        }
+    }
+}
+
+/// What the report builder needs beyond counters and responses.
+pub struct RunInfo<'a> {
+    pub policy: &'a str,
+    pub variants: &'a str,
+    pub mode: &'a str,
+    pub duration: Time,
+    pub seed: Option<u64>,
+    pub utilisation: (f64, f64),
+}
+
+impl RunReport {
+    /// Assemble a report.
+    pub fn build(
+        ts: &TaskSet,
+        assign: &[Assignment],
+        counters: &[TaskCounters],
+        recorder: &mut Recorder,
+        info: RunInfo<'_>,
+    ) -> RunReport {
+        let tasks: Vec<TaskReport> = ts
+            .tasks
+            .iter()
+            .enumerate()
+            .map(|(i, t)| {
+                let c = counters[i];
+                let v = &ts.model_of(i).variants[assign[i].variant];
+                TaskReport {
+                    name: t.name.clone(),
+                    variant: v.name.clone(),
+                    priority: assign[i].priority,
+                    jobs: c.released,
+                    completed: c.completed,
+                    missed: c.missed,
+                    dropped: c.dropped,
+                    miss_rate: c.miss_rate(),
+                    max_miss_rate: t.max_miss_rate,
+                    accuracy: v.accuracy,
+                    response_ms: Percentiles::of(&mut recorder.responses[i]),
+                }
+            })
+            .collect();
+        let jobs: u64 = counters.iter().map(|c| c.released).sum();
+        let misses: u64 = counters.iter().map(|c| c.missed + c.dropped).sum();
+        RunReport {
+            policy: info.policy.to_string(),
+            variants: info.variants.to_string(),
+            duration_s: info.duration as f64 / 1e9,
+            mode: info.mode.to_string(),
+            seed: info.seed,
+            miss_rate: if jobs == 0 {
+                0.0
+            } else {
+                misses as f64 / jobs as f64
+            },
+            worst_miss_rate: tasks.iter().map(|t| t.miss_rate).fold(0.0, f64::max),
+            accuracy_loss: ts.accuracy_loss(assign),
+            utilisation: Utilisation {
+                cpu: info.utilisation.0,
+                gpu: info.utilisation.1,
+            },
+            tasks,
+            notes: Default::default(),
+        }
+    }
+
+    /// Whether every task stays within its ζ.
+    pub fn meets_tolerances(&self) -> bool {
+        self.tasks.iter().all(|t| t.miss_rate <= t.max_miss_rate)
+    }
+
+    /// The human-readable table.
+    pub fn table(&self) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
+        let _ = writeln!(
+            s,
+            "{} · policy {} · variants {} · {:.1} s{}",
+            self.mode,
+            self.policy,
+            self.variants,
+            self.duration_s,
+            self.seed
+                .map(|x| format!(" · seed {x}"))
+                .unwrap_or_default()
+        );
+        let w = self
+            .tasks
+            .iter()
+            .map(|t| t.name.len())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        let vw = self
+            .tasks
+            .iter()
+            .map(|t| t.variant.len())
+            .max()
+            .unwrap_or(7)
+            .max(7);
+        let _ = writeln!(
+            s,
+            "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}",
+            "task",
+            "variant",
+            "prio",
+            "jobs",
+            "missed",
+            "dropped",
+            "miss %",
+            "ζ %",
+            "acc %",
+            "p50 ms",
+            "p99 ms",
+            "max ms"
+        );
+        for t in &self.tasks {
+            let flag = if t.miss_rate > t.max_miss_rate {
+                " !"
+            } else {
+                ""
+            };
+            let _ = writeln!(
+                s,
+                "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>8.2}  {:>6.1}  {:>6.2}  {:>9.3}  {:>9.3}  {:>9.3}{flag}",
+                t.name,
+                t.variant,
+                t.priority,
+                t.jobs,
+                t.missed,
+                t.dropped,
+                t.miss_rate * 100.0,
+                t.max_miss_rate * 100.0,
+                t.accuracy * 100.0,
+                t.response_ms.p50,
+                t.response_ms.p99,
+                t.response_ms.max
+            );
+        }
+        let _ = writeln!(
+            s,
+            "overall miss {:.2} % (worst task {:.2} %) · accuracy loss {:.2} % · utilisation cpu {:.0} % gpu {:.0} %",
+            self.miss_rate * 100.0,
+            self.worst_miss_rate * 100.0,
+            self.accuracy_loss * 100.0,
+            self.utilisation.cpu * 100.0,
+            self.utilisation.gpu * 100.0
+        );
+        for (k, v) in &self.notes {
+            let _ = writeln!(s, "{k}: {v}");
+        }
+        s
+    }
+}

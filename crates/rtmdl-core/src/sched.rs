@@ -1,0 +1,583 @@
+//! The scheduler core: a pure, deterministic state machine.
+//!
+//! It has no clock and no threads. A driver (the simulator or the real-time
+//! runtime) tells it what happened — a job was released, a sub-task
+//! finished, time advanced — and then polls [`Decision`]s: start this
+//! sub-task on that CPU worker or GPU lane, a job was dropped, a job missed
+//! its deadline, a job completed. The [`Policy`] only orders queues and
+//! picks the dispatch mode; every decision is made here, once, for both
+//! drivers.
+//!
+//! Invariants (checked by the property tests):
+//! - at most `cpu_slots()` CPU sub-tasks and `gpu_lanes()` GPU sub-tasks run
+//!   at once, and a slot never runs two sub-tasks;
+//! - sub-tasks are never preempted; queues are re-ordered only at sub-task
+//!   boundaries;
+//! - with split dispatch, no worker or lane idles while work for it waits;
+//! - every released job ends as exactly one of completed (on time), missed
+//!   or dropped: `released = completed + missed + dropped + pending`.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+
+use serde::Serialize;
+
+use crate::model::{Overrun, Platform, Resource, TaskSet, Time};
+use crate::policy::{Dispatch, JobView, Policy};
+
+/// What the core needs to know about a task.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SchedTask {
+    /// Resource of each sub-task in the job's chain.
+    pub chain: Vec<Resource>,
+    /// Relative deadline.
+    pub deadline: Time,
+    pub overrun: Overrun,
+}
+
+impl SchedTask {
+    /// The scheduling view of every task of a task set.
+    pub fn from_taskset(ts: &TaskSet) -> Vec<SchedTask> {
+        ts.tasks
+            .iter()
+            .map(|t| SchedTask {
+                chain: ts.models[t.model].stages.iter().map(|s| s.on).collect(),
+                deadline: t.deadline,
+                overrun: t.overrun,
+            })
+            .collect()
+    }
+}
+
+/// A live job, as the driver refers to it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct JobId {
+    idx: u32,
+    uid: u64,
+}
+
+/// Where a sub-task runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Slot {
+    /// CPU worker index.
+    Cpu(usize),
+    /// GPU lane index.
+    Gpu(usize),
+}
+
+/// What the core tells its driver.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Decision {
+    /// Run sub-task `stage` of job `job` (the `seq`-th job of `task`) on `slot` now.
+    Start {
+        job: JobId,
+        task: usize,
+        seq: u64,
+        stage: usize,
+        slot: Slot,
+    },
+    /// A released job was dropped by the `skip` overrun rule.
+    Drop { task: usize, seq: u64, at: Time },
+    /// A job passed its absolute deadline unfinished (or finished late).
+    Miss {
+        task: usize,
+        seq: u64,
+        deadline: Time,
+        at: Time,
+    },
+    /// A job finished its whole chain.
+    Complete {
+        task: usize,
+        seq: u64,
+        release: Time,
+        at: Time,
+        late: bool,
+    },
+}
+
+/// Per-task accounting.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct TaskCounters {
+    pub released: u64,
+    /// Completed on or before the deadline.
+    pub completed: u64,
+    /// Missed the deadline (finished late, or never finished).
+    pub missed: u64,
+    /// Dropped at release by the `skip` rule (also a deadline miss).
+    pub dropped: u64,
+}
+
+impl TaskCounters {
+    /// Jobs released but not yet accounted as completed, missed or dropped.
+    pub fn pending(&self) -> u64 {
+        self.released - self.completed - self.missed - self.dropped
+    }
+    /// (missed + dropped) / released.
+    pub fn miss_rate(&self) -> f64 {
+        if self.released == 0 {
+            0.0
+        } else {
+            (self.missed + self.dropped) as f64 / self.released as f64
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct Job {
+    task: u32,
+    uid: u64,
+    seq: u64,
+    release: Time,
+    deadline: Time,
+    stage: u16,
+    missed: bool,
+    live: bool,
+    /// The CPU worker held through the chain (black-box dispatch).
+    holder: Option<usize>,
+    running: Option<Slot>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CpuSlot {
+    Free,
+    Running(u32),
+    /// Held by a black-box job while its GPU sub-task waits or runs.
+    Held(u32),
+}
+
+/// Queue entry: (key, release, enqueue order, job index); smallest first.
+type Entry = Reverse<(u64, Time, u64, u32)>;
+
+/// The scheduler core. See the module documentation.
+pub struct Scheduler {
+    tasks: Vec<SchedTask>,
+    policy: Box<dyn Policy>,
+    mode: Dispatch,
+    jobs: Vec<Job>,
+    free_jobs: Vec<u32>,
+    next_uid: u64,
+    next_seq: Vec<u64>,
+    pending: Vec<u32>,
+    counters: Vec<TaskCounters>,
+    cpu_queue: BinaryHeap<Entry>,
+    gpu_queue: BinaryHeap<Entry>,
+    /// Thread-per-task dispatch: jobs waiting for their task's thread.
+    waiting: Vec<VecDeque<u32>>,
+    cpu: Vec<CpuSlot>,
+    gpu: Vec<Option<u32>>,
+    deadlines: BinaryHeap<Reverse<(Time, u64, u32)>>,
+    out: VecDeque<Decision>,
+    order: u64,
+    now: Time,
+    start: Option<Time>,
+    cpu_cores: usize,
+    gpu_capacity: usize,
+    cpu_running: usize,
+    cpu_busy: u128,
+    gpu_busy: u128,
+}
+
+impl Scheduler {
+    /// A scheduler for `tasks` on `platform`, ordering work by `policy`.
+    pub fn new(tasks: Vec<SchedTask>, platform: &Platform, policy: Box<dyn Policy>) -> Self {
+        let mode = policy.dispatch();
+        let n = tasks.len();
+        let cpu_slots = match mode {
+            Dispatch::ThreadPerTask => n,
+            _ => platform.cpu_workers.max(1),
+        };
+        let lanes = policy.gpu_lanes(platform.gpu_lanes.max(1)).max(1);
+        Scheduler {
+            tasks,
+            policy,
+            mode,
+            jobs: Vec::new(),
+            free_jobs: Vec::new(),
+            next_uid: 0,
+            next_seq: vec![0; n],
+            pending: vec![0; n],
+            counters: vec![TaskCounters::default(); n],
+            cpu_queue: BinaryHeap::new(),
+            gpu_queue: BinaryHeap::new(),
+            waiting: vec![
+                VecDeque::new();
+                if mode == Dispatch::ThreadPerTask {
+                    n
+                } else {
+                    0
+                }
+            ],
+            cpu: vec![CpuSlot::Free; cpu_slots],
+            gpu: vec![None; lanes],
+            deadlines: BinaryHeap::new(),
+            out: VecDeque::new(),
+            order: 0,
+            now: 0,
+            start: None,
+            cpu_cores: platform.cpu_workers.max(1),
+            gpu_capacity: platform.gpu_lanes.max(1),
+            cpu_running: 0,
+            cpu_busy: 0,
+            gpu_busy: 0,
+        }
+    }
+
+    /// Name of the policy in use.
+    pub fn policy_name(&self) -> &'static str {
+        self.policy.name()
+    }
+
+    /// How jobs are dispatched under this policy.
+    pub fn dispatch_mode(&self) -> Dispatch {
+        self.mode
+    }
+
+    /// Number of CPU slots (workers, or one thread per task).
+    pub fn cpu_slots(&self) -> usize {
+        self.cpu.len()
+    }
+
+    /// Number of GPU lanes in use.
+    pub fn gpu_lanes(&self) -> usize {
+        self.gpu.len()
+    }
+
+    /// The current time as last told.
+    pub fn now(&self) -> Time {
+        self.now
+    }
+
+    /// Accounting per task.
+    pub fn counters(&self) -> &[TaskCounters] {
+        &self.counters
+    }
+
+    /// Whether no job is pending anywhere.
+    pub fn is_idle(&self) -> bool {
+        self.pending.iter().all(|&p| p == 0)
+    }
+
+    /// Running CPU sub-tasks (not counting workers merely held).
+    pub fn cpu_running(&self) -> usize {
+        self.cpu_running
+    }
+
+    /// Busy GPU lanes.
+    pub fn gpu_running(&self) -> usize {
+        self.gpu.iter().filter(|l| l.is_some()).count()
+    }
+
+    /// CPU and GPU utilisation since the first event: the time-average of
+    /// busy cores / `cpu_workers` and busy lanes / `gpu_lanes`.
+    pub fn utilisation(&self) -> (f64, f64) {
+        let span = self.now.saturating_sub(self.start.unwrap_or(self.now));
+        if span == 0 {
+            return (0.0, 0.0);
+        }
+        (
+            self.cpu_busy as f64 / (self.cpu_cores as f64 * span as f64),
+            self.gpu_busy as f64 / (self.gpu_capacity as f64 * span as f64),
+        )
+    }
+
+    /// The next decision, if any.
+    pub fn poll(&mut self) -> Option<Decision> {
+        self.out.pop_front()
+    }
+
+    /// When the driver must call [`advance`](Self::advance) next, at the
+    /// latest: one nanosecond after the earliest pending deadline.
+    pub fn next_timeout(&mut self) -> Option<Time> {
+        while let Some(&Reverse((deadline, uid, idx))) = self.deadlines.peek() {
+            let j = &self.jobs[idx as usize];
+            if j.live && j.uid == uid && !j.missed {
+                return Some(deadline + 1);
+            }
+            self.deadlines.pop();
+        }
+        None
+    }
+
+    /// Job `task` is released at `now` (absolute deadline `now + deadline`).
+    pub fn release(&mut self, task: usize, now: Time) {
+        self.tick(now);
+        let seq = self.next_seq[task];
+        self.next_seq[task] += 1;
+        self.counters[task].released += 1;
+        if self.tasks[task].overrun == Overrun::Skip && self.pending[task] > 0 {
+            self.counters[task].dropped += 1;
+            self.out.push_back(Decision::Drop { task, seq, at: now });
+            return;
+        }
+        let uid = self.next_uid;
+        self.next_uid += 1;
+        let deadline = now.saturating_add(self.tasks[task].deadline);
+        let job = Job {
+            task: task as u32,
+            uid,
+            seq,
+            release: now,
+            deadline,
+            stage: 0,
+            missed: false,
+            live: true,
+            holder: None,
+            running: None,
+        };
+        let idx = match self.free_jobs.pop() {
+            Some(i) => {
+                self.jobs[i as usize] = job;
+                i
+            }
+            None => {
+                self.jobs.push(job);
+                (self.jobs.len() - 1) as u32
+            }
+        };
+        self.pending[task] += 1;
+        self.deadlines.push(Reverse((deadline, uid, idx)));
+        self.enqueue(idx);
+        self.dispatch();
+    }
+
+    /// The running sub-task of `job` finished at `now`. Unknown or stale
+    /// ids are ignored (and reported as `false`).
+    pub fn finished(&mut self, job: JobId, now: Time) -> bool {
+        let Some(j) = self.jobs.get(job.idx as usize) else {
+            return false;
+        };
+        if !j.live || j.uid != job.uid || j.running.is_none() {
+            return false;
+        }
+        self.tick(now);
+        let idx = job.idx;
+        let j = &mut self.jobs[idx as usize];
+        match j.running.take() {
+            Some(Slot::Gpu(l)) => self.gpu[l] = None,
+            Some(Slot::Cpu(s)) => {
+                self.cpu_running -= 1;
+                self.cpu[s] = match j.holder {
+                    Some(_) => CpuSlot::Held(idx),
+                    None => CpuSlot::Free,
+                };
+            }
+            None => unreachable!("checked above"),
+        }
+        j.stage += 1;
+        let task = j.task as usize;
+        if j.stage as usize == self.tasks[task].chain.len() {
+            self.complete(idx, now);
+        } else {
+            self.enqueue(idx);
+        }
+        self.dispatch();
+        true
+    }
+
+    /// Time advanced to `now`: flag jobs whose deadline has passed.
+    pub fn advance(&mut self, now: Time) {
+        self.tick(now);
+        while let Some(&Reverse((deadline, uid, idx))) = self.deadlines.peek() {
+            if deadline >= now {
+                break;
+            }
+            self.deadlines.pop();
+            let j = &mut self.jobs[idx as usize];
+            if j.live && j.uid == uid && !j.missed {
+                j.missed = true;
+                let task = j.task as usize;
+                self.counters[task].missed += 1;
+                self.out.push_back(Decision::Miss {
+                    task,
+                    seq: j.seq,
+                    deadline,
+                    at: now,
+                });
+            }
+        }
+    }
+
+    /// End of a run: every job still pending counts as missed and is
+    /// forgotten. Returns how many were abandoned.
+    pub fn abandon_all(&mut self, now: Time) -> u64 {
+        self.tick(now);
+        let mut n = 0;
+        for idx in 0..self.jobs.len() {
+            let j = &mut self.jobs[idx];
+            if !j.live {
+                continue;
+            }
+            n += 1;
+            let task = j.task as usize;
+            if !j.missed {
+                j.missed = true;
+                self.counters[task].missed += 1;
+                self.out.push_back(Decision::Miss {
+                    task,
+                    seq: j.seq,
+                    deadline: j.deadline,
+                    at: now,
+                });
+            }
+            j.live = false;
+            self.pending[task] -= 1;
+            self.free_jobs.push(idx as u32);
+        }
+        self.cpu_queue.clear();
+        self.gpu_queue.clear();
+        self.waiting.iter_mut().for_each(VecDeque::clear);
+        self.cpu.iter_mut().for_each(|s| *s = CpuSlot::Free);
+        self.gpu.iter_mut().for_each(|l| *l = None);
+        self.cpu_running = 0;
+        n
+    }
+
+    fn tick(&mut self, now: Time) {
+        // Driver clocks may report slightly out of order across threads:
+        // time never goes backwards here.
+        let now = now.max(self.now);
+        if self.start.is_none() {
+            self.start = Some(now);
+        }
+        let dt = (now - self.now) as u128;
+        if dt > 0 && self.start.is_some() {
+            self.cpu_busy += dt * self.cpu_running.min(self.cpu_cores) as u128;
+            self.gpu_busy += dt * self.gpu_running().min(self.gpu_capacity) as u128;
+        }
+        self.now = now;
+    }
+
+    fn complete(&mut self, idx: u32, now: Time) {
+        let j = &mut self.jobs[idx as usize];
+        let task = j.task as usize;
+        if let Some(s) = j.holder.take() {
+            self.cpu[s] = CpuSlot::Free;
+        }
+        let late = now > j.deadline;
+        if late && !j.missed {
+            j.missed = true;
+            self.counters[task].missed += 1;
+            self.out.push_back(Decision::Miss {
+                task,
+                seq: j.seq,
+                deadline: j.deadline,
+                at: now,
+            });
+        } else if !late {
+            self.counters[task].completed += 1;
+        }
+        self.out.push_back(Decision::Complete {
+            task,
+            seq: j.seq,
+            release: j.release,
+            at: now,
+            late,
+        });
+        j.live = false;
+        self.pending[task] -= 1;
+        self.free_jobs.push(idx);
+    }
+
+    fn entry(&mut self, idx: u32, resource: Resource) -> Entry {
+        let j = &self.jobs[idx as usize];
+        let view = JobView {
+            task: j.task as usize,
+            release: j.release,
+            deadline: j.deadline,
+            enqueued: self.now,
+            resource,
+        };
+        self.order += 1;
+        Reverse((self.policy.key(&view), j.release, self.order, idx))
+    }
+
+    /// Put job `idx` where its current stage waits.
+    fn enqueue(&mut self, idx: u32) {
+        let j = &self.jobs[idx as usize];
+        let res = self.tasks[j.task as usize].chain[j.stage as usize];
+        match (self.mode, j.holder) {
+            (Dispatch::Split, _) => {
+                let e = self.entry(idx, res);
+                match res {
+                    Resource::Cpu => self.cpu_queue.push(e),
+                    Resource::Gpu => self.gpu_queue.push(e),
+                }
+            }
+            // Black box, no thread yet: wait for one.
+            (Dispatch::ThreadPerTask, None) => self.waiting[j.task as usize].push_back(idx),
+            (Dispatch::BlackBox, None) => {
+                let e = self.entry(idx, Resource::Cpu);
+                self.cpu_queue.push(e);
+            }
+            // Black box with its thread: continue on it.
+            (_, Some(slot)) => self.run_on_holder(idx, slot),
+        }
+    }
+
+    /// A black-box job on its thread: run a CPU stage right there, or hold
+    /// the thread and queue for the GPU.
+    fn run_on_holder(&mut self, idx: u32, slot: usize) {
+        let j = &self.jobs[idx as usize];
+        match self.tasks[j.task as usize].chain[j.stage as usize] {
+            Resource::Cpu => self.start(idx, Slot::Cpu(slot)),
+            Resource::Gpu => {
+                self.cpu[slot] = CpuSlot::Held(idx);
+                let e = self.entry(idx, Resource::Gpu);
+                self.gpu_queue.push(e);
+            }
+        }
+    }
+
+    fn start(&mut self, idx: u32, slot: Slot) {
+        let j = &mut self.jobs[idx as usize];
+        j.running = Some(slot);
+        match slot {
+            Slot::Cpu(s) => {
+                self.cpu[s] = CpuSlot::Running(idx);
+                self.cpu_running += 1;
+            }
+            Slot::Gpu(l) => self.gpu[l] = Some(idx),
+        }
+        self.out.push_back(Decision::Start {
+            job: JobId { idx, uid: j.uid },
+            task: j.task as usize,
+            seq: j.seq,
+            stage: j.stage as usize,
+            slot,
+        });
+    }
+
+    /// Hand waiting work to free workers and lanes, in policy order.
+    fn dispatch(&mut self) {
+        for s in 0..self.cpu.len() {
+            if self.cpu[s] != CpuSlot::Free {
+                continue;
+            }
+            let next = match self.mode {
+                Dispatch::ThreadPerTask => self.waiting[s].pop_front(),
+                _ => self.cpu_queue.pop().map(|Reverse(e)| e.3),
+            };
+            let Some(idx) = next else {
+                if self.mode == Dispatch::ThreadPerTask {
+                    continue;
+                }
+                break;
+            };
+            if self.mode == Dispatch::Split {
+                self.start(idx, Slot::Cpu(s));
+            } else {
+                self.jobs[idx as usize].holder = Some(s);
+                self.run_on_holder(idx, s);
+            }
+        }
+        for l in 0..self.gpu.len() {
+            if self.gpu[l].is_some() {
+                continue;
+            }
+            let Some(Reverse(e)) = self.gpu_queue.pop() else {
+                break;
+            };
+            self.start(e.3, Slot::Gpu(l));
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! Human-readable durations ("33 ms", "1.5s") and sizes ("9.5 MiB").
+//!
+//! Hand-written because the maintained crates do not fit: `humantime` rejects
+//! fractions ("2.5ms") and `bytesize` rounds binary units. Both parsers are
+//! tiny and are covered by tests below and by the config fuzz tests.
+
+use crate::model::Time;
+
+/// Nanoseconds per unit, for the units a duration may use.
+const TIME_UNITS: &[(&str, f64)] = &[
+    ("ns", 1.0),
+    ("us", 1e3),
+    ("µs", 1e3),
+    ("ms", 1e6),
+    ("s", 1e9),
+    ("min", 60e9),
+];
+
+const SIZE_UNITS: &[(&str, f64)] = &[
+    ("B", 1.0),
+    ("KB", 1e3),
+    ("MB", 1e6),
+    ("GB", 1e9),
+    ("KiB", 1024.0),
+    ("MiB", 1024.0 * 1024.0),
+    ("GiB", 1024.0 * 1024.0 * 1024.0),
+];
+
+fn split_number(s: &str) -> Option<(f64, &str)> {
+    let s = s.trim();
+    let end = s
+        .char_indices()
+        .find(|&(_, c)| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == '_'))
+        .map(|(i, _)| i)
+        .unwrap_or(s.len());
+    let number: f64 = s[..end].replace('_', "").parse().ok()?;
+    Some((number, s[end..].trim()))
+}
+
+/// Parse a duration like `33 ms`, `1.5s`, `250us`, `2 min` into nanoseconds.
+/// Negative, non-finite and over-large (> 1 year) values are rejected.
+pub fn parse_duration(s: &str) -> Result<Time, String> {
+    let expected = "expected a duration like \"33 ms\" (units: ns, us, ms, s, min)";
+    let (n, unit) = split_number(s).ok_or_else(|| format!("`{s}`: {expected}"))?;
+    let scale = TIME_UNITS
+        .iter()
+        .find(|(u, _)| *u == unit)
+        .map(|(_, f)| *f)
+        .ok_or_else(|| {
+            if unit.is_empty() {
+                format!("`{s}` has no unit: {expected}")
+            } else {
+                format!("unknown time unit `{unit}` in `{s}`: {expected}")
+            }
+        })?;
+    let ns = n * scale;
+    if !ns.is_finite() || ns < 0.0 {
+        return Err(format!("`{s}`: a duration must be a non-negative number"));
+    }
+    if ns > 365.0 * 24.0 * 3600.0 * 1e9 {
+        return Err(format!("`{s}`: a duration over a year is not plausible"));
+    }
+    Ok(ns.round() as Time)
+}
+
+/// Parse a size like `9.5 MiB`, `512 KB`, `1200 B` (or a bare number of bytes).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let expected = "expected a size like \"9.5 MiB\" (units: B, KB, MB, GB, KiB, MiB, GiB)";
+    let (n, unit) = split_number(s).ok_or_else(|| format!("`{s}`: {expected}"))?;
+    let scale = if unit.is_empty() {
+        1.0
+    } else {
+        SIZE_UNITS
+            .iter()
+            .find(|(u, _)| *u == unit)
+            .map(|(_, f)| *f)
+            .ok_or_else(|| format!("unknown size unit `{unit}` in `{s}`: {expected}"))?
+    };
+    let bytes = n * scale;
+    if !bytes.is_finite() || bytes < 0.0 || bytes > 1e15 {
+        return Err(format!("`{s}`: a size must be between 0 B and 1 PB"));
+    }
+    Ok(bytes.round() as u64)
+}
+
+/// Format nanoseconds as milliseconds with three decimals ("12.345 ms").
+pub fn fmt_ms(t: Time) -> String {
+    format!("{:.3} ms", t as f64 / 1e6)
+}
+
+/// Format bytes with a binary unit ("9.50 MiB").
+pub fn fmt_size(b: u64) -> String {
+    let b = b as f64;
+    if b >= 1024.0 * 1024.0 * 1024.0 {
+        format!("{:.2} GiB", b / (1024.0 * 1024.0 * 1024.0))
+    } else if b >= 1024.0 * 1024.0 {
+        format!("{:.2} MiB", b / (1024.0 * 1024.0))
+    } else if b >= 1024.0 {
+        format!("{:.1} KiB", b / 1024.0)
+    } else {
+        format!("{b} B")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("33 ms"), Ok(33_000_000));
+        assert_eq!(parse_duration("1.5s"), Ok(1_500_000_000));
+        assert_eq!(parse_duration("250us"), Ok(250_000));
+        assert_eq!(parse_duration("2 min"), Ok(120_000_000_000));
+        assert_eq!(parse_duration("0 ms"), Ok(0));
+        assert!(
+            parse_duration("33 parsecs")
+                .unwrap_err()
+                .contains("parsecs")
+        );
+        assert!(parse_duration("33").unwrap_err().contains("no unit"));
+        assert!(parse_duration("-3 ms").is_err());
+        assert!(parse_duration("ms").is_err());
+        assert!(parse_duration("1e30 s").is_err());
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("9.5 MiB"), Ok(9_961_472));
+        assert_eq!(parse_size("512 KB"), Ok(512_000));
+        assert_eq!(parse_size("1200"), Ok(1200));
+        assert!(parse_size("3 furlongs").is_err());
+    }
+}
