@@ -93,14 +93,28 @@ impl Src<'_> {
     fn toml_err(&self, e: toml::de::Error) -> ConfigError {
         let span = e.span().unwrap_or(0..0);
         let (line, column) = line_col(self.text, span.start);
-        // The key on the offending line, when it has one.
+        // The key just before the error on its line, when there is one.
         let field = self
             .text
             .lines()
             .nth(line.saturating_sub(1))
-            .and_then(|l| l.split_once('='))
-            .map(|(k, _)| k.trim().trim_start_matches('{').trim().to_string())
-            .filter(|k| !k.is_empty() && !k.contains(['[', '"', ' ']))
+            .and_then(|l| {
+                let at = l
+                    .char_indices()
+                    .nth(column.saturating_sub(1))
+                    .map_or(l.len(), |(i, _)| i);
+                match l[..at].rfind('=') {
+                    Some(eq) => Some(l[..eq].trim_end()),
+                    // The error is on a key itself: take that key.
+                    None => l.split_once('=').map(|(k, _)| k.trim_end()),
+                }
+            })
+            .map(|k| {
+                let start = k
+                    .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
+                    .map_or(0, |i| i + 1);
+                k[start..].to_string()
+            })
             .unwrap_or_default();
         ConfigError {
             file: self.file.clone(),
@@ -524,7 +538,7 @@ pub fn apply_plan_text(ts: &mut TaskSet, text: &str, path: &Path) -> Result<(), 
             ));
         };
         let p = *pt.priority.get_ref();
-        if p < 1 || p > 1_000_000 || !prios.insert(p) {
+        if !(1..=1_000_000).contains(&p) || !prios.insert(p) {
             return Err(src.err(
                 pt.priority.span(),
                 format!("{field}.priority"),

@@ -19,4 +19,4 @@ pub use model::{
 pub use policy::{Dispatch, Policy, PolicyKind};
 pub use report::{RunReport, TaskReport};
 pub use sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};
-pub use sim::{SimOptions, simulate, simulate_with};
+pub use sim::{Log, Observer, SimOptions, simulate, simulate_with};

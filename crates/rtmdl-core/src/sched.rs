@@ -2,7 +2,8 @@
 //!
 //! It has no clock and no threads. A driver (the simulator or the real-time
 //! runtime) tells it what happened — a job was released, a sub-task
-//! finished, time advanced — and then polls [`Decision`]s: start this
+//! finished, time advanced — and then polls [`Decision`]s (work is handed
+//! out when polled, so events of one instant are all known first): start this
 //! sub-task on that CPU worker or GPU lane, a job was dropped, a job missed
 //! its deadline, a job completed. The [`Policy`] only orders queues and
 //! picks the dispatch mode; every decision is made here, once, for both
@@ -167,6 +168,8 @@ pub struct Scheduler {
     gpu: Vec<Option<u32>>,
     deadlines: BinaryHeap<Reverse<(Time, u64, u32)>>,
     out: VecDeque<Decision>,
+    /// Something changed since the last dispatch.
+    dirty: bool,
     order: u64,
     now: Time,
     start: Option<Time>,
@@ -211,6 +214,7 @@ impl Scheduler {
             gpu: vec![None; lanes],
             deadlines: BinaryHeap::new(),
             out: VecDeque::new(),
+            dirty: false,
             order: 0,
             now: 0,
             start: None,
@@ -262,6 +266,17 @@ impl Scheduler {
         self.cpu_running
     }
 
+    /// Sub-tasks waiting for a resource. Under black-box dispatch, jobs
+    /// waiting for a thread count as CPU work.
+    pub fn queued(&self, r: Resource) -> usize {
+        match r {
+            Resource::Cpu => {
+                self.cpu_queue.len() + self.waiting.iter().map(VecDeque::len).sum::<usize>()
+            }
+            Resource::Gpu => self.gpu_queue.len(),
+        }
+    }
+
     /// Busy GPU lanes.
     pub fn gpu_running(&self) -> usize {
         self.gpu.iter().filter(|l| l.is_some()).count()
@@ -280,8 +295,14 @@ impl Scheduler {
         )
     }
 
-    /// The next decision, if any.
+    /// The next decision, if any. Work is dispatched here, lazily, so that
+    /// everything that happened at one instant (two releases at once, a
+    /// finish and a release) is known before anything starts.
     pub fn poll(&mut self) -> Option<Decision> {
+        if self.dirty {
+            self.dirty = false;
+            self.dispatch();
+        }
         self.out.pop_front()
     }
 
@@ -337,7 +358,7 @@ impl Scheduler {
         self.pending[task] += 1;
         self.deadlines.push(Reverse((deadline, uid, idx)));
         self.enqueue(idx);
-        self.dispatch();
+        self.dirty = true;
     }
 
     /// The running sub-task of `job` finished at `now`. Unknown or stale
@@ -370,7 +391,7 @@ impl Scheduler {
         } else {
             self.enqueue(idx);
         }
-        self.dispatch();
+        self.dirty = true;
         true
     }
 

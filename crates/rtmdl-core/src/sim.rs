@@ -31,8 +31,29 @@ pub struct SimOutcome {
     pub counters: Vec<TaskCounters>,
     pub recorder: Recorder,
     pub utilisation: (f64, f64),
-    /// Every decision in order, when asked for (tests, traces).
-    pub log: Option<Vec<(Time, Decision)>>,
+}
+
+/// Watches a simulation as it goes (tests, traces). Every method has a
+/// do-nothing default.
+pub trait Observer {
+    /// The core decided `d` at `now`.
+    fn decision(&mut self, _now: Time, _d: &Decision) {}
+    /// The sub-task of `job` running on `slot` finished at `now`.
+    fn finished(&mut self, _now: Time, _job: JobId, _slot: Slot) {}
+    /// Everything that happens at `now` has been handled.
+    fn settled(&mut self, _now: Time, _sched: &Scheduler) {}
+}
+
+impl Observer for () {}
+
+/// An observer that keeps every decision with its time.
+#[derive(Default)]
+pub struct Log(pub Vec<(Time, Decision)>);
+
+impl Observer for Log {
+    fn decision(&mut self, now: Time, d: &Decision) {
+        self.0.push((now, *d));
+    }
 }
 
 #[derive(Clone, Copy)]
@@ -48,7 +69,7 @@ pub fn simulate_with(
     assign: &[Assignment],
     policy: Box<dyn Policy>,
     opts: SimOptions,
-    keep_log: bool,
+    observer: &mut dyn Observer,
 ) -> SimOutcome {
     let profiles: Vec<&[ExecProfile]> = ts
         .tasks
@@ -59,7 +80,6 @@ pub fn simulate_with(
     let mut sched = Scheduler::new(SchedTask::from_taskset(ts), &ts.platform, policy);
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut recorder = Recorder::new(ts.tasks.len());
-    let mut log = keep_log.then(Vec::new);
     let cores = ts.platform.cpu_workers.max(1);
     let mut cpu: Vec<Option<Running>> = vec![None; sched.cpu_slots()];
     let mut gpu: Vec<Option<Running>> = vec![None; sched.gpu_lanes()];
@@ -100,17 +120,20 @@ pub fn simulate_with(
         now = next;
         // Progress, then completions (which free resources before anything
         // released at the same instant is dispatched).
-        for (slots, rate, busy) in [
-            (&mut cpu, rate_cpu, &mut ncpu),
-            (&mut gpu, rate_gpu, &mut ngpu),
-        ] {
-            for slot in slots.iter_mut() {
+        type SlotOf = fn(usize) -> Slot;
+        let sides: [(_, _, _, SlotOf); 2] = [
+            (&mut cpu, rate_cpu, &mut ncpu, Slot::Cpu),
+            (&mut gpu, rate_gpu, &mut ngpu, Slot::Gpu),
+        ];
+        for (slots, rate, busy, slot_of) in sides {
+            for (i, slot) in slots.iter_mut().enumerate() {
                 if let Some(r) = slot {
                     r.remaining -= dt * rate;
                     if r.remaining <= 1e-3 {
                         let job = r.job;
                         *slot = None;
                         *busy -= 1;
+                        observer.finished(now, job, slot_of(i));
                         sched.finished(job, now);
                     }
                 }
@@ -154,16 +177,14 @@ pub fn simulate_with(
                 }
             }
             recorder.observe(&d);
-            if let Some(log) = log.as_mut() {
-                log.push((now, d));
-            }
+            observer.decision(now, &d);
         }
+        observer.settled(now, &sched);
     }
     SimOutcome {
         counters: sched.counters().to_vec(),
         recorder,
         utilisation: sched.utilisation(),
-        log,
     }
 }
 
@@ -176,7 +197,7 @@ pub fn simulate(
     opts: SimOptions,
 ) -> RunReport {
     let assign = ts.assignments(choice);
-    let mut out = simulate_with(ts, &assign, policy.build(ts, &assign), opts, false);
+    let mut out = simulate_with(ts, &assign, policy.build(ts, &assign), opts, &mut ());
     RunReport::build(
         ts,
         &assign,

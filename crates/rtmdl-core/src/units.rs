@@ -77,7 +77,7 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
             .ok_or_else(|| format!("unknown size unit `{unit}` in `{s}`: {expected}"))?
     };
     let bytes = n * scale;
-    if !bytes.is_finite() || bytes < 0.0 || bytes > 1e15 {
+    if !bytes.is_finite() || !(0.0..=1e15).contains(&bytes) {
         return Err(format!("`{s}`: a size must be between 0 B and 1 PB"));
     }
     Ok(bytes.round() as u64)
