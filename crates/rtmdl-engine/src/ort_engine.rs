@@ -1,0 +1,575 @@
+//! The onnxruntime engine, through the `ort` crate with a run-time loaded shared library.
+//!
+//! The library is looked for, in order:
+//! 1. `ORT_DYLIB_PATH` (when set and not empty, it is the only place looked at);
+//! 2. the `capi/` folder of the `onnxruntime` Python package, found through
+//!    `python3`/`python` (their `site-packages` folders first, then by importing
+//!    `onnxruntime`);
+//! 3. a few system library folders.
+//!
+//! The library is loaded once per process; its version is checked before `ort` touches
+//! it, and `ort`'s initialisation runs under `catch_unwind`, so a missing, foreign or
+//! too old library is an [`EngineError`], never a panic.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+
+use ndarray::ArrayD;
+use ort::session::Session as OrtSession;
+use ort::value::TensorRef;
+use prost::Message;
+use tract_onnx::pb;
+
+use crate::model::{self, PreparedModel};
+use crate::{Engine, EngineError, ModelSpec, Session};
+
+/// The onnxruntime release this crate is developed and tested against (also in the
+/// crate's `ORT_VERSION` file, which CI uses for `pip install onnxruntime==...`).
+pub const PINNED_ORT_VERSION: &str = "1.31.0";
+
+/// The oldest onnxruntime minor version (`1.x`) the `ort` bindings accept.
+pub const MIN_ORT_MINOR: u32 = ort::MINOR_VERSION;
+
+/// Where an onnxruntime shared library was found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrtDylib {
+    /// Path of the shared library.
+    pub path: PathBuf,
+    /// How it was found (e.g. "ORT_DYLIB_PATH", "python3 site-packages").
+    pub found_via: String,
+}
+
+/// Looks for the onnxruntime shared library (see the module docs for the order).
+///
+/// Does not load it. The error lists every place that was looked at.
+pub fn find_dylib() -> Result<OrtDylib, EngineError> {
+    find_dylib_with(std::env::var_os("ORT_DYLIB_PATH").as_deref())
+}
+
+fn find_dylib_with(env_path: Option<&std::ffi::OsStr>) -> Result<OrtDylib, EngineError> {
+    if let Some(p) = env_path.filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(p);
+        return if path.is_file() {
+            Ok(OrtDylib {
+                path,
+                found_via: "ORT_DYLIB_PATH".into(),
+            })
+        } else {
+            Err(EngineError::OrtNotFound {
+                reason: format!("ORT_DYLIB_PATH={} is not a file", path.display()),
+                searched: vec![format!("ORT_DYLIB_PATH={}", path.display())],
+            })
+        };
+    }
+    let mut searched = vec!["ORT_DYLIB_PATH (unset)".to_string()];
+    for python in ["python3", "python"] {
+        // Cheap first: list site-packages without importing onnxruntime.
+        match python_lines(
+            python,
+            "import site, sys\n\
+             dirs = []\n\
+             try: dirs += site.getsitepackages()\n\
+             except Exception: pass\n\
+             try: dirs.append(site.getusersitepackages())\n\
+             except Exception: pass\n\
+             print('\\n'.join(dirs + sys.path))",
+        ) {
+            Ok(dirs) => {
+                for dir in dirs {
+                    let capi = Path::new(&dir).join("onnxruntime").join("capi");
+                    if !capi.is_dir() {
+                        continue;
+                    }
+                    searched.push(capi.display().to_string());
+                    if let Some(path) = lib_in_dir(&capi) {
+                        return Ok(OrtDylib {
+                            path,
+                            found_via: format!("{python} site-packages"),
+                        });
+                    }
+                }
+                searched.push(format!("{python} site-packages (no onnxruntime/capi)"));
+            }
+            Err(e) => {
+                searched.push(format!("{python} ({e})"));
+                continue;
+            }
+        }
+        // Then ask the package itself (covers editable or unusual installs).
+        match python_lines(
+            python,
+            "import onnxruntime, os; print(os.path.dirname(onnxruntime.__file__))",
+        ) {
+            Ok(lines) => {
+                if let Some(dir) = lines.first() {
+                    let capi = Path::new(dir).join("capi");
+                    searched.push(capi.display().to_string());
+                    if let Some(path) = lib_in_dir(&capi) {
+                        return Ok(OrtDylib {
+                            path,
+                            found_via: format!("{python} -c 'import onnxruntime'"),
+                        });
+                    }
+                }
+            }
+            Err(_) => searched.push(format!("{python} -c 'import onnxruntime' (failed)")),
+        }
+    }
+    for dir in [
+        "/usr/local/lib",
+        "/usr/lib",
+        "/usr/lib/x86_64-linux-gnu",
+        "/usr/lib/aarch64-linux-gnu",
+    ] {
+        let dir = Path::new(dir);
+        if dir.is_dir() {
+            searched.push(dir.display().to_string());
+            if let Some(path) = lib_in_dir(dir) {
+                return Ok(OrtDylib {
+                    path,
+                    found_via: "system library folder".into(),
+                });
+            }
+        }
+    }
+    Err(EngineError::OrtNotFound {
+        reason: format!(
+            "no {} library; set ORT_DYLIB_PATH or `pip install onnxruntime=={PINNED_ORT_VERSION}`",
+            lib_pattern()
+        ),
+        searched,
+    })
+}
+
+/// Runs `python -c code` and returns its non-empty stdout lines.
+fn python_lines(python: &str, code: &str) -> Result<Vec<String>, String> {
+    let out = Command::new(python)
+        .arg("-c")
+        .arg(code)
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("not runnable: {e}"))?;
+    if !out.status.success() {
+        return Err(format!("exited with {}", out.status));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn lib_pattern() -> &'static str {
+    if cfg!(target_os = "windows") {
+        "onnxruntime.dll"
+    } else if cfg!(target_os = "macos") {
+        "libonnxruntime*.dylib"
+    } else {
+        "libonnxruntime.so*"
+    }
+}
+
+/// The onnxruntime library in `dir`, if any (the plain name first, then versioned ones,
+/// highest first; never `libonnxruntime_providers_*`).
+fn lib_in_dir(dir: &Path) -> Option<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.is_file())
+        .filter(|p| {
+            let Some(name) = p.file_name().and_then(|n| n.to_str()) else {
+                return false;
+            };
+            if cfg!(target_os = "windows") {
+                name.eq_ignore_ascii_case("onnxruntime.dll")
+            } else if cfg!(target_os = "macos") {
+                name.starts_with("libonnxruntime.") && name.ends_with(".dylib")
+            } else {
+                name == "libonnxruntime.so" || name.starts_with("libonnxruntime.so.")
+            }
+        })
+        .collect();
+    // Shortest name (unversioned) first, then the last in name order.
+    found.sort_by(|a, b| {
+        (a.as_os_str().len(), b.as_os_str()).cmp(&(b.as_os_str().len(), a.as_os_str()))
+    });
+    found.into_iter().next()
+}
+
+/// Reads `OrtGetApiBase()->GetVersionString()` of a library without involving `ort`,
+/// and checks that the library hands out the C API version `ort` will ask for.
+fn library_version(lib: &libloading::Library, path: &Path) -> Result<String, EngineError> {
+    // SAFETY: `OrtGetApiBase` has this signature in every onnxruntime release; the
+    // returned pointers are checked for null and the string is copied out at once.
+    unsafe {
+        let getter: libloading::Symbol<unsafe extern "C" fn() -> *const ort::sys::OrtApiBase> = lib
+            .get(b"OrtGetApiBase")
+            .map_err(|_| EngineError::OrtInit {
+                path: path.to_path_buf(),
+                reason: "the library does not export OrtGetApiBase: not an onnxruntime library"
+                    .into(),
+            })?;
+        let base = getter();
+        if base.is_null() {
+            return Err(EngineError::OrtInit {
+                path: path.to_path_buf(),
+                reason: "OrtGetApiBase returned null".into(),
+            });
+        }
+        let s = ((*base).GetVersionString)();
+        if s.is_null() {
+            return Err(EngineError::OrtInit {
+                path: path.to_path_buf(),
+                reason: "GetVersionString returned null".into(),
+            });
+        }
+        let version = std::ffi::CStr::from_ptr(s).to_string_lossy().into_owned();
+        // `ort` panics when this returns null; check it here so it becomes an error.
+        if major_minor(&version).is_some_and(|(_, minor)| minor >= MIN_ORT_MINOR)
+            && ((*base).GetApi)(MIN_ORT_MINOR).is_null()
+        {
+            return Err(EngineError::OrtInit {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "the library (version {version}) does not provide C API version {MIN_ORT_MINOR}"
+                ),
+            });
+        }
+        Ok(version)
+    }
+}
+
+/// Parses "1.31.0" into (1, 31).
+fn major_minor(version: &str) -> Option<(u32, u32)> {
+    let mut it = version.trim().split('.');
+    let major = it.next()?.parse().ok()?;
+    let minor = it.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The process-wide onnxruntime: library, version and `ort` environment.
+struct OrtRuntime {
+    dylib: OrtDylib,
+    version: String,
+    env: ort::environment::Environment,
+    /// Keeps our own handle on the library so it is never unloaded.
+    _lib: libloading::Library,
+}
+
+/// Only one `ort` environment (and one library) can exist per process: the first
+/// successful initialisation is kept for good; failures are not cached.
+static RUNTIME: Mutex<Option<Arc<OrtRuntime>>> = Mutex::new(None);
+
+fn runtime(dylib: OrtDylib) -> Result<Arc<OrtRuntime>, EngineError> {
+    let mut slot = RUNTIME.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(rt) = slot.as_ref() {
+        if rt.dylib.path != dylib.path {
+            // Different path, maybe the same file: compare canonical paths.
+            let same = std::fs::canonicalize(&rt.dylib.path).ok()
+                == std::fs::canonicalize(&dylib.path).ok();
+            if !same {
+                return Err(EngineError::OrtInit {
+                    path: dylib.path,
+                    reason: format!(
+                        "onnxruntime is already loaded in this process from {}",
+                        rt.dylib.path.display()
+                    ),
+                });
+            }
+        }
+        return Ok(rt.clone());
+    }
+    let path = dylib.path.clone();
+    if !path.is_file() {
+        return Err(EngineError::OrtNotFound {
+            reason: format!("{} is not a file", path.display()),
+            searched: vec![path.display().to_string()],
+        });
+    }
+    // SAFETY: loading a shared library runs its initialisers; this is the documented way
+    // to use onnxruntime dynamically, and the path was chosen by the user or found in
+    // an onnxruntime installation.
+    let lib = unsafe { libloading::Library::new(&path) }.map_err(|e| EngineError::OrtInit {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
+    let version = library_version(&lib, &path)?;
+    let required = format!(">= 1.{MIN_ORT_MINOR} (tested with {PINNED_ORT_VERSION})");
+    match major_minor(&version) {
+        Some((1, minor)) if minor >= MIN_ORT_MINOR => {}
+        _ => {
+            return Err(EngineError::OrtVersion {
+                path,
+                found: version,
+                required,
+            });
+        }
+    }
+    let init_path = path.clone();
+    let built = std::panic::catch_unwind(move || {
+        ort::init_from(&init_path)
+            .map_err(|e| e.to_string())?
+            .with_name("rtmdl")
+            .with_telemetry(false)
+            .build()
+            .map_err(|e| e.to_string())
+    });
+    let env = match built {
+        Ok(Ok(env)) => env,
+        Ok(Err(reason)) => return Err(EngineError::OrtInit { path, reason }),
+        Err(panic) => {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".into());
+            return Err(EngineError::OrtInit {
+                path,
+                reason: format!("ort panicked during initialisation: {msg}"),
+            });
+        }
+    };
+    let rt = Arc::new(OrtRuntime {
+        dylib,
+        version,
+        env,
+        _lib: lib,
+    });
+    *slot = Some(rt.clone());
+    Ok(rt)
+}
+
+/// Runs ONNX models with onnxruntime (CPU execution provider).
+///
+/// Sessions are created with `threads` intra-op threads, one inter-op thread and
+/// intra-op spinning off (spinning workers would steal CPU from other real-time tasks).
+#[derive(Clone)]
+pub struct OrtEngine {
+    rt: Arc<OrtRuntime>,
+}
+
+impl std::fmt::Debug for OrtEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrtEngine")
+            .field("dylib", &self.rt.dylib)
+            .field("version", &self.rt.version)
+            .finish()
+    }
+}
+
+impl OrtEngine {
+    /// Finds onnxruntime (see [`find_dylib`]) and initialises it (once per process).
+    pub fn new() -> Result<Self, EngineError> {
+        Self::from_dylib(find_dylib()?)
+    }
+
+    /// Initialises onnxruntime from a given library. Fails if another library was
+    /// already loaded in this process.
+    pub fn from_path(path: impl Into<PathBuf>) -> Result<Self, EngineError> {
+        Self::from_dylib(OrtDylib {
+            path: path.into(),
+            found_via: "explicit path".into(),
+        })
+    }
+
+    fn from_dylib(dylib: OrtDylib) -> Result<Self, EngineError> {
+        Ok(OrtEngine {
+            rt: runtime(dylib)?,
+        })
+    }
+
+    /// Where the loaded library is and how it was found.
+    pub fn dylib(&self) -> &OrtDylib {
+        &self.rt.dylib
+    }
+
+    /// The onnxruntime version string the library reports (e.g. "1.31.0").
+    pub fn ort_version(&self) -> &str {
+        &self.rt.version
+    }
+}
+
+impl Engine for OrtEngine {
+    fn name(&self) -> &'static str {
+        "ort"
+    }
+
+    fn version(&self) -> String {
+        format!("onnxruntime {}", self.rt.version)
+    }
+
+    fn load(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError> {
+        let prepared = model::prepare(spec)?;
+        Ok(Box::new(OrtSessionImpl::new(&self.rt, prepared)?))
+    }
+}
+
+struct OrtSessionImpl {
+    path: PathBuf,
+    session: OrtSession,
+    input_shape: Vec<usize>,
+    output_names: Vec<String>,
+    output_shapes: Vec<Vec<usize>>,
+}
+
+impl OrtSessionImpl {
+    fn new(rt: &OrtRuntime, prepared: PreparedModel) -> Result<Self, EngineError> {
+        let PreparedModel {
+            path,
+            mut proto,
+            input_name,
+            input_shape,
+            output_names,
+            cut,
+            threads,
+        } = prepared;
+        let fail = |what: &str, e: String| EngineError::Prepare {
+            engine: "ort",
+            path: path.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        let mut builder = OrtSession::builder(&rt.env)
+            .map_err(|e| fail("creating the session builder", e.to_string()))?
+            .with_intra_threads(threads)
+            .map_err(|e| fail("setting intra-op threads", e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| fail("setting inter-op threads", e.to_string()))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| fail("disabling spinning", e.to_string()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // For models with external data loaded from memory (output cut below).
+            builder = builder
+                .with_config_entry(
+                    "session.model_external_initializers_file_folder_path",
+                    dir.to_string_lossy(),
+                )
+                .map_err(|e| fail("setting the model folder", e.to_string()))?;
+        }
+        let session = if cut {
+            // onnxruntime can only return graph outputs: make the cut tensors the outputs.
+            if let Some(graph) = proto.graph.as_mut() {
+                graph.output = output_names
+                    .iter()
+                    .map(|name| pb::ValueInfoProto {
+                        name: name.clone(),
+                        r#type: Some(pb::TypeProto {
+                            value: Some(pb::type_proto::Value::TensorType(
+                                pb::type_proto::Tensor {
+                                    elem_type: pb::tensor_proto::DataType::Float as i32,
+                                    shape: None,
+                                },
+                            )),
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    })
+                    .collect();
+            }
+            let bytes = proto.encode_to_vec();
+            builder
+                .commit_from_memory(&bytes)
+                .map_err(|e| fail("building the session", e.to_string()))?
+        } else {
+            builder
+                .commit_from_file(&path)
+                .map_err(|e| fail("building the session", e.to_string()))?
+        };
+        if session.inputs().len() != 1 || session.inputs()[0].name() != input_name {
+            let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+            return Err(fail(
+                "checking inputs",
+                format!("onnxruntime sees inputs {names:?}, expected [{input_name:?}]"),
+            ));
+        }
+        let ort_outputs: Vec<String> = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect();
+        if ort_outputs != output_names {
+            return Err(fail(
+                "checking outputs",
+                format!("onnxruntime sees outputs {ort_outputs:?}, expected {output_names:?}"),
+            ));
+        }
+        let mut s = OrtSessionImpl {
+            path,
+            session,
+            input_shape,
+            output_names,
+            output_shapes: vec![],
+        };
+        // Warm-up: concrete output shapes, and no first-run slowness later.
+        let zeros = ArrayD::<f32>::zeros(s.input_shape.clone());
+        let outputs = s.run(&zeros)?;
+        s.output_shapes = outputs.iter().map(|o| o.shape().to_vec()).collect();
+        Ok(s)
+    }
+}
+
+impl Session for OrtSessionImpl {
+    fn run(&mut self, input: &ArrayD<f32>) -> Result<Vec<ArrayD<f32>>, EngineError> {
+        model::check_input(&self.path, &self.input_shape, input.shape())?;
+        let path = &self.path;
+        let fail = |e: ort::Error| EngineError::Run {
+            engine: "ort",
+            path: path.clone(),
+            reason: e.to_string(),
+        };
+        let contiguous = input.as_standard_layout();
+        let tensor = TensorRef::from_array_view(&contiguous).map_err(fail)?;
+        let outputs = self.session.run(ort::inputs![tensor]).map_err(fail)?;
+        let mut result = Vec::with_capacity(outputs.len());
+        for (_, value) in outputs.iter() {
+            let view = value.try_extract_array::<f32>().map_err(fail)?;
+            result.push(view.to_owned());
+        }
+        Ok(result)
+    }
+
+    fn input_shape(&self) -> &[usize] {
+        &self.input_shape
+    }
+
+    fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.output_shapes
+    }
+
+    fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn explicit_missing_env_path_is_named() {
+        let err = find_dylib_with(Some("/nonexistent/libonnxruntime.so".as_ref())).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("/nonexistent/libonnxruntime.so"), "{msg}");
+    }
+
+    #[test]
+    #[cfg(target_os = "linux")]
+    fn lib_in_dir_skips_providers() {
+        let dir = std::env::temp_dir().join(format!("rtmdl-ort-lib-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("libonnxruntime_providers_shared.so"), b"x").unwrap();
+        assert_eq!(lib_in_dir(&dir), None);
+        std::fs::write(dir.join("libonnxruntime.so.1.31.0"), b"x").unwrap();
+        assert_eq!(lib_in_dir(&dir), Some(dir.join("libonnxruntime.so.1.31.0")));
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn version_parse() {
+        assert_eq!(major_minor("1.31.0"), Some((1, 31)));
+        assert_eq!(major_minor("garbage"), None);
+    }
+}

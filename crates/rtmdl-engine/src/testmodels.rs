@@ -1,0 +1,182 @@
+//! Tiny seeded models for tests and benchmarks, built with [`crate::onnx_build`]:
+//! no downloads, same bytes for the same arguments.
+
+use std::path::Path;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::onnx_build::{Attr, Dim, GraphBuilder, fixed};
+
+/// Name of the input of every test model.
+pub const INPUT: &str = "input";
+/// Channels after the first conv of [`tiny_cnn`].
+pub const TINY_CNN_C1: usize = 8;
+/// Channels after the second conv of [`tiny_cnn`].
+pub const TINY_CNN_C2: usize = 16;
+/// The intermediate tensor of [`tiny_cnn`] after conv2 + relu, shape
+/// `[1, TINY_CNN_C2, ceil(h/2), ceil(w/2)]` (use it for output-cut tests).
+pub const TINY_CNN_FEATURES: &str = "relu2";
+/// The output of [`tiny_cnn`] (softmax probabilities, `[1, classes]`).
+pub const TINY_CNN_OUTPUT: &str = "probs";
+/// The output of [`tiny_mlp`] (`[batch, outputs]`).
+pub const TINY_MLP_OUTPUT: &str = "logits";
+
+/// Uniform values in `[-scale, scale]`.
+fn uniform(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
+    (0..n).map(|_| rng.random_range(-scale..=scale)).collect()
+}
+
+/// A tiny CNN with input `[1, in_ch, h, w]` and output `[1, classes]`:
+/// Conv3x3(pad 1)+BatchNorm+Relu → Conv3x3(stride 2, pad 1)+Relu → GlobalAveragePool →
+/// Flatten → Gemm → Softmax. Weights come from a ChaCha8 RNG seeded with `seed`.
+///
+/// Zero sizes are bumped to 1 (so this never fails).
+pub fn tiny_cnn(seed: u64, in_ch: usize, h: usize, w: usize, classes: usize) -> Vec<u8> {
+    let (in_ch, h, w, classes) = (in_ch.max(1), h.max(1), w.max(1), classes.max(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (c1, c2) = (TINY_CNN_C1, TINY_CNN_C2);
+    let mut g = GraphBuilder::new("tiny_cnn");
+    g.input(INPUT, &fixed(&[1, in_ch, h, w]));
+
+    let k1 = (2.0 / (in_ch * 9) as f32).sqrt();
+    let w1 = uniform(&mut rng, c1 * in_ch * 9, k1);
+    let b1 = uniform(&mut rng, c1, 0.1);
+    let gamma = (0..c1).map(|_| rng.random_range(0.5..1.5)).collect();
+    let beta = uniform(&mut rng, c1, 0.1);
+    let mean = uniform(&mut rng, c1, 0.1);
+    let var = (0..c1).map(|_| rng.random_range(0.5..1.5)).collect();
+    let k2 = (2.0 / (c1 * 9) as f32).sqrt();
+    let w2 = uniform(&mut rng, c2 * c1 * 9, k2);
+    let b2 = uniform(&mut rng, c2, 0.1);
+    let k3 = (1.0 / c2 as f32).sqrt();
+    let w3 = uniform(&mut rng, classes * c2, k3);
+    let b3 = uniform(&mut rng, classes, 0.1);
+
+    // All lengths match their shapes by construction.
+    let inits: [(&str, Vec<usize>, Vec<f32>); 10] = [
+        ("conv1.w", vec![c1, in_ch, 3, 3], w1),
+        ("conv1.b", vec![c1], b1),
+        ("bn1.scale", vec![c1], gamma),
+        ("bn1.bias", vec![c1], beta),
+        ("bn1.mean", vec![c1], mean),
+        ("bn1.var", vec![c1], var),
+        ("conv2.w", vec![c2, c1, 3, 3], w2),
+        ("conv2.b", vec![c2], b2),
+        ("fc.w", vec![classes, c2], w3),
+        ("fc.b", vec![classes], b3),
+    ];
+    for (name, shape, data) in inits {
+        g.initializer(name, &shape, data)
+            .expect("tiny_cnn initializer sizes are consistent");
+    }
+
+    let k3x3 = ("kernel_shape", Attr::Ints(vec![3, 3]));
+    let pad1 = ("pads", Attr::Ints(vec![1, 1, 1, 1]));
+    g.node(
+        "Conv",
+        &[INPUT, "conv1.w", "conv1.b"],
+        &["conv1"],
+        &[
+            k3x3.clone(),
+            pad1.clone(),
+            ("strides", Attr::Ints(vec![1, 1])),
+        ],
+    );
+    g.node(
+        "BatchNormalization",
+        &["conv1", "bn1.scale", "bn1.bias", "bn1.mean", "bn1.var"],
+        &["bn1"],
+        &[("epsilon", Attr::Float(1e-5))],
+    );
+    g.node("Relu", &["bn1"], &["relu1"], &[]);
+    g.node(
+        "Conv",
+        &["relu1", "conv2.w", "conv2.b"],
+        &["conv2"],
+        &[k3x3, pad1, ("strides", Attr::Ints(vec![2, 2]))],
+    );
+    g.node("Relu", &["conv2"], &[TINY_CNN_FEATURES], &[]);
+    g.node("GlobalAveragePool", &[TINY_CNN_FEATURES], &["gap"], &[]);
+    g.node("Flatten", &["gap"], &["flat"], &[("axis", Attr::Int(1))]);
+    g.node(
+        "Gemm",
+        &["flat", "fc.w", "fc.b"],
+        &["logits"],
+        &[("transB", Attr::Int(1))],
+    );
+    g.node(
+        "Softmax",
+        &["logits"],
+        &[TINY_CNN_OUTPUT],
+        &[("axis", Attr::Int(-1))],
+    );
+    g.output(TINY_CNN_OUTPUT, &fixed(&[1, classes]));
+    g.encode()
+}
+
+/// Writes [`tiny_cnn`] to `path`.
+pub fn write_tiny_cnn(
+    path: impl AsRef<Path>,
+    seed: u64,
+    in_ch: usize,
+    h: usize,
+    w: usize,
+    classes: usize,
+) -> std::io::Result<()> {
+    std::fs::write(path, tiny_cnn(seed, in_ch, h, w, classes))
+}
+
+/// A two-layer perceptron `Gemm → Relu → Gemm` with input `[1, inputs]` and output
+/// `[1, outputs]`; its cost is about `2·hidden·(inputs + outputs)` flops, so `hidden`
+/// scales it for speed tests. Zero sizes are bumped to 1.
+pub fn tiny_mlp(seed: u64, inputs: usize, hidden: usize, outputs: usize) -> Vec<u8> {
+    mlp(seed, Dim::Fixed(1), inputs, hidden, outputs)
+}
+
+/// [`tiny_mlp`] with a symbolic batch dim named `N` (the spec's `input_shape` must fix it).
+pub fn tiny_mlp_dynamic_batch(seed: u64, inputs: usize, hidden: usize, outputs: usize) -> Vec<u8> {
+    mlp(seed, Dim::sym("N"), inputs, hidden, outputs)
+}
+
+/// Writes [`tiny_mlp`] to `path`.
+pub fn write_tiny_mlp(
+    path: impl AsRef<Path>,
+    seed: u64,
+    inputs: usize,
+    hidden: usize,
+    outputs: usize,
+) -> std::io::Result<()> {
+    std::fs::write(path, tiny_mlp(seed, inputs, hidden, outputs))
+}
+
+fn mlp(seed: u64, batch: Dim, inputs: usize, hidden: usize, outputs: usize) -> Vec<u8> {
+    let (inputs, hidden, outputs) = (inputs.max(1), hidden.max(1), outputs.max(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut g = GraphBuilder::new("tiny_mlp");
+    g.input(INPUT, &[batch.clone(), Dim::Fixed(inputs)]);
+    let w1 = uniform(&mut rng, hidden * inputs, (2.0 / inputs as f32).sqrt());
+    let b1 = uniform(&mut rng, hidden, 0.1);
+    let w2 = uniform(&mut rng, outputs * hidden, (1.0 / hidden as f32).sqrt());
+    let b2 = uniform(&mut rng, outputs, 0.1);
+    for (name, shape, data) in [
+        ("fc1.w", [hidden, inputs], w1),
+        ("fc1.b", [1, hidden], b1),
+        ("fc2.w", [outputs, hidden], w2),
+        ("fc2.b", [1, outputs], b2),
+    ] {
+        g.initializer(name, &shape, data)
+            .expect("tiny_mlp initializer sizes are consistent");
+    }
+    let trans_b = [("transB", Attr::Int(1))];
+    g.node("Gemm", &[INPUT, "fc1.w", "fc1.b"], &["fc1"], &trans_b);
+    g.node("Relu", &["fc1"], &["hidden"], &[]);
+    g.node(
+        "Gemm",
+        &["hidden", "fc2.w", "fc2.b"],
+        &[TINY_MLP_OUTPUT],
+        &trans_b,
+    );
+    g.output(TINY_MLP_OUTPUT, &[batch, Dim::Fixed(outputs)]);
+    g.encode()
+}

@@ -1,0 +1,247 @@
+//! The tract engine on the tiny test models, and the error paths every engine shares.
+
+mod common;
+
+use common::{ramp, test_dir, tiny_cnn_file};
+use rtmdl_engine::onnx_build::{Attr, Dim, GraphBuilder, fixed};
+use rtmdl_engine::{Engine, EngineError, ModelSpec, TractEngine, testmodels};
+
+#[test]
+fn tiny_cnn_output_is_a_distribution() {
+    let dir = test_dir("tract-cnn");
+    let path = tiny_cnn_file(&dir, 10);
+    let engine = TractEngine::new();
+    assert_eq!(engine.name(), "tract");
+    assert!(engine.version().starts_with("tract 0.23"));
+    let mut session = engine.load(&ModelSpec::new(&path)).unwrap();
+    assert_eq!(session.input_shape(), &[1, 3, 16, 16]);
+    assert_eq!(session.output_shapes(), &[vec![1, 10]]);
+    assert_eq!(
+        session.output_names(),
+        &[testmodels::TINY_CNN_OUTPUT.to_string()]
+    );
+    let out = session.run(&ramp(&[1, 3, 16, 16])).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].shape(), &[1, 10]);
+    let sum: f32 = out[0].iter().sum();
+    assert!((sum - 1.0).abs() < 1e-5, "softmax sums to {sum}");
+    assert!(out[0].iter().all(|p| *p > 0.0));
+    // Same input, same output: the session keeps no state between runs.
+    let again = session.run(&ramp(&[1, 3, 16, 16])).unwrap();
+    assert_eq!(out, again);
+}
+
+#[test]
+fn tiny_cnn_is_deterministic_per_seed() {
+    assert_eq!(
+        testmodels::tiny_cnn(7, 3, 8, 8, 4),
+        testmodels::tiny_cnn(7, 3, 8, 8, 4)
+    );
+    assert_ne!(
+        testmodels::tiny_cnn(7, 3, 8, 8, 4),
+        testmodels::tiny_cnn(8, 3, 8, 8, 4)
+    );
+}
+
+#[test]
+fn missing_file_names_the_path() {
+    let path = test_dir("tract-missing").join("nope.onnx");
+    let err = TractEngine::new()
+        .load(&ModelSpec::new(&path))
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::ModelNotFound { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+    assert!(msg.contains("file not found"), "{msg}");
+}
+
+#[test]
+fn garbage_and_truncated_files_name_the_path() {
+    let dir = test_dir("tract-garbage");
+    let good = testmodels::tiny_cnn(1, 3, 8, 8, 4);
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        ("truncated.onnx", good[..good.len() / 2].to_vec()),
+        ("text.onnx", b"this is not an onnx model at all\n".to_vec()),
+        ("empty.onnx", vec![]),
+        ("zeros.onnx", vec![0u8; 64]),
+        ("ff.onnx", vec![0xffu8; 64]),
+    ];
+    for (name, bytes) in cases {
+        let path = dir.join(name);
+        std::fs::write(&path, bytes).unwrap();
+        let err = TractEngine::new()
+            .load(&ModelSpec::new(&path))
+            .err()
+            .unwrap();
+        let msg = err.to_string();
+        assert!(msg.contains(&path.display().to_string()), "{name}: {msg}");
+        assert!(
+            matches!(err, EngineError::InvalidModel { .. }),
+            "{name}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn directory_instead_of_file_is_an_error() {
+    let dir = test_dir("tract-dir");
+    let err = TractEngine::new()
+        .load(&ModelSpec::new(&dir))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains(&dir.display().to_string()));
+}
+
+#[test]
+fn wrong_input_shape_is_an_error_not_a_panic() {
+    let dir = test_dir("tract-shape");
+    let path = tiny_cnn_file(&dir, 5);
+    let engine = TractEngine::new();
+    let mut session = engine.load(&ModelSpec::new(&path)).unwrap();
+    let err = session.run(&ramp(&[1, 3, 8, 8])).unwrap_err();
+    assert!(matches!(err, EngineError::ShapeMismatch { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(msg.contains("expected [1, 3, 16, 16]"), "{msg}");
+    assert!(msg.contains("got [1, 3, 8, 8]"), "{msg}");
+    let err = session.run(&ramp(&[3, 16, 16])).unwrap_err();
+    assert!(matches!(err, EngineError::ShapeMismatch { .. }), "{err:?}");
+    // The session still works afterwards.
+    assert!(session.run(&ramp(&[1, 3, 16, 16])).is_ok());
+
+    // A spec shape that contradicts the model is caught at load.
+    let err = engine
+        .load(&ModelSpec::new(&path).with_input_shape([1, 4, 16, 16]))
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::ShapeMismatch { .. }), "{err:?}");
+    assert!(err.to_string().contains(&path.display().to_string()));
+}
+
+#[test]
+fn output_cut_returns_the_intermediate() {
+    let dir = test_dir("tract-cut");
+    let path = tiny_cnn_file(&dir, 10);
+    let engine = TractEngine::new();
+    let spec = ModelSpec::new(&path).with_outputs([testmodels::TINY_CNN_FEATURES]);
+    let mut session = engine.load(&spec).unwrap();
+    let expected = vec![1, testmodels::TINY_CNN_C2, 8, 8];
+    assert_eq!(session.output_shapes(), std::slice::from_ref(&expected));
+    let out = session.run(&ramp(&[1, 3, 16, 16])).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].shape(), expected.as_slice());
+    assert!(out[0].iter().all(|v| *v >= 0.0), "relu output");
+
+    // Several outputs, in the requested order.
+    let spec = ModelSpec::new(&path).with_outputs(["probs", "relu1"]);
+    let mut session = engine.load(&spec).unwrap();
+    let out = session.run(&ramp(&[1, 3, 16, 16])).unwrap();
+    assert_eq!(out[0].shape(), &[1, 10]);
+    assert_eq!(out[1].shape(), &[1, testmodels::TINY_CNN_C1, 16, 16]);
+
+    // Unknown name: error naming it and the path.
+    let err = engine
+        .load(&ModelSpec::new(&path).with_outputs(["no_such_tensor"]))
+        .err()
+        .unwrap();
+    assert!(matches!(err, EngineError::UnknownOutput { .. }), "{err:?}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("no_such_tensor") && msg.contains(&path.display().to_string()),
+        "{msg}"
+    );
+}
+
+#[test]
+fn dynamic_batch_needs_and_takes_input_shape() {
+    let dir = test_dir("tract-dyn");
+    let path = dir.join("mlp_dyn.onnx");
+    std::fs::write(&path, testmodels::tiny_mlp_dynamic_batch(3, 12, 32, 5)).unwrap();
+    let engine = TractEngine::new();
+    let err = engine.load(&ModelSpec::new(&path)).err().unwrap();
+    assert!(
+        matches!(err, EngineError::UnsupportedModel { .. }),
+        "{err:?}"
+    );
+    assert!(err.to_string().contains("input_shape"), "{err}");
+
+    let mut session = engine
+        .load(&ModelSpec::new(&path).with_input_shape([4, 12]))
+        .unwrap();
+    assert_eq!(session.output_shapes(), &[vec![4, 5]]);
+    let out = session.run(&ramp(&[4, 12])).unwrap();
+    assert_eq!(out[0].shape(), &[4, 5]);
+}
+
+#[test]
+fn threads_option_gives_same_result() {
+    let dir = test_dir("tract-threads");
+    let path = dir.join("mlp.onnx");
+    testmodels::write_tiny_mlp(&path, 9, 64, 256, 10).unwrap();
+    let engine = TractEngine::new();
+    let x = ramp(&[1, 64]);
+    let one = engine
+        .load(&ModelSpec::new(&path))
+        .unwrap()
+        .run(&x)
+        .unwrap();
+    let two = engine
+        .load(&ModelSpec::new(&path).with_threads(2))
+        .unwrap()
+        .run(&x)
+        .unwrap();
+    for (a, b) in one[0].iter().zip(two[0].iter()) {
+        assert!((a - b).abs() < 1e-5);
+    }
+}
+
+#[test]
+fn builder_ops_compute_what_onnx_says() {
+    // MaxPool + Add + Reshape + Flatten, checked by hand.
+    let mut g = GraphBuilder::new("ops");
+    g.input("input", &fixed(&[1, 1, 4, 4]));
+    g.initializer("bias", &[1], vec![0.5]).unwrap();
+    g.initializer_i64("shape", &[2], vec![1, 4]).unwrap();
+    g.node(
+        "MaxPool",
+        &["input"],
+        &["pool"],
+        &[
+            ("kernel_shape", Attr::Ints(vec![2, 2])),
+            ("strides", Attr::Ints(vec![2, 2])),
+        ],
+    );
+    g.node("Add", &["pool", "bias"], &["added"], &[]);
+    g.node("Reshape", &["added", "shape"], &["out"], &[]);
+    g.output("out", &[Dim::Fixed(1), Dim::Fixed(4)]);
+    let dir = test_dir("tract-ops");
+    let path = dir.join("ops.onnx");
+    g.save(&path).unwrap();
+    let mut s = TractEngine::new().load(&ModelSpec::new(&path)).unwrap();
+    let x = rtmdl_engine::ndarray::ArrayD::from_shape_vec(
+        vec![1, 1, 4, 4],
+        (0..16).map(|v| v as f32).collect(),
+    )
+    .unwrap();
+    let out = s.run(&x).unwrap();
+    assert_eq!(
+        out[0].iter().copied().collect::<Vec<_>>(),
+        vec![5.5, 7.5, 13.5, 15.5]
+    );
+}
+
+#[test]
+fn multi_input_model_is_rejected_clearly() {
+    let mut g = GraphBuilder::new("two");
+    g.input("a", &fixed(&[1, 2]));
+    g.input("b", &fixed(&[1, 2]));
+    g.node("Add", &["a", "b"], &["c"], &[]);
+    g.output("c", &fixed(&[1, 2]));
+    let path = test_dir("tract-two").join("two.onnx");
+    g.save(&path).unwrap();
+    let err = TractEngine::new()
+        .load(&ModelSpec::new(&path))
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("2 inputs (a, b)"), "{err}");
+}
