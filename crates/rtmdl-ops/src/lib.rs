@@ -1,0 +1,288 @@
+//! rtmdl's CPU sub-tasks and job input sources.
+//!
+//! A job is a chain of CPU pre-processing → ONNX inference → CPU
+//! post-processing. The CPU steps are plain Rust functions registered here by
+//! name ([`build`], listed by [`functions`]); their parameters come from the
+//! config as a [`toml::Table`]. A job's input comes from a [`Source`]
+//! ([`source`], listed by [`sources`]).
+//!
+//! # Data conventions
+//!
+//! Data flowing between the sub-tasks of one job is [`Data`], a list of
+//! `f32` tensors:
+//!
+//! * an **image / frame** is `[H, W, 3]`, RGB, values `0..=255`;
+//! * a **model input** is NCHW, `[1, 3, h, w]`;
+//! * **detection boxes** are `[N, 6]` rows `(x1, y1, x2, y2, score, class)`
+//!   in pixel coordinates of the frame (`x2`/`y2` exclusive edges, i.e. a box
+//!   covering the whole frame is `(0, 0, W, H)`);
+//! * a **classification result** is `[2]`: `(class index, confidence)`, with
+//!   class `-1` when the confidence is below the stage's threshold;
+//! * **decoded text** (CTC) is `[T]` of class indices;
+//! * **audio** is mono `[N]` with samples in `-1..=1`.
+//!
+//! # Passing tensors along
+//!
+//! A stage reads its *primary* tensor from the front of the list (`input[0]`),
+//! puts its result in front of the output and passes every further tensor
+//! along unchanged, after its own outputs. This is how the frame reaches a
+//! later stage: `resize_normalize` with `keep_frame = true` returns
+//! `[model_input, frame]`; the inference step is expected to replace the
+//! model's inputs by its outputs and keep the trailing tensors, giving
+//! `[grid, frame]`; `decode_boxes` returns `[boxes, frame]` (boxes already
+//! scaled to the frame), `nms` `[kept, frame]`, and `crop_resize` finds the
+//! frame and the boxes by their shapes to build the next model's input.
+//! Moving a tensor along costs no copy.
+//!
+//! # Errors
+//!
+//! Unknown names, bad parameters and wrong inputs are [`OpError`]s, never
+//! panics. Parameters are checked once, when a stage is built; unknown
+//! parameters are rejected.
+//!
+//! # Performance
+//!
+//! Stages run on the real-time hot path: they keep their scratch buffers
+//! (resize tables, FFT plans and buffers, filter banks, index lists) between
+//! calls; each call allocates only the tensors it returns. Sources that read
+//! files load them all at construction.
+
+use std::path::PathBuf;
+
+pub use ndarray;
+
+mod audio;
+mod classify;
+mod imgops;
+mod misc;
+mod params;
+mod sources;
+mod vision;
+
+/// The tensors flowing between the sub-tasks of one job (see the crate doc).
+pub type Data = Vec<ndarray::ArrayD<f32>>;
+
+/// Everything that can go wrong building or running a stage or a source.
+#[derive(thiserror::Error, Debug)]
+pub enum OpError {
+    /// No CPU function of that name is registered.
+    #[error("unknown CPU function `{name}`{}; known functions: {}", did_you_mean(suggestion), known.join(", "))]
+    UnknownFunction {
+        name: String,
+        known: Vec<String>,
+        /// The nearest known name, if one is close.
+        suggestion: Option<String>,
+    },
+    /// No source of that kind exists.
+    #[error("unknown source kind `{kind}`{}; known kinds: {}", did_you_mean(suggestion), known.join(", "))]
+    UnknownSource {
+        kind: String,
+        known: Vec<String>,
+        suggestion: Option<String>,
+    },
+    /// A parameter is missing, unknown, of the wrong type or out of range.
+    #[error("`{function}`: bad parameter `{param}`: expected {expected}")]
+    BadParam {
+        function: String,
+        param: String,
+        expected: String,
+    },
+    /// The data given to a stage has the wrong number or shape of tensors.
+    #[error("`{function}`: bad input: {reason}")]
+    BadInput { function: String, reason: String },
+    /// A file or folder could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could be read but not decoded as an image.
+    #[error("cannot decode image `{}`: {reason}", path.display())]
+    Decode { path: PathBuf, reason: String },
+}
+
+fn did_you_mean(s: &Option<String>) -> String {
+    match s {
+        Some(s) => format!(" (did you mean `{s}`?)"),
+        None => String::new(),
+    }
+}
+
+/// One CPU sub-task of a job: consumes the data of the previous step and
+/// returns the data for the next.
+pub trait CpuStage: Send {
+    /// The registered function name.
+    fn name(&self) -> &str;
+    /// Runs the sub-task once.
+    fn run(&mut self, input: Data) -> Result<Data, OpError>;
+}
+
+/// A job's input: called once per release with the release's sequence number.
+pub trait Source: Send {
+    /// The data of release `seq`. Generators are deterministic per
+    /// `(seed, seq)`; file sources cycle through their files by `seq`.
+    fn next(&mut self, seq: u64) -> Result<Data, OpError>;
+}
+
+type Builder = fn(&toml::Table) -> Result<Box<dyn CpuStage>, OpError>;
+
+const REGISTRY: &[(&str, &str, Builder)] = &[
+    (
+        "resize_normalize",
+        "frame [H,W,3] -> bilinear resize -> (x-mean)/std -> NCHW [1,3,height,width] (+ the frame if keep_frame); params: width, height, mean=[0,0,0], std=[255,255,255], keep_frame=false",
+        vision::ResizeNormalize::build,
+    ),
+    (
+        "crop_resize",
+        "finds a frame [H,W,3] and boxes [N,6] in the input, crops the top-scoring box (whole frame if none), resizes + normalises to NCHW [1,3,height,width]; params: width, height, mean=[0,0,0], std=[255,255,255], margin=0.0, min_score=0.0, keep_frame=false, keep_boxes=false",
+        vision::CropResize::build,
+    ),
+    (
+        "softmax_top1",
+        "logits/probs [1,C] -> [2] (class, confidence), class -1 if confidence < threshold; params: threshold=0.0, apply_softmax=true",
+        classify::SoftmaxTop1::build,
+    ),
+    (
+        "nms",
+        "boxes [N,6] -> kept boxes [M,6], per-class greedy NMS, highest score first; params: iou_threshold=0.45, score_threshold=0.25, max_boxes=100, class_agnostic=false",
+        vision::Nms::build,
+    ),
+    (
+        "decode_boxes",
+        "YOLO-like grid [1,A*(5+C),Gh,Gw] -> boxes [N,6] (scaled to a carried frame); params: anchors=[[w,h],...], classes, stride, score_threshold=0.25, scale_to_frame=true",
+        vision::DecodeBoxes::build,
+    ),
+    (
+        "ctc_greedy_decode",
+        "CTC logits [1,T,C] -> [L] class indices (argmax, repeats collapsed, blanks removed); params: blank=0",
+        classify::CtcGreedy::build,
+    ),
+    (
+        "mfcc",
+        "audio [N] -> MFCC [1,1,n_mfcc,frames], frames = 1 + N/hop; params: sample_rate=16000, n_mfcc=13, n_fft=512, hop=160, n_mels=40, f_min=0, f_max=sample_rate/2",
+        audio::Mfcc::build,
+    ),
+    (
+        "identity",
+        "passes the data through unchanged; no params",
+        misc::Identity::build,
+    ),
+    (
+        "busy",
+        "spins the CPU for `ms` milliseconds (monotonic clock), then passes the data through; params: ms",
+        misc::Busy::build,
+    ),
+];
+
+const FUNCTIONS: &[(&str, &str)] = &{
+    let mut out = [("", ""); REGISTRY.len()];
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        out[i] = (REGISTRY[i].0, REGISTRY[i].1);
+        i += 1;
+    }
+    out
+};
+
+/// The registered CPU functions: `(name, one-line description incl. params)`.
+pub fn functions() -> &'static [(&'static str, &'static str)] {
+    FUNCTIONS
+}
+
+/// Builds the CPU function `function` with its parameters from the config.
+pub fn build(function: &str, params: &toml::Table) -> Result<Box<dyn CpuStage>, OpError> {
+    match REGISTRY.iter().find(|(name, _, _)| *name == function) {
+        Some((_, _, builder)) => builder(params),
+        None => {
+            let known: Vec<&str> = REGISTRY.iter().map(|r| r.0).collect();
+            Err(OpError::UnknownFunction {
+                name: function.to_string(),
+                suggestion: params::nearest(function, &known),
+                known: known.into_iter().map(String::from).collect(),
+            })
+        }
+    }
+}
+
+/// The source kinds: `(kind, one-line description incl. params)`.
+pub fn sources() -> &'static [(&'static str, &'static str)] {
+    sources::KINDS
+}
+
+/// Builds a job's input source; `params` holds `kind = "..."` and the
+/// kind's parameters (see [`sources`]).
+pub fn source(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+    sources::build(params)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_function_lists_known_and_suggests() {
+        let err = build("resize_normalise", &toml::Table::new())
+            .err()
+            .unwrap();
+        match &err {
+            OpError::UnknownFunction {
+                name,
+                known,
+                suggestion,
+            } => {
+                assert_eq!(name, "resize_normalise");
+                assert_eq!(known.len(), REGISTRY.len());
+                assert_eq!(suggestion.as_deref(), Some("resize_normalize"));
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        let msg = err.to_string();
+        assert!(msg.contains("did you mean `resize_normalize`"), "{msg}");
+        assert!(msg.contains("ctc_greedy_decode"), "{msg}");
+        let err = build("zzzzzzzzzzzzzzzz", &toml::Table::new())
+            .err()
+            .unwrap();
+        assert!(matches!(
+            err,
+            OpError::UnknownFunction {
+                suggestion: None,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn functions_lists_every_registered_name_once() {
+        let names: Vec<_> = functions().iter().map(|f| f.0).collect();
+        assert_eq!(names.len(), REGISTRY.len());
+        for (i, n) in names.iter().enumerate() {
+            assert!(!names[..i].contains(n));
+            assert!(!functions()[i].1.is_empty());
+        }
+    }
+
+    #[test]
+    fn every_function_builds_with_minimal_params() {
+        let minimal = |name: &str| -> toml::Table {
+            let s = match name {
+                "resize_normalize" | "crop_resize" => "width = 4\nheight = 4",
+                "decode_boxes" => "anchors = [[10, 10]]\nclasses = 2\nstride = 8",
+                "busy" => "ms = 0",
+                _ => "",
+            };
+            s.parse().unwrap()
+        };
+        for (name, _) in functions() {
+            let stage = build(name, &minimal(name)).unwrap();
+            assert_eq!(stage.name(), *name);
+        }
+    }
+
+    #[test]
+    fn stages_and_sources_are_send() {
+        fn is_send<T: Send>() {}
+        is_send::<Box<dyn CpuStage>>();
+        is_send::<Box<dyn Source>>();
+    }
+}

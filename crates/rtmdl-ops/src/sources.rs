@@ -1,0 +1,676 @@
+//! Job input sources.
+
+use std::path::{Path, PathBuf};
+
+use ndarray::{ArrayD, IxDyn};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use serde::Deserialize;
+
+use crate::imgops::{Resampler, whole};
+use crate::params::{bad, nearest, parse};
+use crate::{Data, OpError, Source};
+
+type Builder = fn(&toml::Table) -> Result<Box<dyn Source>, OpError>;
+
+const REGISTRY: &[(&str, &str, Builder)] = &[
+    (
+        "synthetic_frames",
+        "camera-like frames [height,width,3] (0..255 RGB): gradient background, moving rectangles/ellipses, noise; deterministic per (seed, seq); params: width, height, seed=0, shapes=4, noise=8.0",
+        SyntheticFrames::build,
+    ),
+    (
+        "synthetic_audio",
+        "mono audio [samples] in -1..1: noise plus 1-3 tones, deterministic per (seed, seq); params: samples=16000, seed=0, sample_rate=16000",
+        SyntheticAudio::build,
+    ),
+    (
+        "tensor",
+        "a uniform random tensor of the given shape, deterministic per (seed, seq); params: shape=[...], seed=0, low=0.0, high=1.0",
+        TensorSource::build,
+    ),
+    (
+        "folder",
+        "PNG/JPEG images of a folder as frames [H,W,3], cycled in file-name order by seq, loaded at start; params: path, width?, height? (resize both or neither)",
+        Folder::build,
+    ),
+];
+
+pub(crate) const KINDS: &[(&str, &str)] = &{
+    let mut out = [("", ""); REGISTRY.len()];
+    let mut i = 0;
+    while i < REGISTRY.len() {
+        out[i] = (REGISTRY[i].0, REGISTRY[i].1);
+        i += 1;
+    }
+    out
+};
+
+pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+    let known: Vec<&str> = REGISTRY.iter().map(|r| r.0).collect();
+    let kind = match params.get("kind") {
+        Some(toml::Value::String(k)) => k.as_str(),
+        other => {
+            return Err(bad(
+                "source",
+                "kind",
+                format!(
+                    "a string, one of: {}{}",
+                    known.join(", "),
+                    if other.is_some() { "" } else { " (missing)" }
+                ),
+            ));
+        }
+    };
+    let mut rest = params.clone();
+    rest.remove("kind");
+    match REGISTRY.iter().find(|r| r.0 == kind) {
+        Some((_, _, b)) => b(&rest),
+        None => Err(OpError::UnknownSource {
+            kind: kind.to_string(),
+            suggestion: nearest(kind, &known),
+            known: known.into_iter().map(String::from).collect(),
+        }),
+    }
+}
+
+/// SplitMix64 finaliser.
+fn mix(mut z: u64) -> u64 {
+    z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
+/// The RNG for release `seq` of a source seeded with `seed`.
+fn rng_for(seed: u64, seq: u64) -> ChaCha8Rng {
+    ChaCha8Rng::seed_from_u64(mix(mix(seed) ^ seq))
+}
+
+// ---------------------------------------------------------------- synthetic_frames
+
+fn d_shapes() -> usize {
+    4
+}
+fn d_noise() -> f32 {
+    8.0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FramesParams {
+    width: usize,
+    height: usize,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "d_shapes")]
+    shapes: usize,
+    #[serde(default = "d_noise")]
+    noise: f32,
+}
+
+struct Shape {
+    ellipse: bool,
+    rgb: [f32; 3],
+    /// Size in pixels.
+    w: f32,
+    h: f32,
+    /// Position of the top-left corner at seq 0, and velocity per seq.
+    x: f32,
+    y: f32,
+    vx: f32,
+    vy: f32,
+}
+
+/// `synthetic_frames`: the background gradient and the shapes' looks and
+/// paths depend on the seed only (so consecutive frames look like video);
+/// positions depend on `seq`; the noise on `(seed, seq)`.
+struct SyntheticFrames {
+    w: usize,
+    h: usize,
+    seed: u64,
+    noise: f32,
+    background: Vec<f32>,
+    shapes: Vec<Shape>,
+}
+
+impl SyntheticFrames {
+    const NAME: &'static str = "synthetic_frames";
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let p: FramesParams = parse(Self::NAME, params)?;
+        const MAX: usize = 1 << 14;
+        if !(1..=MAX).contains(&p.width) {
+            return Err(bad(Self::NAME, "width", format!("an integer in 1..={MAX}")));
+        }
+        if !(1..=MAX).contains(&p.height) {
+            return Err(bad(
+                Self::NAME,
+                "height",
+                format!("an integer in 1..={MAX}"),
+            ));
+        }
+        if p.shapes > 1000 {
+            return Err(bad(Self::NAME, "shapes", "an integer in 0..=1000"));
+        }
+        if !(p.noise.is_finite() && (0.0..=255.0).contains(&p.noise)) {
+            return Err(bad(Self::NAME, "noise", "a noise amplitude in 0..=255"));
+        }
+        let (w, h) = (p.width, p.height);
+        let mut rng = ChaCha8Rng::seed_from_u64(mix(p.seed));
+        let colour = |rng: &mut ChaCha8Rng| [0; 3].map(|_: i32| rng.random_range(0.0..255.0f32));
+        let (c0, c1) = (colour(&mut rng), colour(&mut rng));
+        let mut background = Vec::with_capacity(w * h * 3);
+        for y in 0..h {
+            for x in 0..w {
+                let t = 0.5 * (x as f32 / w as f32 + y as f32 / h as f32);
+                background.extend((0..3).map(|c| c0[c] + (c1[c] - c0[c]) * t));
+            }
+        }
+        let (wf, hf) = (w as f32, h as f32);
+        let shapes = (0..p.shapes)
+            .map(|_| Shape {
+                ellipse: rng.random(),
+                rgb: colour(&mut rng),
+                w: rng.random_range(0.1..0.4) * wf,
+                h: rng.random_range(0.1..0.4) * hf,
+                x: rng.random_range(0.0..wf),
+                y: rng.random_range(0.0..hf),
+                vx: rng.random_range(-0.01..0.01) * wf,
+                vy: rng.random_range(-0.01..0.01) * hf,
+            })
+            .collect();
+        Ok(Box::new(Self {
+            w,
+            h,
+            seed: p.seed,
+            noise: p.noise,
+            background,
+            shapes,
+        }))
+    }
+
+    fn draw(&self, img: &mut [f32], s: &Shape, seq: u64) {
+        let (wf, hf) = (self.w as f32, self.h as f32);
+        // Wrap around a torus slightly larger than the frame so shapes
+        // leave on one side and come back on the other.
+        let t = (seq % (1 << 24)) as f32;
+        let x0 = (s.x + s.vx * t).rem_euclid(wf + s.w) - s.w;
+        let y0 = (s.y + s.vy * t).rem_euclid(hf + s.h) - s.h;
+        let xa = x0.max(0.0) as usize;
+        let xb = ((x0 + s.w).min(wf)).max(0.0) as usize;
+        let ya = y0.max(0.0) as usize;
+        let yb = ((y0 + s.h).min(hf)).max(0.0) as usize;
+        let (cx, cy, rx, ry) = (x0 + s.w / 2.0, y0 + s.h / 2.0, s.w / 2.0, s.h / 2.0);
+        for y in ya..yb {
+            let row = &mut img[y * self.w * 3..(y + 1) * self.w * 3];
+            let dy = (y as f32 + 0.5 - cy) / ry;
+            for x in xa..xb {
+                if s.ellipse {
+                    let dx = (x as f32 + 0.5 - cx) / rx;
+                    if dx * dx + dy * dy > 1.0 {
+                        continue;
+                    }
+                }
+                row[x * 3..x * 3 + 3].copy_from_slice(&s.rgb);
+            }
+        }
+    }
+}
+
+impl Source for SyntheticFrames {
+    fn next(&mut self, seq: u64) -> Result<Data, OpError> {
+        let mut img = self.background.clone();
+        for s in &self.shapes {
+            self.draw(&mut img, s, seq);
+        }
+        if self.noise > 0.0 {
+            // A fast xorshift for the per-pixel noise, seeded per (seed, seq).
+            let mut state = mix(mix(self.seed) ^ seq ^ 0x006e_6f69_7365) | 1;
+            let scale = 2.0 * self.noise / 65535.0;
+            for chunk in img.chunks_mut(4) {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                for (i, v) in chunk.iter_mut().enumerate() {
+                    let r = ((state >> (16 * i)) & 0xffff) as f32;
+                    *v = (*v + r * scale - self.noise).clamp(0.0, 255.0);
+                }
+            }
+        }
+        Ok(vec![
+            ArrayD::from_shape_vec(IxDyn(&[self.h, self.w, 3]), img).expect("shape matches length"),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------- synthetic_audio
+
+fn d_samples() -> usize {
+    16000
+}
+fn d_rate() -> u32 {
+    16000
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AudioParams {
+    #[serde(default = "d_samples")]
+    samples: usize,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default = "d_rate")]
+    sample_rate: u32,
+}
+
+/// `synthetic_audio`: per `(seed, seq)`, 1–3 tones (100 Hz up to 0.4 ×
+/// sample rate, amplitude 0.1–0.3) plus uniform noise (amplitude
+/// 0.005–0.05), clamped to `-1..=1`.
+struct SyntheticAudio {
+    samples: usize,
+    seed: u64,
+    rate: f32,
+}
+
+impl SyntheticAudio {
+    const NAME: &'static str = "synthetic_audio";
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let p: AudioParams = parse(Self::NAME, params)?;
+        if !(1..=1 << 26).contains(&p.samples) {
+            return Err(bad(Self::NAME, "samples", "an integer in 1..=2^26"));
+        }
+        if p.sample_rate < 1000 {
+            return Err(bad(Self::NAME, "sample_rate", "a rate of at least 1000 Hz"));
+        }
+        Ok(Box::new(Self {
+            samples: p.samples,
+            seed: p.seed,
+            rate: p.sample_rate as f32,
+        }))
+    }
+}
+
+impl Source for SyntheticAudio {
+    fn next(&mut self, seq: u64) -> Result<Data, OpError> {
+        let mut rng = rng_for(self.seed, seq);
+        let tones: Vec<(f32, f32, f32)> = (0..rng.random_range(1..=3))
+            .map(|_| {
+                (
+                    std::f32::consts::TAU * rng.random_range(100.0..0.4 * self.rate) / self.rate,
+                    rng.random_range(0.1..0.3f32),
+                    rng.random_range(0.0..std::f32::consts::TAU),
+                )
+            })
+            .collect();
+        let noise = rng.random_range(0.005..0.05f32);
+        let v: Vec<f32> = (0..self.samples)
+            .map(|i| {
+                let i = i as f32;
+                let s: f32 = tones.iter().map(|(w, a, ph)| a * (w * i + ph).sin()).sum();
+                (s + noise * rng.random_range(-1.0..1.0f32)).clamp(-1.0, 1.0)
+            })
+            .collect();
+        Ok(vec![
+            ArrayD::from_shape_vec(IxDyn(&[self.samples]), v).expect("shape matches length"),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------- tensor
+
+fn d_high() -> f32 {
+    1.0
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TensorParams {
+    shape: Vec<usize>,
+    #[serde(default)]
+    seed: u64,
+    #[serde(default)]
+    low: f32,
+    #[serde(default = "d_high")]
+    high: f32,
+}
+
+/// `tensor`: uniform values in `low..high`, deterministic per `(seed, seq)`.
+struct TensorSource {
+    shape: Vec<usize>,
+    seed: u64,
+    low: f32,
+    high: f32,
+}
+
+impl TensorSource {
+    const NAME: &'static str = "tensor";
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let p: TensorParams = parse(Self::NAME, params)?;
+        let len = p.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
+        if p.shape.is_empty() || p.shape.contains(&0) || len.is_none_or(|l| l > 1 << 28) {
+            return Err(bad(
+                Self::NAME,
+                "shape",
+                format!(
+                    "a non-empty list of positive dimensions, at most 2^28 elements, got {:?}",
+                    p.shape
+                ),
+            ));
+        }
+        if !(p.low.is_finite() && p.high.is_finite() && p.low < p.high) {
+            return Err(bad(
+                Self::NAME,
+                "high",
+                format!("a finite number above low = {}", p.low),
+            ));
+        }
+        Ok(Box::new(Self {
+            shape: p.shape,
+            seed: p.seed,
+            low: p.low,
+            high: p.high,
+        }))
+    }
+}
+
+impl Source for TensorSource {
+    fn next(&mut self, seq: u64) -> Result<Data, OpError> {
+        let mut rng = rng_for(self.seed, seq);
+        let n = self.shape.iter().product();
+        let v: Vec<f32> = (0..n)
+            .map(|_| rng.random_range(self.low..self.high))
+            .collect();
+        Ok(vec![
+            ArrayD::from_shape_vec(IxDyn(&self.shape), v).expect("shape matches length"),
+        ])
+    }
+}
+
+// ---------------------------------------------------------------- folder
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FolderParams {
+    path: PathBuf,
+    width: Option<usize>,
+    height: Option<usize>,
+}
+
+/// `folder`: every `.png`, `.jpg` and `.jpeg` file (case-insensitive) of the
+/// folder (not recursive), sorted by file name, decoded to RGB frames at
+/// construction; `next(seq)` returns image `seq % count`. With `width` and
+/// `height`, every image is resized (bilinear) to that size at load. A
+/// relative path is relative to the process's working directory.
+struct Folder {
+    frames: Vec<ArrayD<f32>>,
+}
+
+impl Folder {
+    const NAME: &'static str = "folder";
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let p: FolderParams = parse(Self::NAME, params)?;
+        let size = match (p.width, p.height) {
+            (None, None) => None,
+            (Some(w), Some(h)) if w > 0 && h > 0 => Some((h, w)),
+            (_, None) => {
+                return Err(bad(
+                    Self::NAME,
+                    "height",
+                    "a positive integer (set with width)",
+                ));
+            }
+            (None, _) => {
+                return Err(bad(
+                    Self::NAME,
+                    "width",
+                    "a positive integer (set with height)",
+                ));
+            }
+            _ => return Err(bad(Self::NAME, "width", "positive width and height")),
+        };
+        let frames = load_folder(&p.path, size)?;
+        Ok(Box::new(Self { frames }))
+    }
+}
+
+/// Loads the images of `dir` as frames, optionally resized to `(h, w)`.
+pub(crate) fn load_folder(
+    dir: &Path,
+    size: Option<(usize, usize)>,
+) -> Result<Vec<ArrayD<f32>>, OpError> {
+    let io = |source| OpError::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let is_image = path
+            .extension()
+            .and_then(|e| e.to_str())
+            .is_some_and(|e| ["png", "jpg", "jpeg"].contains(&e.to_ascii_lowercase().as_str()));
+        if is_image && path.is_file() {
+            files.push(path);
+        }
+    }
+    if files.is_empty() {
+        return Err(bad(
+            Folder::NAME,
+            "path",
+            format!(
+                "a folder holding .png/.jpg/.jpeg images, but `{}` has none",
+                dir.display()
+            ),
+        ));
+    }
+    files.sort();
+    let mut resampler = Resampler::default();
+    files
+        .iter()
+        .map(|path| {
+            let bytes = std::fs::read(path).map_err(|source| OpError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let img = image::load_from_memory(&bytes)
+                .map_err(|e| OpError::Decode {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?
+                .to_rgb8();
+            let (w, h) = (img.width() as usize, img.height() as usize);
+            let src: Vec<f32> = img.into_raw().into_iter().map(f32::from).collect();
+            let (data, (oh, ow)) = match size {
+                Some((oh, ow)) if (oh, ow) != (h, w) => {
+                    let mut out = Vec::with_capacity(oh * ow * 3);
+                    resampler.resample(&src, (h, w), whole(h, w), (oh, ow), |_, _, px| {
+                        out.extend(px)
+                    });
+                    (out, (oh, ow))
+                }
+                _ => (src, (h, w)),
+            };
+            Ok(ArrayD::from_shape_vec(IxDyn(&[oh, ow, 3]), data).expect("shape matches length"))
+        })
+        .collect()
+}
+
+impl Source for Folder {
+    fn next(&mut self, seq: u64) -> Result<Data, OpError> {
+        let i = (seq % self.frames.len() as u64) as usize;
+        Ok(vec![self.frames[i].clone()])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source;
+
+    fn src(s: &str) -> Box<dyn Source> {
+        source(&s.parse().unwrap()).unwrap()
+    }
+
+    fn src_err(s: &str) -> OpError {
+        source(&s.parse().unwrap()).err().unwrap()
+    }
+
+    #[test]
+    fn kind_is_required_and_checked() {
+        assert!(
+            matches!(src_err("width = 3"), OpError::BadParam { ref param, .. } if param == "kind")
+        );
+        match src_err("kind = \"synthetic_frame\"") {
+            OpError::UnknownSource {
+                suggestion, known, ..
+            } => {
+                assert_eq!(suggestion.as_deref(), Some("synthetic_frames"));
+                assert_eq!(known.len(), 4);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(crate::sources().len(), 4);
+    }
+
+    #[test]
+    fn synthetic_frames_are_deterministic_and_camera_like() {
+        let mut a = src("kind = \"synthetic_frames\"\nwidth = 64\nheight = 48\nseed = 7");
+        let mut b = src("kind = \"synthetic_frames\"\nwidth = 64\nheight = 48\nseed = 7");
+        let f0 = a.next(0).unwrap();
+        assert_eq!(f0.len(), 1);
+        assert_eq!(f0[0].shape(), &[48, 64, 3]);
+        assert_eq!(f0, b.next(0).unwrap());
+        assert_eq!(a.next(5).unwrap(), b.next(5).unwrap());
+        // Out of order calls give the same frames.
+        assert_eq!(a.next(0).unwrap(), f0);
+        assert_ne!(a.next(1).unwrap(), f0);
+        let mut c = src("kind = \"synthetic_frames\"\nwidth = 64\nheight = 48\nseed = 8");
+        assert_ne!(c.next(0).unwrap(), f0);
+        let v = &f0[0];
+        assert!(v.iter().all(|x| (0.0..=255.0).contains(x)));
+        // Not flat: a real spread of values.
+        let (lo, hi) = v
+            .iter()
+            .fold((255f32, 0f32), |(l, h), x| (l.min(*x), h.max(*x)));
+        assert!(hi - lo > 50.0, "{lo}..{hi}");
+        // Noise-free frames are piecewise smooth: neighbours mostly close.
+        let mut q = src("kind = \"synthetic_frames\"\nwidth = 64\nheight = 48\nnoise = 0");
+        let f = q.next(3).unwrap().remove(0);
+        let close = (0..47)
+            .filter(|y| (f[[*y, 10, 0]] - f[[*y + 1, 10, 0]]).abs() < 5.0)
+            .count();
+        assert!(close > 40, "{close}");
+    }
+
+    #[test]
+    fn synthetic_audio_is_deterministic_and_in_range() {
+        let mut a = src("kind = \"synthetic_audio\"\nsamples = 1000\nseed = 1");
+        let x = a.next(4).unwrap();
+        assert_eq!(x[0].shape(), &[1000]);
+        assert_eq!(x, a.next(4).unwrap());
+        assert_ne!(x, a.next(5).unwrap());
+        assert!(x[0].iter().all(|v| (-1.0..=1.0).contains(v)));
+        let rms = (x[0].iter().map(|v| v * v).sum::<f32>() / 1000.0).sqrt();
+        assert!(rms > 0.05, "{rms}");
+        let d = src("kind = \"synthetic_audio\"").next(0).unwrap();
+        assert_eq!(d[0].shape(), &[16000]);
+    }
+
+    #[test]
+    fn tensor_source_has_shape_and_range() {
+        let mut t = src("kind = \"tensor\"\nshape = [1, 3, 4, 5]\nseed = 2\nlow = -2\nhigh = 2");
+        let x = t.next(0).unwrap();
+        assert_eq!(x[0].shape(), &[1, 3, 4, 5]);
+        assert!(x[0].iter().all(|v| (-2.0..2.0).contains(v)));
+        assert_eq!(x, t.next(0).unwrap());
+        assert_ne!(x, t.next(1).unwrap());
+        for p in [
+            "shape = []",
+            "shape = [2, 0]",
+            "shape = [2]\nlow = 1\nhigh = 1",
+            "shape = [1]\nsize = 3",
+        ] {
+            assert!(
+                matches!(
+                    src_err(&format!("kind = \"tensor\"\n{p}")),
+                    OpError::BadParam { .. }
+                ),
+                "{p}"
+            );
+        }
+    }
+
+    fn write_png(path: &Path, w: u32, h: u32, rgb: [u8; 3]) {
+        image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
+            .save(path)
+            .unwrap();
+    }
+
+    #[test]
+    fn folder_cycles_sorted_images() {
+        let dir = tempfile::tempdir().unwrap();
+        write_png(&dir.path().join("b.png"), 4, 2, [0, 255, 0]);
+        write_png(&dir.path().join("a.PNG"), 3, 5, [255, 0, 0]);
+        image::RgbImage::from_pixel(8, 8, image::Rgb([0, 0, 200]))
+            .save(dir.path().join("c.jpg"))
+            .unwrap();
+        std::fs::write(dir.path().join("notes.txt"), "not an image").unwrap();
+        let mut s = src(&format!("kind = \"folder\"\npath = {:?}", dir.path()));
+        let a = s.next(0).unwrap();
+        assert_eq!(a[0].shape(), &[5, 3, 3]);
+        assert_eq!(&a[0].as_slice().unwrap()[..3], &[255.0, 0.0, 0.0]);
+        assert_eq!(s.next(1).unwrap()[0].shape(), &[2, 4, 3]);
+        let c = s.next(2).unwrap();
+        assert_eq!(c[0].shape(), &[8, 8, 3]);
+        // JPEG is lossy: close to the colour.
+        assert!(
+            c[0].iter()
+                .skip(2)
+                .step_by(3)
+                .all(|v| (v - 200.0).abs() < 8.0)
+        );
+        assert_eq!(s.next(3).unwrap(), a);
+
+        let mut r = src(&format!(
+            "kind = \"folder\"\npath = {:?}\nwidth = 6\nheight = 6",
+            dir.path()
+        ));
+        for seq in 0..3 {
+            assert_eq!(r.next(seq).unwrap()[0].shape(), &[6, 6, 3]);
+        }
+        assert_eq!(
+            &r.next(1).unwrap()[0].as_slice().unwrap()[..3],
+            &[0.0, 255.0, 0.0]
+        );
+    }
+
+    #[test]
+    fn folder_errors_name_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope");
+        let err = src_err(&format!("kind = \"folder\"\npath = {missing:?}"));
+        assert!(
+            matches!(err, OpError::Io { ref path, .. } if *path == missing),
+            "{err:?}"
+        );
+        assert!(err.to_string().contains("nope"), "{err}");
+        let err = src_err(&format!("kind = \"folder\"\npath = {:?}", dir.path()));
+        assert!(matches!(err, OpError::BadParam { ref param, .. } if param == "path"));
+        assert!(
+            err.to_string().contains(&dir.path().display().to_string()),
+            "{err}"
+        );
+        std::fs::write(dir.path().join("bad.png"), "garbage").unwrap();
+        let err = src_err(&format!("kind = \"folder\"\npath = {:?}", dir.path()));
+        assert!(matches!(err, OpError::Decode { .. }), "{err:?}");
+        let err = src_err(&format!(
+            "kind = \"folder\"\npath = {:?}\nwidth = 3",
+            dir.path()
+        ));
+        assert!(matches!(err, OpError::BadParam { ref param, .. } if param == "height"));
+    }
+}
