@@ -85,6 +85,9 @@ enum Command {
         /// A plan file written by `rtmdl plan` (implies --variants plan).
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Execution times measured by `rtmdl profile` (replace the config's).
+        #[arg(long)]
+        profile: Option<PathBuf>,
         /// Length of the release window, e.g. "60s".
         #[arg(long, default_value = "60s", value_parser = duration_arg)]
         duration: u64,
@@ -103,6 +106,9 @@ enum Command {
         config: PathBuf,
         #[arg(long)]
         plan: Option<PathBuf>,
+        /// Execution times measured by `rtmdl profile`.
+        #[arg(long)]
+        profile: Option<PathBuf>,
         #[arg(long, default_value = "60s", value_parser = duration_arg)]
         duration: u64,
         #[arg(long, default_value_t = 1)]
@@ -110,6 +116,64 @@ enum Command {
         /// Write all reports as a JSON array to this path ("-" for stdout).
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// Run the task set for real: real threads, real clock, real engines.
+    ///
+    /// CPU sub-tasks run registered functions on `cpu_workers` threads;
+    /// inference sub-tasks run ONNX models on `gpu_lanes` lanes (on a
+    /// machine without a GPU the lanes run the CPU engine on their own
+    /// threads). Same table and JSON as `simulate`, plus the engine and
+    /// whether real-time priorities were granted.
+    Run {
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "rtmdl")]
+        policy: PolicyArg,
+        #[arg(long, value_enum, default_value = "plan")]
+        variants: VariantsArg,
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        #[arg(long, default_value = "10s", value_parser = duration_arg)]
+        duration: u64,
+        /// Inference engine: auto (ort if found, else tract), tract, ort, cuda.
+        #[arg(long, default_value = "auto")]
+        engine: String,
+        /// Intra-op threads per engine session.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Do not ask for SCHED_FIFO, CPU affinity or mlockall.
+        #[arg(long)]
+        no_rt: bool,
+        /// Fail a job whose sub-task runs longer than this (e.g. "500ms").
+        #[arg(long, value_parser = duration_arg)]
+        watchdog: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Write a Chrome trace-event JSON (open it in https://ui.perfetto.dev).
+        #[arg(long)]
+        trace: Option<PathBuf>,
+    },
+    /// Measure every variant's sub-tasks on this machine.
+    ///
+    /// Runs each variant's chain in isolation (after warm-up) and the GPU
+    /// stage on 2..K lanes at once for the slowdown factors; writes a
+    /// profile that `simulate --profile` reads instead of the config's times.
+    Profile {
+        config: PathBuf,
+        /// Measured runs per variant.
+        #[arg(long, default_value_t = 50)]
+        runs: usize,
+        /// Measure slowdown for up to this many busy lanes (default: the platform's).
+        #[arg(long)]
+        lanes: Option<usize>,
+        #[arg(long, default_value = "auto")]
+        engine: String,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Where to write the profile (JSON).
+        #[arg(long, short, default_value = "profile.json")]
+        out: PathBuf,
     },
 }
 
@@ -132,12 +196,37 @@ fn main() -> ExitCode {
     }
 }
 
-fn load(config: &Path, plan: Option<&Path>) -> Result<TaskSet> {
+fn load_config(
+    config: &Path,
+    plan: Option<&Path>,
+    profile: Option<&Path>,
+) -> Result<rtmdl_config::Config> {
     let mut cfg = rtmdl_config::load(config)?;
     if let Some(p) = plan {
         rtmdl_config::apply_plan(&mut cfg.taskset, p)?;
     }
-    Ok(cfg.taskset)
+    if let Some(p) = profile {
+        let text =
+            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
+        let prof: rtmdl_core::profile::Profile =
+            serde_json::from_str(&text).with_context(|| {
+                format!("{}: not a profile written by `rtmdl profile`", p.display())
+            })?;
+        prof.apply(&mut cfg.taskset)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
+    }
+    Ok(cfg)
+}
+
+fn load(config: &Path, plan: Option<&Path>, profile: Option<&Path>) -> Result<TaskSet> {
+    Ok(load_config(config, plan, profile)?.taskset)
+}
+
+fn engine(name: &str) -> Result<std::sync::Arc<dyn rtmdl_engine::Engine>> {
+    let kind: rtmdl_engine::EngineKind = name.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let (engine, note) = rtmdl_engine::select(kind)?;
+    eprintln!("engine: {note}");
+    Ok(std::sync::Arc::from(engine))
 }
 
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
@@ -167,11 +256,12 @@ fn run(cli: Cli) -> Result<()> {
             policy,
             variants,
             plan,
+            profile,
             duration,
             seed,
             json,
         } => {
-            let ts = load(&config, plan.as_deref())?;
+            let ts = load(&config, plan.as_deref(), profile.as_deref())?;
             let choice = if plan.is_some() {
                 VariantChoice::Plan
             } else {
@@ -188,11 +278,12 @@ fn run(cli: Cli) -> Result<()> {
         Command::Compare {
             config,
             plan,
+            profile,
             duration,
             seed,
             json,
         } => {
-            let ts = load(&config, plan.as_deref())?;
+            let ts = load(&config, plan.as_deref(), profile.as_deref())?;
             if ts.tasks.is_empty() {
                 bail!("no tasks");
             }
@@ -212,6 +303,106 @@ fn run(cli: Cli) -> Result<()> {
                 let all: Vec<&RunReport> = reports.iter().map(|(_, r)| r).collect();
                 write_json(&j, &all)?;
             }
+        }
+        Command::Run {
+            config,
+            policy,
+            variants,
+            plan,
+            duration,
+            engine: engine_name,
+            threads,
+            no_rt,
+            watchdog,
+            seed,
+            json,
+            trace,
+        } => {
+            let cfg = load_config(&config, plan.as_deref(), None)?;
+            let choice = if plan.is_some() {
+                VariantChoice::Plan
+            } else {
+                variants.into()
+            };
+            let engine = engine(&engine_name)?;
+            if !engine.name().contains("cuda") {
+                eprintln!(
+                    "note: no GPU engine in use: the {} GPU lane(s) run the CPU engine on their own threads",
+                    cfg.taskset.platform.gpu_lanes
+                );
+            }
+            let opts = rtmdl_runtime::RunOptions {
+                duration,
+                realtime: !no_rt,
+                trace: trace.is_some(),
+                watchdog,
+                ..Default::default()
+            };
+            let policy: PolicyKind = policy.into();
+            let real =
+                rtmdl_runtime::run_config(&cfg, policy, choice, engine, threads, &opts, seed)?;
+            if json.as_deref() != Some(Path::new("-")) {
+                print!("{}", real.report.table());
+            }
+            if let Some(j) = json {
+                write_json(&j, &real.report)?;
+            }
+            if let (Some(path), Some(t)) = (trace, real.outcome.trace.as_ref()) {
+                let value =
+                    t.to_chrome(&cfg.taskset, real.outcome.cpu_slots, real.outcome.gpu_lanes);
+                write_json(&path, &value)?;
+                eprintln!(
+                    "trace: {} (open in https://ui.perfetto.dev)",
+                    path.display()
+                );
+            }
+        }
+        Command::Profile {
+            config,
+            runs,
+            lanes,
+            engine: engine_name,
+            threads,
+            out,
+        } => {
+            let cfg = load_config(&config, None, None)?;
+            let engine = engine(&engine_name)?;
+            let opts = rtmdl_runtime::profile::ProfileOptions {
+                runs: runs.max(1),
+                warmup: (runs / 10).clamp(1, 20),
+                lanes: lanes.unwrap_or(cfg.taskset.platform.gpu_lanes).max(1),
+                threads,
+                seed: 1,
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} profiling [{bar:30}] {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            let prof =
+                rtmdl_runtime::profile::profile(&cfg, engine, &opts, &mut |done, total, what| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                    bar.set_message(what.to_string());
+                });
+            bar.finish_and_clear();
+            let prof = prof?;
+            for m in &prof.models {
+                for v in &m.variants {
+                    let parts: Vec<String> = v
+                        .stages
+                        .iter()
+                        .map(|s| format!("{} p50 {:.3} p99 {:.3} ms", s.name, s.p50_ms, s.p99_ms))
+                        .collect();
+                    println!("{}/{}: {}", m.name, v.name, parts.join(" · "));
+                }
+            }
+            println!("gpu slowdown by busy lanes: {:?}", prof.gpu_slowdown);
+            write_json(&out, &prof)?;
+            println!("profile written to {}", out.display());
         }
     }
     Ok(())

@@ -42,6 +42,8 @@ pub struct Config {
     pub taskset: TaskSet,
     /// Per model (same order as `taskset.models`), per stage.
     pub stages: Vec<Vec<StageRuntime>>,
+    /// Per task: the input source of its jobs, if given.
+    pub sources: Vec<Option<toml::Table>>,
 }
 
 impl Config {
@@ -343,6 +345,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
         ));
     }
     let mut tasks: Vec<Task> = Vec::new();
+    let mut sources = Vec::new();
     let mut priorities: Vec<(u32, Range<usize>)> = Vec::new();
     for (i, t) in raw.tasks.into_iter().enumerate() {
         let t = t.into_inner();
@@ -448,6 +451,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
                 Some(v as u32)
             }
         };
+        sources.push(t.source);
         tasks.push(Task {
             name,
             model,
@@ -469,6 +473,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
             tasks,
         },
         stages: stages_rt,
+        sources,
     })
 }
 

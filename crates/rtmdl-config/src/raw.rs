@@ -228,6 +228,9 @@ pub struct RawTask {
     pub variant: Option<Spanned<String>>,
     #[serde(default)]
     pub overrun: Option<Overrun>,
+    /// Real runtime: where the job's input comes from (`kind = ...`).
+    #[serde(default)]
+    pub source: Option<toml::Table>,
 }
 
 /// A plan file: per task, a variant and a priority.

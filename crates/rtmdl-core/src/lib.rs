@@ -7,6 +7,7 @@
 
 pub mod model;
 pub mod policy;
+pub mod profile;
 pub mod report;
 pub mod sched;
 pub mod sim;

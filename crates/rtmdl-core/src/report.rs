@@ -48,6 +48,8 @@ pub struct TaskReport {
     pub missed: u64,
     /// Jobs dropped by the skip rule (counted in the miss rate).
     pub dropped: u64,
+    /// Jobs ended by a failing sub-task (not counted as misses).
+    pub failed: u64,
     /// (missed + dropped) / jobs.
     pub miss_rate: f64,
     /// ζ, the tolerated miss rate.
@@ -149,6 +151,7 @@ impl RunReport {
                     completed: c.completed,
                     missed: c.missed,
                     dropped: c.dropped,
+                    failed: c.failed,
                     miss_rate: c.miss_rate(),
                     max_miss_rate: t.max_miss_rate,
                     accuracy: v.accuracy,
@@ -216,13 +219,14 @@ impl RunReport {
             .max(7);
         let _ = writeln!(
             s,
-            "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>8}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}",
+            "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>6}  {:>8}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}",
             "task",
             "variant",
             "prio",
             "jobs",
             "missed",
             "dropped",
+            "failed",
             "miss %",
             "ζ %",
             "acc %",
@@ -238,13 +242,14 @@ impl RunReport {
             };
             let _ = writeln!(
                 s,
-                "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>8.2}  {:>6.1}  {:>6.2}  {:>9.3}  {:>9.3}  {:>9.3}{flag}",
+                "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>6}  {:>8.2}  {:>6.1}  {:>6.2}  {:>9.3}  {:>9.3}  {:>9.3}{flag}",
                 t.name,
                 t.variant,
                 t.priority,
                 t.jobs,
                 t.missed,
                 t.dropped,
+                t.failed,
                 t.miss_rate * 100.0,
                 t.max_miss_rate * 100.0,
                 t.accuracy * 100.0,

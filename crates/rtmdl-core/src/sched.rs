@@ -15,8 +15,9 @@
 //! - sub-tasks are never preempted; queues are re-ordered only at sub-task
 //!   boundaries;
 //! - with split dispatch, no worker or lane idles while work for it waits;
-//! - every released job ends as exactly one of completed (on time), missed
-//!   or dropped: `released = completed + missed + dropped + pending`.
+//! - every released job ends as exactly one of completed (on time), missed,
+//!   dropped or failed: `released = completed + missed + dropped + failed +
+//!   pending`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -76,6 +77,8 @@ pub enum Decision {
         seq: u64,
         stage: usize,
         slot: Slot,
+        /// The job's release time.
+        release: Time,
     },
     /// A released job was dropped by the `skip` overrun rule.
     Drop { task: usize, seq: u64, at: Time },
@@ -86,6 +89,8 @@ pub enum Decision {
         deadline: Time,
         at: Time,
     },
+    /// A sub-task of the job failed; the job is abandoned.
+    Fail { task: usize, seq: u64, at: Time },
     /// A job finished its whole chain.
     Complete {
         task: usize,
@@ -106,12 +111,14 @@ pub struct TaskCounters {
     pub missed: u64,
     /// Dropped at release by the `skip` rule (also a deadline miss).
     pub dropped: u64,
+    /// Ended by an error in one of its sub-tasks (a failing model).
+    pub failed: u64,
 }
 
 impl TaskCounters {
     /// Jobs released but not yet accounted as completed, missed or dropped.
     pub fn pending(&self) -> u64 {
-        self.released - self.completed - self.missed - self.dropped
+        self.released - self.completed - self.missed - self.dropped - self.failed
     }
     /// (missed + dropped) / released.
     pub fn miss_rate(&self) -> f64 {
@@ -395,6 +402,46 @@ impl Scheduler {
         true
     }
 
+    /// The running sub-task of `job` failed at `now` (an engine error, a
+    /// panic, a watchdog): its resources are freed and the job ends as
+    /// failed, unless it had already missed its deadline.
+    pub fn failed(&mut self, job: JobId, now: Time) -> bool {
+        let Some(j) = self.jobs.get(job.idx as usize) else {
+            return false;
+        };
+        if !j.live || j.uid != job.uid || j.running.is_none() {
+            return false;
+        }
+        self.tick(now);
+        let idx = job.idx;
+        let j = &mut self.jobs[idx as usize];
+        match j.running.take() {
+            Some(Slot::Gpu(l)) => self.gpu[l] = None,
+            Some(Slot::Cpu(s)) => {
+                self.cpu_running -= 1;
+                self.cpu[s] = CpuSlot::Free;
+            }
+            None => unreachable!("checked above"),
+        }
+        if let Some(s) = j.holder.take() {
+            self.cpu[s] = CpuSlot::Free;
+        }
+        let task = j.task as usize;
+        if !j.missed {
+            self.counters[task].failed += 1;
+        }
+        self.out.push_back(Decision::Fail {
+            task,
+            seq: j.seq,
+            at: now,
+        });
+        j.live = false;
+        self.pending[task] -= 1;
+        self.free_jobs.push(idx);
+        self.dirty = true;
+        true
+    }
+
     /// Time advanced to `now`: flag jobs whose deadline has passed.
     pub fn advance(&mut self, now: Time) {
         self.tick(now);
@@ -565,6 +612,7 @@ impl Scheduler {
             seq: j.seq,
             stage: j.stage as usize,
             slot,
+            release: j.release,
         });
     }
 

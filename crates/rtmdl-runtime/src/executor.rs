@@ -1,0 +1,526 @@
+//! The real-time executor: the scheduler core driven by a monotonic clock.
+//!
+//! One dispatcher thread owns the [`Scheduler`]; it releases jobs at
+//! `offset + k·period` (computed, so releases never drift), forwards each
+//! `Start` decision to the CPU worker or GPU lane it names, and feeds the
+//! workers' completions back as `finished`/`failed` events. Workers and
+//! lanes own their sub-task bodies (functions, engine sessions), which are
+//! built and warmed before the first release: the hot path only moves data.
+
+use std::collections::HashMap;
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
+use rtmdl_core::policy::Dispatch;
+use rtmdl_core::report::Recorder;
+use rtmdl_core::{
+    Decision, JobId, Policy, Resource, SchedTask, Scheduler, Slot, TaskCounters, TaskSet, Time,
+};
+
+use crate::rt::{self, RtReport};
+use crate::trace::{Trace, TraceSlice};
+use crate::{Data, RuntimeError};
+
+/// The executable body of one sub-task, owned by one worker or lane.
+pub trait Work: Send {
+    fn run(&mut self, input: Data) -> Result<Data, String>;
+}
+
+/// Builds the bodies and produces the jobs' inputs.
+pub trait Bodies: Send + Sync {
+    /// The body of stage `stage` of task `task`, for one worker or lane.
+    fn work(&self, task: usize, stage: usize) -> Result<Box<dyn Work>, RuntimeError>;
+    /// The input of job `seq` of `task` (called when its first sub-task starts).
+    fn input(&self, task: usize, seq: u64) -> Result<Data, String>;
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Jobs are released in [0, duration).
+    pub duration: Time,
+    /// After the last release, wait this long for pending jobs, then count
+    /// them as missed.
+    pub grace: Time,
+    /// Ask for SCHED_FIFO, CPU affinity and mlockall.
+    pub realtime: bool,
+    /// Keep a trace of every sub-task.
+    pub trace: bool,
+    /// A sub-task running longer than this fails its job.
+    pub watchdog: Option<Time>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            duration: 10_000_000_000,
+            grace: 1_000_000_000,
+            realtime: true,
+            trace: false,
+            watchdog: None,
+        }
+    }
+}
+
+/// What a run produced.
+pub struct RunOutcome {
+    pub counters: Vec<TaskCounters>,
+    pub recorder: Recorder,
+    pub utilisation: (f64, f64),
+    pub trace: Option<Trace>,
+    pub realtime: RtReport,
+    /// Release → first sub-task start, per job (ns).
+    pub dispatch_latency: Vec<Time>,
+    /// How late each release was issued after its nominal time (ns).
+    pub release_lateness: Vec<Time>,
+    /// Sub-task failures: (task, seq, stage, message).
+    pub failures: Vec<(usize, u64, usize, String)>,
+    /// CPU worker threads and GPU lanes the run used.
+    pub cpu_slots: usize,
+    pub gpu_lanes: usize,
+}
+
+enum Cmd {
+    Run {
+        job: JobId,
+        task: usize,
+        seq: u64,
+        stage: usize,
+        input: Option<Data>,
+    },
+    Stop,
+}
+
+struct Done {
+    job: JobId,
+    task: usize,
+    seq: u64,
+    stage: usize,
+    slot: Slot,
+    start: Time,
+    end: Time,
+    out: Result<Data, String>,
+}
+
+/// The clock all threads share: nanoseconds since the run's epoch.
+#[derive(Clone, Copy)]
+struct Clock(Instant);
+
+impl Clock {
+    fn now(&self) -> Time {
+        Instant::now().saturating_duration_since(self.0).as_nanos() as Time
+    }
+    fn at(&self, t: Time) -> Instant {
+        self.0 + Duration::from_nanos(t)
+    }
+}
+
+/// A sub-task handed to a worker and not yet reported back.
+struct InFlight {
+    job: JobId,
+    start: Time,
+    task: usize,
+    seq: u64,
+    stage: usize,
+}
+
+struct Worker {
+    tx: Sender<Cmd>,
+    handle: Option<JoinHandle<()>>,
+}
+
+/// Run `ts` for real with the given variants/priorities and policy.
+pub fn run(
+    ts: &TaskSet,
+    policy: Box<dyn Policy>,
+    bodies: Arc<dyn Bodies>,
+    opts: &RunOptions,
+) -> Result<RunOutcome, RuntimeError> {
+    let sched_tasks = SchedTask::from_taskset(ts);
+    let mut sched = Scheduler::new(sched_tasks.clone(), &ts.platform, policy);
+    let rt_report = if opts.realtime {
+        rt::lock_memory()
+    } else {
+        RtReport::disabled()
+    };
+    let (done_tx, done_rx) = unbounded::<Done>();
+    // The epoch is set once everything is built and warm.
+    let epoch = Arc::new(std::sync::OnceLock::<Clock>::new());
+    let per_task = sched.dispatch_mode() == Dispatch::ThreadPerTask;
+
+    let spawn = |slot: Slot,
+                 stages: Vec<(usize, usize)>,
+                 rt_prio: Option<i32>,
+                 rt_log: &mut RtReport|
+     -> Result<Worker, RuntimeError> {
+        let mut works: HashMap<(usize, usize), Box<dyn Work>> = HashMap::new();
+        for (task, stage) in stages {
+            works.insert((task, stage), bodies.work(task, stage)?);
+        }
+        let (tx, rx) = bounded::<Cmd>(4);
+        let done_tx = done_tx.clone();
+        let bodies = bodies.clone();
+        let epoch = epoch.clone();
+        let name = match slot {
+            Slot::Cpu(i) => format!("rtmdl-cpu{i}"),
+            Slot::Gpu(i) => format!("rtmdl-gpu{i}"),
+        };
+        let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+        let pin = match slot {
+            Slot::Cpu(i) if opts.realtime => Some(i),
+            _ => None,
+        };
+        let handle = std::thread::Builder::new()
+            .name(name.clone())
+            .spawn(move || {
+                let status = rt::configure_thread(rt_prio, pin);
+                let _ = ready_tx.send(status);
+                worker_loop(slot, works, rx, done_tx, bodies, epoch)
+            })
+            .map_err(|e| RuntimeError::Thread(e.to_string()))?;
+        if let Ok(status) = ready_rx.recv() {
+            rt_log.thread(&name, status);
+        }
+        Ok(Worker {
+            tx,
+            handle: Some(handle),
+        })
+    };
+
+    let mut rt_log = rt_report;
+    let prio = |p: i32| opts.realtime.then_some(p);
+    let mut cpu_workers = Vec::new();
+    for s in 0..sched.cpu_slots() {
+        let stages = cpu_stages(&sched_tasks, per_task.then_some(s));
+        cpu_workers.push(spawn(
+            Slot::Cpu(s),
+            stages,
+            prio(rt::WORKER_PRIO),
+            &mut rt_log,
+        )?);
+    }
+    let mut gpu_lanes = Vec::new();
+    for l in 0..sched.gpu_lanes() {
+        let stages = gpu_stages(&sched_tasks);
+        gpu_lanes.push(spawn(
+            Slot::Gpu(l),
+            stages,
+            prio(rt::WORKER_PRIO),
+            &mut rt_log,
+        )?);
+    }
+    drop(done_tx);
+    if opts.realtime {
+        let status = rt::configure_thread(Some(rt::DISPATCHER_PRIO), None);
+        rt_log.thread("rtmdl-dispatcher", status);
+    }
+
+    // Start shortly after now, so that the first releases are on time.
+    let clock = Clock(Instant::now() + Duration::from_millis(20));
+    let _ = epoch.set(clock);
+
+    let n = ts.tasks.len();
+    let mut next_release: Vec<Time> = ts.tasks.iter().map(|t| t.offset).collect();
+    let mut recorder = Recorder::new(n);
+    let mut data: HashMap<JobId, Data> = HashMap::new();
+    let mut running: HashMap<Slot, InFlight> = HashMap::new();
+    let mut trace = opts.trace.then(Trace::default);
+    let mut dispatch_latency = Vec::new();
+    let mut release_lateness = Vec::new();
+    let mut failures = Vec::new();
+    let end_of_releases = opts.duration;
+    let hard_stop = opts.duration.saturating_add(opts.grace);
+
+    let handle_done = |d: Done,
+                       sched: &mut Scheduler,
+                       data: &mut HashMap<JobId, Data>,
+                       running: &mut HashMap<Slot, InFlight>,
+                       trace: &mut Option<Trace>,
+                       failures: &mut Vec<(usize, u64, usize, String)>| {
+        if running.get(&d.slot).map(|r| r.job) == Some(d.job) {
+            running.remove(&d.slot);
+        }
+        if let Some(t) = trace.as_mut() {
+            t.slices.push(TraceSlice {
+                slot: d.slot,
+                task: d.task,
+                seq: d.seq,
+                stage: d.stage,
+                start: d.start,
+                end: d.end,
+                failed: d.out.is_err(),
+            });
+        }
+        match d.out {
+            Ok(out) => {
+                if sched.finished(d.job, d.end) {
+                    data.insert(d.job, out);
+                }
+            }
+            Err(e) => {
+                failures.push((d.task, d.seq, d.stage, e));
+                data.remove(&d.job);
+                sched.failed(d.job, d.end);
+            }
+        }
+    };
+
+    loop {
+        let now = clock.now();
+        // Releases due now, at their nominal times.
+        for (task, t) in next_release.iter_mut().enumerate() {
+            while *t < end_of_releases && *t <= now {
+                release_lateness.push(now - *t);
+                sched.release(task, *t);
+                *t = t.saturating_add(ts.tasks[task].period.max(1));
+            }
+        }
+        // Watchdog: a sub-task running too long fails its job.
+        if let Some(limit) = opts.watchdog {
+            let stuck: Vec<Slot> = running
+                .iter()
+                .filter(|(_, r)| now.saturating_sub(r.start) > limit)
+                .map(|(s, _)| *s)
+                .collect();
+            for slot in stuck {
+                let Some(r) = running.remove(&slot) else {
+                    continue;
+                };
+                data.remove(&r.job);
+                failures.push((
+                    r.task,
+                    r.seq,
+                    r.stage,
+                    format!("watchdog: still running after {:.1} ms", limit as f64 / 1e6),
+                ));
+                sched.failed(r.job, now);
+            }
+        }
+        sched.advance(now);
+        while let Some(d) = sched.poll() {
+            recorder.observe(&d);
+            match d {
+                Decision::Start {
+                    job,
+                    task,
+                    seq,
+                    stage,
+                    slot,
+                    release,
+                } => {
+                    if stage == 0 {
+                        dispatch_latency.push(now.saturating_sub(release));
+                    }
+                    let input = data.remove(&job);
+                    let w = match slot {
+                        Slot::Cpu(s) => &cpu_workers[s],
+                        Slot::Gpu(l) => &gpu_lanes[l],
+                    };
+                    let cmd = Cmd::Run {
+                        job,
+                        task,
+                        seq,
+                        stage,
+                        input,
+                    };
+                    // A worker whose queue is full is stuck in a hung
+                    // sub-task: fail the job rather than block dispatch.
+                    if w.tx.try_send(cmd).is_ok() {
+                        running.insert(
+                            slot,
+                            InFlight {
+                                job,
+                                start: now,
+                                task,
+                                seq,
+                                stage,
+                            },
+                        );
+                    } else {
+                        failures.push((task, seq, stage, format!("{slot:?} is not responding")));
+                        sched.failed(job, now);
+                    }
+                }
+                Decision::Miss { task, seq, at, .. } => {
+                    if let Some(t) = trace.as_mut() {
+                        t.misses.push((task, seq, at));
+                    }
+                }
+                Decision::Complete { .. } | Decision::Fail { .. } | Decision::Drop { .. } => {}
+            }
+        }
+        let released_all = next_release.iter().all(|&t| t >= end_of_releases);
+        if released_all && sched.is_idle() {
+            break;
+        }
+        if now >= hard_stop {
+            sched.abandon_all(now);
+            while let Some(d) = sched.poll() {
+                if let (Decision::Miss { task, seq, at, .. }, Some(t)) = (d, trace.as_mut()) {
+                    t.misses.push((task, seq, at));
+                }
+            }
+            break;
+        }
+        // Sleep until the next release, deadline check or completion.
+        let mut wake = hard_stop;
+        if let Some(&t) = next_release.iter().filter(|&&t| t < end_of_releases).min() {
+            wake = wake.min(t);
+        }
+        if let Some(t) = sched.next_timeout() {
+            wake = wake.min(t);
+        }
+        if let Some(limit) = opts.watchdog
+            && let Some(first) = running.values().map(|r| r.start).min()
+        {
+            wake = wake.min(first + limit + 1);
+        }
+        match done_rx.recv_deadline(clock.at(wake)) {
+            Ok(d) => {
+                handle_done(
+                    d,
+                    &mut sched,
+                    &mut data,
+                    &mut running,
+                    &mut trace,
+                    &mut failures,
+                );
+                while let Ok(d) = done_rx.try_recv() {
+                    handle_done(
+                        d,
+                        &mut sched,
+                        &mut data,
+                        &mut running,
+                        &mut trace,
+                        &mut failures,
+                    );
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => {
+                return Err(RuntimeError::Thread("all workers stopped".into()));
+            }
+        }
+    }
+
+    let utilisation = sched.utilisation();
+    // Stop the workers. A worker stuck in a hung sub-task is left behind
+    // rather than blocking the report.
+    for w in cpu_workers.iter_mut().chain(gpu_lanes.iter_mut()) {
+        let _ = w.tx.try_send(Cmd::Stop);
+    }
+    let deadline = Instant::now() + Duration::from_millis(500);
+    for w in cpu_workers.iter_mut().chain(gpu_lanes.iter_mut()) {
+        if let Some(h) = w.handle.take() {
+            while !h.is_finished() && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            }
+        }
+    }
+    if opts.realtime {
+        rt::reset_thread();
+    }
+    Ok(RunOutcome {
+        counters: sched.counters().to_vec(),
+        recorder,
+        utilisation,
+        trace,
+        realtime: rt_log,
+        dispatch_latency,
+        release_lateness,
+        failures,
+        cpu_slots: sched.cpu_slots(),
+        gpu_lanes: sched.gpu_lanes(),
+    })
+}
+
+fn cpu_stages(tasks: &[SchedTask], only: Option<usize>) -> Vec<(usize, usize)> {
+    stages_on(tasks, Resource::Cpu, only)
+}
+
+fn gpu_stages(tasks: &[SchedTask]) -> Vec<(usize, usize)> {
+    stages_on(tasks, Resource::Gpu, None)
+}
+
+fn stages_on(tasks: &[SchedTask], r: Resource, only: Option<usize>) -> Vec<(usize, usize)> {
+    let mut v = Vec::new();
+    for (t, task) in tasks.iter().enumerate() {
+        if only.is_some_and(|o| o != t) {
+            continue;
+        }
+        for (s, res) in task.chain.iter().enumerate() {
+            if *res == r {
+                v.push((t, s));
+            }
+        }
+    }
+    v
+}
+
+fn worker_loop(
+    slot: Slot,
+    mut works: HashMap<(usize, usize), Box<dyn Work>>,
+    rx: Receiver<Cmd>,
+    done: Sender<Done>,
+    bodies: Arc<dyn Bodies>,
+    epoch: Arc<std::sync::OnceLock<Clock>>,
+) {
+    while let Ok(cmd) = rx.recv() {
+        let Cmd::Run {
+            job,
+            task,
+            seq,
+            stage,
+            input,
+        } = cmd
+        else {
+            break;
+        };
+        let Some(clock) = epoch.get().copied() else {
+            break;
+        };
+        let start = clock.now();
+        let out = catch_unwind(AssertUnwindSafe(|| {
+            let input = match input {
+                Some(d) => d,
+                None if stage == 0 => bodies.input(task, seq)?,
+                None => Vec::new(),
+            };
+            match works.get_mut(&(task, stage)) {
+                Some(w) => w.run(input),
+                None => Err(format!("no body for task {task} stage {stage} on {slot:?}")),
+            }
+        }))
+        .unwrap_or_else(|p| {
+            Err(format!(
+                "panicked: {}",
+                p.downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default()
+            ))
+        });
+        let end = clock.now();
+        if done
+            .send(Done {
+                job,
+                task,
+                seq,
+                stage,
+                slot,
+                start,
+                end,
+                out,
+            })
+            .is_err()
+        {
+            break;
+        }
+    }
+}

@@ -1,0 +1,125 @@
+//! rtmdl's real-time runtime: the same scheduler core as the simulator, on
+//! a monotonic clock, with CPU worker threads and GPU lanes running real
+//! sub-task bodies (Rust functions, ONNX engines).
+
+pub mod bodies;
+pub mod executor;
+pub mod profile;
+pub mod rt;
+pub mod trace;
+
+use std::sync::Arc;
+
+use rtmdl_config::Config;
+use rtmdl_core::report::{RunInfo, RunReport};
+use rtmdl_core::{PolicyKind, Time, VariantChoice};
+use rtmdl_engine::Engine;
+
+pub use executor::{Bodies, RunOptions, RunOutcome, Work, run};
+
+/// What flows between the sub-tasks of one job.
+pub type Data = Vec<ndarray::ArrayD<f32>>;
+
+/// Why a run could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("task `{task}`, stage `{stage}`: {reason}")]
+    Body {
+        task: String,
+        stage: String,
+        reason: String,
+    },
+    #[error("thread: {0}")]
+    Thread(String),
+}
+
+/// A real run of a config: the report plus what only a real run knows.
+pub struct RealRun {
+    pub report: RunReport,
+    pub outcome: RunOutcome,
+}
+
+/// Run a loaded config for real and build the report (same shape as the
+/// simulator's).
+pub fn run_config(
+    cfg: &Config,
+    policy: PolicyKind,
+    choice: VariantChoice,
+    engine: Arc<dyn Engine>,
+    threads: usize,
+    opts: &RunOptions,
+    seed: u64,
+) -> Result<RealRun, RuntimeError> {
+    let ts = &cfg.taskset;
+    let assign = ts.assignments(choice);
+    let bodies =
+        bodies::ConfigBodies::new(cfg.clone(), assign.clone(), engine.clone(), threads, seed)?;
+    let emulated = bodies.emulated();
+    let mut outcome = run(ts, policy.build(ts, &assign), Arc::new(bodies), opts)?;
+    let mut report = RunReport::build(
+        ts,
+        &assign,
+        &outcome.counters,
+        &mut outcome.recorder,
+        RunInfo {
+            policy: policy.name(),
+            variants: &choice.to_string(),
+            mode: "run",
+            duration: opts.duration,
+            seed: Some(seed),
+            utilisation: outcome.utilisation,
+        },
+    );
+    report.notes.insert(
+        "engine".into(),
+        format!("{} {}", engine.name(), engine.version()),
+    );
+    report
+        .notes
+        .insert("realtime".into(), outcome.realtime.summary());
+    if !emulated.is_empty() {
+        report.notes.insert(
+            "emulated".into(),
+            format!(
+                "{} stage(s) name no function or model and spin for their profiled time: {}",
+                emulated.len(),
+                emulated.join(", ")
+            ),
+        );
+    }
+    if !outcome.failures.is_empty() {
+        let (t, seq, stage, msg) = &outcome.failures[0];
+        let where_ = ts
+            .tasks
+            .get(*t)
+            .map(|task| {
+                format!(
+                    "{}/{}/{}",
+                    task.name, seq, ts.models[task.model].stages[*stage].name
+                )
+            })
+            .unwrap_or_default();
+        report.notes.insert(
+            "failures".into(),
+            format!(
+                "{} sub-task(s) failed; first: {where_}: {msg}",
+                outcome.failures.len()
+            ),
+        );
+    }
+    let mut lat = outcome.dispatch_latency.clone();
+    let p = rtmdl_core::report::Percentiles::of(&mut lat);
+    report.notes.insert(
+        "dispatch_latency".into(),
+        format!(
+            "release → first start p50 {:.3} ms, p99 {:.3} ms",
+            p.p50, p.p99
+        ),
+    );
+    Ok(RealRun { report, outcome })
+}
+
+/// Nanoseconds from a `std::time::Duration`.
+pub fn nanos(d: std::time::Duration) -> Time {
+    d.as_nanos() as Time
+}

@@ -1,0 +1,285 @@
+//! The real runtime on tiny real models: accounting, report shape, traces,
+//! profiles, failure isolation.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rtmdl_core::{PolicyKind, SimOptions, VariantChoice};
+use rtmdl_runtime::{RunOptions, run_config};
+
+/// A config with two tasks running tiny CNNs through real pre- and
+/// post-processing functions, in `dir`.
+fn write_config(dir: &Path, periods_ms: (u64, u64), extra_task: &str) -> std::path::PathBuf {
+    rtmdl_engine::testmodels::write_tiny_cnn(dir.join("a.onnx"), 1, 3, 32, 32, 10).unwrap();
+    rtmdl_engine::testmodels::write_tiny_cnn(dir.join("b.onnx"), 2, 3, 24, 24, 5).unwrap();
+    let text = format!(
+        r#"
+[platform]
+cpu_workers = 2
+gpu_lanes = 2
+
+[models.lights]
+stages = [
+  {{ name = "pre", on = "cpu", function = "resize_normalize", params = {{ width = 32, height = 32 }}, time = "1 ms" }},
+  {{ name = "infer", on = "gpu" }},
+  {{ name = "post", on = "cpu", function = "softmax_top1", params = {{ apply_softmax = false }}, time = "0.1 ms" }},
+]
+[[models.lights.variants]]
+name = "full"
+accuracy = 0.9
+file = "a.onnx"
+times.infer = "2 ms"
+
+[models.signs]
+stages = [
+  {{ name = "pre", on = "cpu", function = "resize_normalize", params = {{ width = 24, height = 24 }}, time = "1 ms" }},
+  {{ name = "infer", on = "gpu" }},
+  {{ name = "post", on = "cpu", function = "softmax_top1", time = "0.1 ms" }},
+]
+[[models.signs.variants]]
+name = "full"
+accuracy = 0.95
+file = "b.onnx"
+times.infer = "2 ms"
+
+[[tasks]]
+name = "light"
+model = "lights"
+period = "{} ms"
+max_miss_rate = 0.05
+overrun = "skip"
+source = {{ kind = "synthetic_frames", width = 64, height = 48, seed = 1 }}
+
+[[tasks]]
+name = "sign"
+model = "signs"
+period = "{} ms"
+max_miss_rate = 0.05
+overrun = "skip"
+source = {{ kind = "synthetic_frames", width = 64, height = 48, seed = 2 }}
+{extra_task}"#,
+        periods_ms.0, periods_ms.1
+    );
+    let path = dir.join("tasks.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn tract() -> Arc<dyn rtmdl_engine::Engine> {
+    Arc::from(
+        rtmdl_engine::select(rtmdl_engine::EngineKind::Tract)
+            .unwrap()
+            .0,
+    )
+}
+
+fn opts(secs: f64, trace: bool) -> RunOptions {
+    RunOptions {
+        duration: (secs * 1e9) as u64,
+        realtime: false,
+        trace,
+        ..Default::default()
+    }
+}
+
+#[test]
+fn two_tiny_models_run_and_every_job_is_accounted_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rtmdl_config::load(&write_config(dir.path(), (50, 80), "")).unwrap();
+    let real = run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract(),
+        1,
+        &opts(2.0, true),
+        1,
+    )
+    .unwrap();
+    let r = &real.report;
+    assert_eq!(r.mode, "run");
+    assert_eq!(r.tasks.len(), 2);
+    // Releases at 0, 50, ..., 1950 ms and 0, 80, ..., 1920 ms.
+    assert_eq!(r.tasks[0].jobs, 40);
+    assert_eq!(r.tasks[1].jobs, 25);
+    for (t, c) in r.tasks.iter().zip(&real.outcome.counters) {
+        assert_eq!(
+            c.released,
+            c.completed + c.missed + c.dropped + c.failed,
+            "{}",
+            t.name
+        );
+        assert_eq!(c.failed, 0, "{:?}", real.outcome.failures);
+        assert!(t.response_ms.p50 > 0.0);
+    }
+    assert!(r.notes["engine"].starts_with("tract"));
+    assert!(!r.notes.contains_key("emulated"), "{:?}", r.notes);
+    // The JSON has the simulator's shape: same keys, same tasks.
+    let sim = rtmdl_core::simulate(
+        &cfg.taskset,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        SimOptions {
+            duration: 2_000_000_000,
+            seed: 1,
+        },
+    );
+    let keys = |v: serde_json::Value| -> Vec<String> {
+        let mut k: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        k.sort();
+        k
+    };
+    let (rv, sv) = (
+        serde_json::to_value(r).unwrap(),
+        serde_json::to_value(&sim).unwrap(),
+    );
+    let strip = |mut k: Vec<String>| {
+        k.retain(|x| x != "notes");
+        k
+    };
+    assert_eq!(strip(keys(rv.clone())), strip(keys(sv.clone())));
+    assert_eq!(keys(rv["tasks"][0].clone()), keys(sv["tasks"][0].clone()));
+    assert_eq!(
+        rv["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].clone())
+            .collect::<Vec<_>>(),
+        sv["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| t["name"].clone())
+            .collect::<Vec<_>>()
+    );
+
+    // The trace: one track per worker and lane, one slice per sub-task.
+    let trace = real.outcome.trace.as_ref().unwrap();
+    let chrome = trace.to_chrome(&cfg.taskset, real.outcome.cpu_slots, real.outcome.gpu_lanes);
+    let text = serde_json::to_string(&chrome).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let events = parsed["traceEvents"].as_array().unwrap();
+    let tracks: Vec<&str> = events
+        .iter()
+        .filter(|e| e["ph"] == "M" && e["name"] == "thread_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    for want in ["CPU worker 0", "CPU worker 1", "GPU lane 0", "GPU lane 1"] {
+        assert!(tracks.contains(&want), "{tracks:?}");
+    }
+    let slices = events.iter().filter(|e| e["ph"] == "X").count() as u64;
+    let done: u64 = real
+        .outcome
+        .counters
+        .iter()
+        .map(|c| c.completed + c.missed)
+        .sum();
+    assert_eq!(slices, 3 * done);
+    assert!(
+        events
+            .iter()
+            .any(|e| e["ph"] == "X" && e["name"].as_str().unwrap().starts_with("light/0/pre"))
+    );
+}
+
+#[test]
+fn profile_then_simulate_and_run_agree_that_an_underloaded_set_misses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = rtmdl_config::load(&write_config(dir.path(), (100, 150), "")).unwrap();
+    let prof = rtmdl_runtime::profile::profile(
+        &cfg,
+        tract(),
+        &rtmdl_runtime::profile::ProfileOptions {
+            runs: 10,
+            warmup: 2,
+            lanes: 2,
+            threads: 1,
+            seed: 1,
+        },
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    assert_eq!(prof.models.len(), 2);
+    assert_eq!(prof.gpu_slowdown.len(), 2);
+    for m in &prof.models {
+        for s in &m.variants[0].stages {
+            assert_eq!(s.samples_ns.len(), 10);
+            assert!(s.p50_ms > 0.0 && s.p50_ms <= s.p99_ms && s.p99_ms <= s.max_ms);
+        }
+    }
+    prof.apply(&mut cfg.taskset).unwrap();
+    let sim = rtmdl_core::simulate(
+        &cfg.taskset,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        SimOptions {
+            duration: 2_000_000_000,
+            seed: 1,
+        },
+    );
+    let real = run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract(),
+        1,
+        &opts(2.0, false),
+        1,
+    )
+    .unwrap();
+    assert_eq!(sim.miss_rate, 0.0);
+    assert_eq!(real.report.miss_rate, 0.0, "{}", real.report.table());
+}
+
+#[test]
+fn a_failing_model_fails_only_its_own_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    // A third task whose frames do not fit its model: every inference fails.
+    let broken = r#"
+[[tasks]]
+name = "broken"
+model = "lights"
+period = "60 ms"
+source = { kind = "tensor", shape = [1, 3, 7, 7] }
+"#;
+    let mut text = std::fs::read_to_string(write_config(dir.path(), (50, 80), "")).unwrap();
+    text = text.replace(
+        "[[tasks]]\nname = \"light\"",
+        "[models.broken_model]\nstages = [{ name = \"infer\", on = \"gpu\" }]\n[[models.broken_model.variants]]\nname = \"full\"\naccuracy = 0.5\nfile = \"a.onnx\"\ntimes.infer = \"1 ms\"\n\n[[tasks]]\nname = \"light\"",
+    );
+    text += &broken.replace("model = \"lights\"", "model = \"broken_model\"");
+    let path = dir.path().join("with-broken.toml");
+    std::fs::write(&path, text).unwrap();
+    let cfg = rtmdl_config::load(&path).unwrap();
+    let real = run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract(),
+        1,
+        &opts(1.5, false),
+        1,
+    )
+    .unwrap();
+    let c = &real.outcome.counters;
+    let broken = cfg
+        .taskset
+        .tasks
+        .iter()
+        .position(|t| t.name == "broken")
+        .unwrap();
+    assert_eq!(c[broken].failed, c[broken].released);
+    assert_eq!(c[broken].released, 25);
+    for (i, c) in c.iter().enumerate() {
+        if i != broken {
+            assert_eq!(c.failed, 0);
+            assert_eq!(c.completed + c.missed + c.dropped, c.released);
+        }
+    }
+    assert!(
+        real.report.notes["failures"].contains("broken"),
+        "{:?}",
+        real.report.notes
+    );
+}
