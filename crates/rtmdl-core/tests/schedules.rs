@@ -1,4 +1,5 @@
-//! Hand-computed schedules: two tasks on one CPU worker and one GPU lane.
+//! Hand-computed schedules on one CPU worker and one GPU lane (plus a
+//! packing case with two lanes), for every policy.
 //!
 //! Task A: period 10 ms, chain cpu 2 → gpu 3 → cpu 1.
 //! Task B: period 20 ms, chain cpu 3 → gpu 4 → cpu 2.
@@ -212,4 +213,42 @@ fn a_miss_is_flagged_at_the_deadline_not_at_completion() {
         .find_map(|(t, d)| matches!(d, Decision::Miss { .. }).then_some(*t));
     assert_eq!(miss_at, Some(10 * MS + 1));
     assert_eq!(completion(&log, 0, 0), Some((25, true)));
+}
+
+#[test]
+fn um_ranks_by_utilisation_where_dm_ranks_by_deadline() {
+    // A: period 10, cpu 1 → gpu 1 (U = 0.2). B: period 20, cpu 3 → gpu 4
+    // (U = 0.35). UM puts B first: B0 0..3 cpu, 3..7 gpu; A0 7..8, 8..9;
+    // A1 10..11, 11..12. DM puts A first: A0 0..1, 1..2; B0 2..5, 5..9.
+    let ts = taskset(
+        1,
+        1,
+        vec![],
+        &[
+            ("A", 10, &[(Cpu, 1), (Gpu, 1)]),
+            ("B", 20, &[(Cpu, 3), (Gpu, 4)]),
+        ],
+    );
+    let (log, _) = run(&ts, PolicyKind::Um, None, 20);
+    expect(
+        &log,
+        &[
+            ((1, 0, 0), 0),
+            ((1, 0, 1), 3),
+            ((0, 0, 0), 7),
+            ((0, 0, 1), 8),
+            ((0, 1, 0), 10),
+            ((0, 1, 1), 11),
+        ],
+    );
+    let (log, _) = run(&ts, PolicyKind::Dm, None, 20);
+    expect(
+        &log,
+        &[
+            ((0, 0, 0), 0),
+            ((0, 0, 1), 1),
+            ((1, 0, 0), 2),
+            ((1, 0, 1), 5),
+        ],
+    );
 }
