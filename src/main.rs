@@ -154,6 +154,38 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// Choose a variant and a priority for every task.
+    ///
+    /// Minimises the summed normalised accuracy loss subject to every task's
+    /// predicted miss rate ≤ ζ (predicted by simulating the rtmdl policy on
+    /// the profiles), the accuracy floors and the storage budget. Searches
+    /// with NSGA-II, or exhaustively with --exact on small sets.
+    Plan {
+        config: PathBuf,
+        /// Execution times measured by `rtmdl profile`.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Exhaustive search (small sets only).
+        #[arg(long)]
+        exact: bool,
+        /// Accept only plans with no simulated miss at all, for every seed.
+        #[arg(long)]
+        hard: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Seeds per evaluation of a candidate plan.
+        #[arg(long, default_value_t = 3)]
+        seeds: u64,
+        /// NSGA-II population.
+        #[arg(long, default_value_t = 48)]
+        population: usize,
+        /// NSGA-II generations.
+        #[arg(long, default_value_t = 60)]
+        generations: usize,
+        /// Where to write the plan (TOML).
+        #[arg(long, short, default_value = "plan.toml")]
+        out: PathBuf,
+    },
     /// Measure every variant's sub-tasks on this machine.
     ///
     /// Runs each variant's chain in isolation (after warm-up) and the GPU
@@ -186,6 +218,11 @@ fn duration_arg(s: &str) -> Result<u64, String> {
 }
 
 fn main() -> ExitCode {
+    // Die quietly when stdout is closed (`rtmdl ... | head`), like other CLIs.
+    // SAFETY: resetting a signal disposition to its default at start-up.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -355,6 +392,142 @@ fn run(cli: Cli) -> Result<()> {
                     "trace: {} (open in https://ui.perfetto.dev)",
                     path.display()
                 );
+            }
+        }
+        Command::Plan {
+            config,
+            profile,
+            exact,
+            hard,
+            seed,
+            seeds,
+            population,
+            generations,
+            out,
+        } => {
+            let ts = load(&config, None, profile.as_deref())?;
+            let mut proxy = rtmdl_plan::ProxyOptions::default_for(&ts, 10_000_000_000);
+            proxy.seed = seed;
+            proxy.seeds = seeds.max(1);
+            proxy.hard = hard;
+            let horizon = proxy.horizon;
+            let method = if exact {
+                rtmdl_plan::Method::Exact { limit: 5e6 }
+            } else {
+                rtmdl_plan::Method::Moea(rtmdl_plan::MoeaOptions {
+                    population,
+                    generations,
+                    seed,
+                    ..Default::default()
+                })
+            };
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{spinner} planning [{bar:30}] {pos}/{len} {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_message(if exact {
+                "variant choices"
+            } else {
+                "generations"
+            });
+            let started = std::time::Instant::now();
+            let outcome = rtmdl_plan::plan(&ts, proxy, &method, &mut |done, total| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+            });
+            bar.finish_and_clear();
+            let outcome = outcome.map_err(|e| {
+                anyhow::anyhow!(
+                    "the set is too large for --exact ({:.0} candidates > {:.0}); drop --exact to use the evolutionary search",
+                    e.candidates,
+                    e.limit
+                )
+            })?;
+            println!(
+                "{} in {:.2} s: {} candidates evaluated, {} simulations of {:.1} s × {} seeds",
+                if exact { "exact search" } else { "NSGA-II" },
+                started.elapsed().as_secs_f64(),
+                outcome.evaluations,
+                outcome.simulations,
+                horizon as f64 / 1e9,
+                seeds.max(1)
+            );
+            let w = ts
+                .tasks
+                .iter()
+                .map(|t| t.name.len())
+                .max()
+                .unwrap_or(4)
+                .max(4);
+            println!(
+                "{:<w$}  {:<10}  {:>4}  {:>8}  {:>6}  {:>7}",
+                "task", "variant", "prio", "pred. miss %", "ζ %", "acc %"
+            );
+            for (t, a) in outcome.assignments.iter().enumerate() {
+                let task = &ts.tasks[t];
+                let v = &ts.model_of(t).variants[a.variant];
+                println!(
+                    "{:<w$}  {:<10}  {:>4}  {:>12.2}  {:>6.1}  {:>7.2}",
+                    task.name,
+                    v.name,
+                    a.priority,
+                    outcome.eval.dmr[t] * 100.0,
+                    task.max_miss_rate * 100.0,
+                    v.accuracy * 100.0
+                );
+            }
+            println!(
+                "accuracy loss {:.2} % (mean over tasks) · storage {}",
+                ts.accuracy_loss(&outcome.assignments) * 100.0,
+                rtmdl_core::units::fmt_size(outcome.eval.storage)
+            );
+            // One line against the baselines, same proxy horizon and seed.
+            let mut planned = ts.clone();
+            for (t, a) in outcome.assignments.iter().enumerate() {
+                planned.tasks[t].variant = Some(a.variant);
+                planned.tasks[t].priority = Some(a.priority);
+            }
+            let opts = SimOptions {
+                duration: horizon,
+                seed,
+            };
+            let line: Vec<String> = BASELINES[..4]
+                .iter()
+                .map(|&(label, p, v)| {
+                    let r = simulate(&planned, p, v, opts);
+                    format!(
+                        "{label} miss {:.2} % loss {:.2} %",
+                        r.miss_rate * 100.0,
+                        r.accuracy_loss * 100.0
+                    )
+                })
+                .collect();
+            println!("vs baselines: {}", line.join(" · "));
+            if !outcome.feasible {
+                println!(
+                    "no feasible plan: the closest plan is shown above and written to {}",
+                    out.display()
+                );
+                for d in &outcome.diagnosis {
+                    println!("  {d}");
+                }
+            }
+            std::fs::write(
+                &out,
+                rtmdl_config::plan_text(&ts, &outcome.assignments, Some(&config)),
+            )
+            .with_context(|| format!("cannot write {}", out.display()))?;
+            println!(
+                "plan written to {} (use it with --plan {})",
+                out.display(),
+                out.display()
+            );
+            if !outcome.feasible {
+                bail!("no plan meets every constraint");
             }
         }
         Command::Profile {

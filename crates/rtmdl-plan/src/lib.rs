@@ -1,0 +1,131 @@
+//! rtmdl's planner: for every task, a model variant and a priority, so that
+//! every task's predicted deadline-miss rate stays within its ζ, the
+//! variants fit the storage budget, and the accuracy given up is as small
+//! as possible.
+//!
+//! The miss-rate proxy is the simulator itself ([`problem::Problem::dmr`]),
+//! so plans are judged by the same scheduler core the runtime uses. Two
+//! searches: NSGA-II ([`search::moea`]) for any size, and an exact search
+//! ([`search::exact`]) for small sets, used to check the first.
+
+pub mod problem;
+pub mod search;
+
+use rtmdl_core::units::fmt_size;
+use rtmdl_core::{Assignment, TaskSet};
+
+pub use problem::{Evaluation, Problem, ProxyOptions};
+pub use search::{Genome, MoeaOptions, Scored, SearchResult, TooLarge};
+
+/// Which search to run.
+#[derive(Clone, Debug)]
+pub enum Method {
+    Moea(MoeaOptions),
+    /// Exhaustive, refused above this many (variant choice × order) candidates.
+    Exact {
+        limit: f64,
+    },
+}
+
+/// A finished plan.
+pub struct PlanOutcome {
+    pub assignments: Vec<Assignment>,
+    pub eval: Evaluation,
+    pub feasible: bool,
+    /// When infeasible: which constraints cannot be met, one per line.
+    pub diagnosis: Vec<String>,
+    pub front: Vec<Scored>,
+    pub evaluations: usize,
+    pub simulations: u64,
+}
+
+/// Plan a task set.
+pub fn plan(
+    ts: &TaskSet,
+    proxy: ProxyOptions,
+    method: &Method,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<PlanOutcome, TooLarge> {
+    let p = Problem::new(ts, proxy);
+    let r = match method {
+        Method::Moea(o) => search::moea(&p, o, progress),
+        Method::Exact { limit } => search::exact(&p, *limit, progress)?,
+    };
+    let feasible = r.best.eval.feasible();
+    let diagnosis = if feasible {
+        Vec::new()
+    } else {
+        diagnose(&p, &r.best)
+    };
+    Ok(PlanOutcome {
+        assignments: r.best.genome.assignments(),
+        eval: r.best.eval.clone(),
+        feasible,
+        diagnosis,
+        front: r.front,
+        evaluations: r.evaluations,
+        simulations: p.simulations.load(std::sync::atomic::Ordering::Relaxed),
+    })
+}
+
+/// Name the constraints no plan can meet, or those the closest plan breaks.
+pub fn diagnose(p: &Problem, closest: &Scored) -> Vec<String> {
+    let ts = p.ts;
+    let mut out = Vec::new();
+    for (t, task) in ts.tasks.iter().enumerate() {
+        let m = ts.model_of(t);
+        if m.max_accuracy() < task.min_accuracy {
+            out.push(format!(
+                "accuracy: task `{}` needs min_accuracy {:.3} but its best variant reaches {:.3}",
+                task.name,
+                task.min_accuracy,
+                m.max_accuracy()
+            ));
+        }
+    }
+    if let Some(budget) = ts.platform.storage_budget {
+        // The least storage any floor-meeting choice needs (per task, the
+        // smallest floor-meeting variant; shared parts counted once).
+        let smallest: Vec<Assignment> = (0..ts.tasks.len())
+            .map(|t| {
+                let m = ts.model_of(t);
+                let v = (0..m.variants.len())
+                    .filter(|&v| m.variants[v].accuracy >= ts.tasks[t].min_accuracy)
+                    .min_by_key(|&v| m.storage([v]))
+                    .unwrap_or(0);
+                Assignment {
+                    variant: v,
+                    priority: 1,
+                }
+            })
+            .collect();
+        let need = ts.storage(&smallest);
+        if need > budget {
+            out.push(format!(
+                "storage: the smallest variants that meet the accuracy floors need {} > budget {}",
+                fmt_size(need),
+                fmt_size(budget)
+            ));
+        }
+    }
+    let hard = p.opts.hard;
+    for (t, d) in closest.eval.dmr.iter().enumerate() {
+        let zeta = if hard { 0.0 } else { ts.tasks[t].max_miss_rate };
+        if *d > zeta {
+            out.push(format!(
+                "deadline misses: task `{}` is predicted to miss {:.2} % of its jobs > ζ {:.2} %{} even in the closest plan",
+                ts.tasks[t].name,
+                d * 100.0,
+                zeta * 100.0,
+                if hard { " (hard mode)" } else { "" }
+            ));
+        }
+    }
+    if out.is_empty() {
+        out.push(format!(
+            "no plan met every constraint (closest violation {:.4})",
+            closest.eval.violation
+        ));
+    }
+    out
+}
