@@ -135,3 +135,73 @@ fn a_bad_config_is_one_clear_message_and_a_failure_code() {
     assert!(!missing.status.success());
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no/such/file.toml"));
 }
+
+#[test]
+fn run_writes_the_simulators_json_and_a_chrome_trace() {
+    let dir = std::env::temp_dir().join(format!("rtmdl-run-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let trace = dir.join("t.json");
+    let out = rtmdl(&[
+        "run",
+        "examples/tiny-real.toml",
+        "--duration",
+        "2s",
+        "--engine",
+        "tract",
+        "--no-rt",
+        "--json",
+        "-",
+        "--trace",
+        trace.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["mode"], "run");
+    assert_eq!(v["policy"], "rtmdl");
+    let tasks = v["tasks"].as_array().unwrap();
+    assert_eq!(tasks.len(), 2);
+    for t in tasks {
+        let n = |k: &str| t[k].as_u64().unwrap();
+        assert!(n("jobs") > 0);
+        assert!(
+            n("completed") + n("missed") + n("dropped") + n("failed") == n("jobs"),
+            "{t}"
+        );
+        assert_eq!(n("failed"), 0);
+    }
+    assert!(v["notes"]["engine"].as_str().unwrap().starts_with("tract"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("GPU lane(s) run the CPU engine"),
+        "{stderr}"
+    );
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    let events = t["traceEvents"].as_array().unwrap();
+    let tracks: Vec<&str> = events
+        .iter()
+        .filter(|e| e["name"] == "thread_name")
+        .map(|e| e["args"]["name"].as_str().unwrap())
+        .collect();
+    for want in [
+        "CPU worker 0",
+        "CPU worker 1",
+        "GPU lane 0",
+        "GPU lane 1",
+        "deadline misses",
+    ] {
+        assert!(tracks.contains(&want), "{tracks:?}");
+    }
+    let slices: Vec<&serde_json::Value> = events.iter().filter(|e| e["ph"] == "X").collect();
+    assert!(slices.iter().any(|e| {
+        e["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("traffic_light/0/infer")
+    }));
+    assert!(slices.iter().all(|e| e["dur"].as_f64().unwrap() >= 0.0));
+}

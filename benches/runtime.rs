@@ -1,0 +1,167 @@
+//! Runtime benchmarks (`cargo bench --bench runtime`):
+//! 1. overhead of the runtime against calling the engine in a loop on the
+//!    same model (throughput ratio);
+//! 2. dispatch latency (release → first sub-task start) on the tiny example;
+//! 3. onnxruntime against tract latency on the same models.
+//! Models come from `examples/models/` (`cargo run --example make_tiny_models`).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rtmdl_core::{PolicyKind, VariantChoice};
+use rtmdl_engine::{Engine, EngineKind, ModelSpec, ndarray};
+use rtmdl_runtime::{RunOptions, run_config};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
+}
+
+fn engine(kind: EngineKind) -> Option<Arc<dyn Engine>> {
+    rtmdl_engine::select(kind).ok().map(|(e, _)| Arc::from(e))
+}
+
+/// Mean seconds per inference over `n` runs after a warm-up.
+fn direct(engine: &dyn Engine, model: &Path, n: usize) -> f64 {
+    let mut s = engine.load(&ModelSpec::new(model)).expect("model");
+    let x = ndarray::ArrayD::<f32>::from_elem(s.input_shape().to_vec(), 0.5);
+    for _ in 0..20 {
+        s.run(&x).expect("run");
+    }
+    let t = Instant::now();
+    for _ in 0..n {
+        s.run(&x).expect("run");
+    }
+    t.elapsed().as_secs_f64() / n as f64
+}
+
+fn main() {
+    let models = root().join("examples/models");
+    let model = models.join("tiny_lights_w100.onnx");
+    if !model.exists() {
+        eprintln!(
+            "missing {}: run `cargo run --example make_tiny_models`",
+            model.display()
+        );
+        return;
+    }
+    let tract = engine(EngineKind::Tract).expect("tract");
+
+    // 1. Overhead: one task, one inference stage, released slightly faster
+    // than the model runs so that the lane never idles.
+    let per = direct(tract.as_ref(), &model, 2000);
+    let period_ns = (per * 0.9 * 1e9) as u64;
+    let shape = tract
+        .load(&ModelSpec::new(&model))
+        .unwrap()
+        .input_shape()
+        .to_vec();
+    let text = format!(
+        r#"[platform]
+cpu_workers = 1
+gpu_lanes = 1
+[models.m]
+stages = [{{ name = "infer", on = "gpu" }}]
+[[models.m.variants]]
+name = "w1"
+accuracy = 1.0
+file = "{}"
+times.infer = "1 ms"
+[[tasks]]
+name = "saturate"
+model = "m"
+period = "{} us"
+source = {{ kind = "tensor", shape = {:?} }}
+"#,
+        model.display(),
+        (period_ns / 1000).max(10),
+        shape
+    );
+    let cfg = rtmdl_config::parse(&text, &root().join("bench.toml")).expect("config");
+    let secs = 3.0;
+    let opts = RunOptions {
+        duration: (secs * 1e9) as u64,
+        grace: 0,
+        realtime: false,
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let real = run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract.clone(),
+        1,
+        &opts,
+        1,
+    )
+    .expect("run");
+    let wall = t.elapsed().as_secs_f64();
+    let done = real.outcome.recorder.responses[0].len() as f64;
+    let runtime_tput = done / wall.max(secs);
+    println!(
+        "overhead: direct loop {:.0} inferences/s, runtime {:.0} jobs/s over {:.1} s → ratio {:.3}",
+        1.0 / per,
+        runtime_tput,
+        wall,
+        runtime_tput * per
+    );
+
+    // 2. Dispatch latency on the tiny two-task example.
+    let cfg = rtmdl_config::load(&root().join("examples/tiny-real.toml")).expect("tiny-real");
+    let opts = RunOptions {
+        duration: 5_000_000_000,
+        realtime: true,
+        ..Default::default()
+    };
+    let real = run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract.clone(),
+        1,
+        &opts,
+        1,
+    )
+    .expect("run");
+    let mut lat = real.outcome.dispatch_latency.clone();
+    let p = rtmdl_core::report::Percentiles::of(&mut lat);
+    let mut late = real.outcome.release_lateness.clone();
+    let l = rtmdl_core::report::Percentiles::of(&mut late);
+    println!(
+        "dispatch latency (release → first start): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} jobs; release lateness p99 {:.3} ms; realtime: {}",
+        p.p50,
+        p.p99,
+        p.max,
+        lat.len(),
+        l.p99,
+        real.outcome.realtime.summary()
+    );
+
+    // 3. ort against tract, same models, same input.
+    match engine(EngineKind::Ort) {
+        None => println!("ort vs tract: onnxruntime not found, skipped"),
+        Some(ort) => {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(&models)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "onnx"))
+                .collect();
+            files.sort();
+            for f in files {
+                let (t, o) = (
+                    direct(tract.as_ref(), &f, 500),
+                    direct(ort.as_ref(), &f, 500),
+                );
+                println!(
+                    "ort vs tract {:<40} tract {:>8.3} ms  ort {:>8.3} ms  ort/tract {:.2}",
+                    f.file_name().unwrap_or_default().to_string_lossy(),
+                    t * 1e3,
+                    o * 1e3,
+                    o / t
+                );
+            }
+        }
+    }
+}
