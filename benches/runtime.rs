@@ -3,6 +3,7 @@
 //!    same model (throughput ratio);
 //! 2. dispatch latency (release → first sub-task start) on the tiny example;
 //! 3. onnxruntime against tract latency on the same models.
+//!
 //! Models come from `examples/models/` (`cargo run --example make_tiny_models`).
 
 use std::path::{Path, PathBuf};
