@@ -368,11 +368,18 @@ fn run(cli: Cli) -> Result<()> {
                     cfg.taskset.platform.gpu_lanes
                 );
             }
+            // Ctrl-C stops releases; the report and trace are still written.
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())
+                .context("cannot install the Ctrl-C handler")?;
+            signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())
+                .context("cannot install the SIGTERM handler")?;
             let opts = rtmdl_runtime::RunOptions {
                 duration,
                 realtime: !no_rt,
                 trace: trace.is_some(),
                 watchdog,
+                stop: Some(stop),
                 ..Default::default()
             };
             let policy: PolicyKind = policy.into();

@@ -205,3 +205,71 @@ fn run_writes_the_simulators_json_and_a_chrome_trace() {
     }));
     assert!(slices.iter().all(|e| e["dur"].as_f64().unwrap() >= 0.0));
 }
+
+#[test]
+fn ctrl_c_stops_the_run_and_still_writes_the_report_and_trace() {
+    let dir = std::env::temp_dir().join(format!("rtmdl-sigint-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let (json, trace) = (dir.join("r.json"), dir.join("t.json"));
+    let child = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args([
+            "run",
+            "examples/tiny-real.toml",
+            "--duration",
+            "60s",
+            "--engine",
+            "tract",
+            "--no-rt",
+            "--json",
+        ])
+        .arg(&json)
+        .arg("--trace")
+        .arg(&trace)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    // SAFETY: sending SIGINT to our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let started = std::time::Instant::now();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        started.elapsed().as_secs() < 20,
+        "the run did not stop promptly"
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        v["notes"]["stopped"]
+            .as_str()
+            .unwrap()
+            .starts_with("interrupted"),
+        "{v}"
+    );
+    assert!(v["duration_s"].as_f64().unwrap() < 30.0);
+    for t in v["tasks"].as_array().unwrap() {
+        let n = |k: &str| t[k].as_u64().unwrap();
+        assert!(n("jobs") > 0);
+        assert_eq!(
+            n("completed") + n("missed") + n("dropped") + n("failed"),
+            n("jobs"),
+            "{t}"
+        );
+    }
+    let t: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&trace).unwrap()).unwrap();
+    assert!(
+        t["traceEvents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["ph"] == "X")
+    );
+}

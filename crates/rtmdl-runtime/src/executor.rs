@@ -51,6 +51,11 @@ pub struct RunOptions {
     pub trace: bool,
     /// A sub-task running longer than this fails its job.
     pub watchdog: Option<Time>,
+    /// Set from outside (Ctrl-C) to stop early: releases stop at once,
+    /// running sub-tasks get `stop_grace` to finish, then the rest count as
+    /// missed and the report is written as usual.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    pub stop_grace: Time,
 }
 
 impl Default for RunOptions {
@@ -61,6 +66,8 @@ impl Default for RunOptions {
             realtime: true,
             trace: false,
             watchdog: None,
+            stop: None,
+            stop_grace: 500_000_000,
         }
     }
 }
@@ -78,6 +85,8 @@ pub struct RunOutcome {
     pub release_lateness: Vec<Time>,
     /// Sub-task failures: (task, seq, stage, message).
     pub failures: Vec<(usize, u64, usize, String)>,
+    /// When the run was stopped from outside (ns since start), if it was.
+    pub stopped_at: Option<Time>,
     /// CPU worker threads and GPU lanes the run used.
     pub cpu_slots: usize,
     pub gpu_lanes: usize,
@@ -231,8 +240,9 @@ pub fn run(
     let mut dispatch_latency = Vec::new();
     let mut release_lateness = Vec::new();
     let mut failures = Vec::new();
-    let end_of_releases = opts.duration;
-    let hard_stop = opts.duration.saturating_add(opts.grace);
+    let mut end_of_releases = opts.duration;
+    let mut hard_stop = opts.duration.saturating_add(opts.grace);
+    let mut stopped_early = None;
 
     let handle_done = |d: Done,
                        sched: &mut Scheduler,
@@ -270,6 +280,16 @@ pub fn run(
 
     loop {
         let now = clock.now();
+        if stopped_early.is_none()
+            && opts
+                .stop
+                .as_ref()
+                .is_some_and(|s| s.load(std::sync::atomic::Ordering::Relaxed))
+        {
+            stopped_early = Some(now);
+            end_of_releases = end_of_releases.min(now);
+            hard_stop = hard_stop.min(now.saturating_add(opts.stop_grace));
+        }
         // Releases due now, at their nominal times.
         for (task, t) in next_release.iter_mut().enumerate() {
             while *t < end_of_releases && *t <= now {
@@ -373,6 +393,10 @@ pub fn run(
         if let Some(t) = sched.next_timeout() {
             wake = wake.min(t);
         }
+        if opts.stop.is_some() {
+            // Look at the stop flag at least every 50 ms.
+            wake = wake.min(now + 50_000_000);
+        }
         if let Some(limit) = opts.watchdog
             && let Some(first) = running.values().map(|r| r.start).min()
         {
@@ -435,6 +459,7 @@ pub fn run(
         dispatch_latency,
         release_lateness,
         failures,
+        stopped_at: stopped_early,
         cpu_slots: sched.cpu_slots(),
         gpu_lanes: sched.gpu_lanes(),
     })

@@ -107,6 +107,17 @@ pub fn run_config(
             ),
         );
     }
+    if let Some(t) = outcome.stopped_at {
+        report.notes.insert(
+            "stopped".into(),
+            format!(
+                "interrupted after {:.3} s: releases stopped, pending jobs given {:.1} s, then counted as missed",
+                t as f64 / 1e9,
+                opts.stop_grace as f64 / 1e9
+            ),
+        );
+        report.duration_s = t as f64 / 1e9;
+    }
     let mut lat = outcome.dispatch_latency.clone();
     let p = rtmdl_core::report::Percentiles::of(&mut lat);
     report.notes.insert(
