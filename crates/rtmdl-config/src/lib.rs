@@ -112,9 +112,12 @@ impl Src<'_> {
                 }
             })
             .map(|k| {
+                // Start after the last character that cannot be in a key.
                 let start = k
-                    .rfind(|c: char| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
-                    .map_or(0, |i| i + 1);
+                    .char_indices()
+                    .filter(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
+                    .last()
+                    .map_or(0, |(i, c)| i + c.len_utf8());
                 k[start..].to_string()
             })
             .unwrap_or_default();
@@ -130,11 +133,14 @@ impl Src<'_> {
 
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(text.len());
+    let mut offset = offset.min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
-    let column = before.rfind('\n').map_or(offset, |i| offset - i - 1) + 1;
-    (line, column)
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
 }
 
 /// Parse and validate config text; `path` is used for messages and to
