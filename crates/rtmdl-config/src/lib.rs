@@ -115,8 +115,7 @@ impl Src<'_> {
                 // Start after the last character that cannot be in a key.
                 let start = k
                     .char_indices()
-                    .filter(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
-                    .last()
+                    .rfind(|&(_, c)| !(c.is_alphanumeric() || c == '_' || c == '.' || c == '-'))
                     .map_or(0, |(i, c)| i + c.len_utf8());
                 k[start..].to_string()
             })
