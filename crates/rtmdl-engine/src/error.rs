@@ -129,8 +129,33 @@ pub enum EngineError {
     },
 
     /// An engine name that [`EngineKind`](crate::EngineKind) does not know.
-    #[error("unknown engine {0:?}; expected one of: auto, tract, ort")]
+    #[error("unknown engine {0:?}; expected one of: auto, tract, ort, cuda")]
     UnknownEngine(String),
+
+    /// An engine that this build leaves out (its cargo feature is off).
+    #[error(
+        "engine {engine:?} is not available: built without the `{feature}` feature; rebuild with --features {feature}"
+    )]
+    NotBuilt {
+        /// Engine name ("cuda").
+        engine: &'static str,
+        /// The cargo feature of `rtmdl-engine` that brings it in.
+        feature: &'static str,
+    },
+
+    /// The CUDA engine cannot run here: no NVIDIA driver (`libcuda.so.1`), no usable GPU,
+    /// a missing CUDA library (cudart, NVRTC, cuBLAS, cuDNN), or a failed initialisation.
+    #[error("CUDA engine unavailable: {reason}; looked for: {}", searched.join(", "))]
+    CudaUnavailable {
+        /// What failed.
+        reason: String,
+        /// Every library name, path or check that was tried, with its outcome.
+        searched: Vec<String>,
+    },
+
+    /// A CUDA stream operation of this crate failed (e.g. setting a stream priority).
+    #[error("CUDA stream error: {0}")]
+    CudaStream(String),
 }
 
 /// Formats dims as `[1, 3, ?, 32]`.

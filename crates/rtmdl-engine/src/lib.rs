@@ -2,8 +2,10 @@
 //!
 //! * [`Engine`] loads a model ([`ModelSpec`]) into a [`Session`]; all parsing,
 //!   shape fixing and optimisation happens at load, so [`Session::run`] only computes.
-//! * Two engines: [`TractEngine`] (pure Rust, always there) and [`OrtEngine`]
-//!   (onnxruntime, loaded at run time; see [`ort_engine`] for where it is looked for).
+//! * Engines: [`TractEngine`] (pure Rust, always there), [`OrtEngine`]
+//!   (onnxruntime, loaded at run time; see [`ort_engine`] for where it is looked for) and,
+//!   with the cargo feature `cuda`, `CudaEngine` (tract-cuda on an NVIDIA GPU; the CUDA
+//!   libraries are loaded at run time, see `cuda_engine`).
 //! * [`select`] picks one from an [`EngineKind`] and says why.
 //! * [`onnx_build`] writes ONNX files without Python; [`testmodels`] uses it to make
 //!   tiny seeded models for tests and benchmarks.
@@ -19,6 +21,8 @@ use std::str::FromStr;
 pub use ndarray;
 pub use ndarray::ArrayD;
 
+#[cfg(feature = "cuda")]
+pub mod cuda_engine;
 mod error;
 mod model;
 pub mod onnx_build;
@@ -26,6 +30,8 @@ pub mod ort_engine;
 pub mod testmodels;
 pub mod tract_engine;
 
+#[cfg(feature = "cuda")]
+pub use cuda_engine::CudaEngine;
 pub use error::EngineError;
 pub use ort_engine::OrtEngine;
 pub use tract_engine::TractEngine;
@@ -90,9 +96,10 @@ pub trait Session: Send {
 
 /// An inference engine.
 pub trait Engine: Send + Sync {
-    /// Short name: "tract" or "ort".
+    /// Short name: "tract", "ort" or "cuda".
     fn name(&self) -> &'static str;
-    /// Engine and version, e.g. "tract 0.23.9" or "onnxruntime 1.31.0".
+    /// Engine and version, e.g. "tract 0.23.9", "onnxruntime 1.31.0" or
+    /// "tract-cuda 0.23.9 on NVIDIA H100 80GB HBM3 (driver API 12.8)".
     fn version(&self) -> String;
     /// Reads, validates, optimises and warms up a model (one inference on zeros).
     fn load(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError>;
@@ -101,13 +108,18 @@ pub trait Engine: Send + Sync {
 /// Which engine to use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum EngineKind {
-    /// onnxruntime when it is found, tract otherwise.
+    /// The CUDA engine when built with the `cuda` feature and a GPU is usable;
+    /// otherwise onnxruntime when it is found, tract otherwise.
     #[default]
     Auto,
     /// Always tract.
     Tract,
     /// Always onnxruntime (an error when it is not found).
     Ort,
+    /// Always the CUDA engine (tract-cuda): an error when this build lacks the `cuda`
+    /// feature ([`EngineError::NotBuilt`]) or no GPU is usable
+    /// ([`EngineError::CudaUnavailable`]).
+    Cuda,
 }
 
 impl EngineKind {
@@ -117,6 +129,7 @@ impl EngineKind {
             EngineKind::Auto => "auto",
             EngineKind::Tract => "tract",
             EngineKind::Ort => "ort",
+            EngineKind::Cuda => "cuda",
         }
     }
 }
@@ -130,18 +143,25 @@ impl fmt::Display for EngineKind {
 impl FromStr for EngineKind {
     type Err = EngineError;
 
-    /// Accepts "auto", "tract", "ort" (and "onnxruntime"), case-insensitively.
+    /// Accepts "auto", "tract", "ort" (and "onnxruntime"), "cuda" (and "gpu"),
+    /// case-insensitively. "cuda" parses in every build; selecting it fails without the
+    /// `cuda` feature.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.trim().to_ascii_lowercase().as_str() {
             "auto" => Ok(EngineKind::Auto),
             "tract" => Ok(EngineKind::Tract),
             "ort" | "onnxruntime" => Ok(EngineKind::Ort),
+            "cuda" | "gpu" => Ok(EngineKind::Cuda),
             _ => Err(EngineError::UnknownEngine(s.to_string())),
         }
     }
 }
 
 /// Picks an engine and returns it with a one-line human note saying which one and why.
+///
+/// `Auto` tries, in order: the CUDA engine (only with the `cuda` feature, when a GPU is
+/// usable), onnxruntime, tract; the note says which was taken and why the ones before
+/// it were not.
 pub fn select(kind: EngineKind) -> Result<(Box<dyn Engine>, String), EngineError> {
     match kind {
         EngineKind::Tract => {
@@ -159,21 +179,53 @@ pub fn select(kind: EngineKind) -> Result<(Box<dyn Engine>, String), EngineError
             );
             Ok((Box::new(e), note))
         }
-        EngineKind::Auto => match OrtEngine::new() {
-            Ok(e) => {
-                let note = format!(
-                    "auto: using {} from {} (found via {})",
-                    e.version(),
-                    e.dylib().path.display(),
-                    e.dylib().found_via
-                );
-                Ok((Box::new(e), note))
+        EngineKind::Cuda => {
+            let e = new_cuda()?;
+            let note = format!("cuda: using {} (requested)", e.version());
+            Ok((e, note))
+        }
+        EngineKind::Auto => {
+            let mut skipped = String::new();
+            if cfg!(feature = "cuda") {
+                match new_cuda() {
+                    Ok(e) => {
+                        let note = format!("auto: using {} (a GPU is usable)", e.version());
+                        return Ok((e, note));
+                    }
+                    Err(err) => skipped = format!("cuda not usable ({err}); "),
+                }
             }
-            Err(err) => {
-                let t = TractEngine::new();
-                let note = format!("auto: {err}; using {}", t.version());
-                Ok((Box::new(t), note))
+            match OrtEngine::new() {
+                Ok(e) => {
+                    let note = format!(
+                        "auto: {skipped}using {} from {} (found via {})",
+                        e.version(),
+                        e.dylib().path.display(),
+                        e.dylib().found_via
+                    );
+                    Ok((Box::new(e), note))
+                }
+                Err(err) => {
+                    let t = TractEngine::new();
+                    let note = format!("auto: {skipped}{err}; using {}", t.version());
+                    Ok((Box::new(t), note))
+                }
             }
-        },
+        }
     }
+}
+
+/// The CUDA engine, or why not.
+#[cfg(feature = "cuda")]
+fn new_cuda() -> Result<Box<dyn Engine>, EngineError> {
+    Ok(Box::new(CudaEngine::new()?))
+}
+
+/// The CUDA engine, or why not.
+#[cfg(not(feature = "cuda"))]
+fn new_cuda() -> Result<Box<dyn Engine>, EngineError> {
+    Err(EngineError::NotBuilt {
+        engine: "cuda",
+        feature: "cuda",
+    })
 }

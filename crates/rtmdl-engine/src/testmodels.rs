@@ -180,3 +180,124 @@ fn mlp(seed: u64, batch: Dim, inputs: usize, hidden: usize, outputs: usize) -> V
     g.output(TINY_MLP_OUTPUT, &[batch, Dim::Fixed(outputs)]);
     g.encode()
 }
+
+/// The output of [`conv_net`] (softmax probabilities, `[1, classes]`).
+pub const CONV_NET_OUTPUT: &str = "probs";
+/// Output channels of the four convolutions of [`conv_net`].
+pub const CONV_NET_CHANNELS: [usize; 4] = [32, 64, 128, 256];
+
+/// A small but not tiny CNN for GPU benchmarks, input `[1, 3, h, w]` (e.g. 224×224),
+/// output `[1, classes]`: four Conv3x3(stride 2, pad 1)+BatchNorm+Relu blocks with
+/// [`CONV_NET_CHANNELS`] channels → GlobalAveragePool → Flatten → Gemm → Softmax.
+/// About 0.37 GFLOP at 224×224. Weights come from a ChaCha8 RNG seeded with `seed`.
+///
+/// Zero sizes are bumped to 1 (so this never fails).
+pub fn conv_net(seed: u64, h: usize, w: usize, classes: usize) -> Vec<u8> {
+    let (h, w, classes) = (h.max(1), w.max(1), classes.max(1));
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let mut g = GraphBuilder::new("conv_net");
+    g.input(INPUT, &fixed(&[1, 3, h, w]));
+    let mut prev = INPUT.to_string();
+    let mut in_ch = 3;
+    for (i, &out_ch) in CONV_NET_CHANNELS.iter().enumerate() {
+        let k = (2.0 / (in_ch * 9) as f32).sqrt();
+        let inits: [(String, Vec<usize>, Vec<f32>); 6] = [
+            (
+                format!("conv{i}.w"),
+                vec![out_ch, in_ch, 3, 3],
+                uniform(&mut rng, out_ch * in_ch * 9, k),
+            ),
+            (
+                format!("conv{i}.b"),
+                vec![out_ch],
+                uniform(&mut rng, out_ch, 0.1),
+            ),
+            (
+                format!("bn{i}.scale"),
+                vec![out_ch],
+                (0..out_ch).map(|_| rng.random_range(0.5..1.5)).collect(),
+            ),
+            (
+                format!("bn{i}.bias"),
+                vec![out_ch],
+                uniform(&mut rng, out_ch, 0.1),
+            ),
+            (
+                format!("bn{i}.mean"),
+                vec![out_ch],
+                uniform(&mut rng, out_ch, 0.1),
+            ),
+            (
+                format!("bn{i}.var"),
+                vec![out_ch],
+                (0..out_ch).map(|_| rng.random_range(0.5..1.5)).collect(),
+            ),
+        ];
+        for (name, shape, data) in inits {
+            g.initializer(&name, &shape, data)
+                .expect("conv_net initializer sizes are consistent");
+        }
+        let (conv, bn, relu) = (format!("conv{i}"), format!("bn{i}"), format!("relu{i}"));
+        g.node(
+            "Conv",
+            &[prev.as_str(), &format!("conv{i}.w"), &format!("conv{i}.b")],
+            &[conv.as_str()],
+            &[
+                ("kernel_shape", Attr::Ints(vec![3, 3])),
+                ("pads", Attr::Ints(vec![1, 1, 1, 1])),
+                ("strides", Attr::Ints(vec![2, 2])),
+            ],
+        );
+        g.node(
+            "BatchNormalization",
+            &[
+                conv.as_str(),
+                &format!("bn{i}.scale"),
+                &format!("bn{i}.bias"),
+                &format!("bn{i}.mean"),
+                &format!("bn{i}.var"),
+            ],
+            &[bn.as_str()],
+            &[("epsilon", Attr::Float(1e-5))],
+        );
+        g.node("Relu", &[bn.as_str()], &[relu.as_str()], &[]);
+        prev = relu;
+        in_ch = out_ch;
+    }
+    let kf = (1.0 / in_ch as f32).sqrt();
+    g.initializer(
+        "fc.w",
+        &[classes, in_ch],
+        uniform(&mut rng, classes * in_ch, kf),
+    )
+    .expect("conv_net fc.w size is consistent");
+    g.initializer("fc.b", &[classes], uniform(&mut rng, classes, 0.1))
+        .expect("conv_net fc.b size is consistent");
+    g.node("GlobalAveragePool", &[prev.as_str()], &["gap"], &[]);
+    g.node("Flatten", &["gap"], &["flat"], &[("axis", Attr::Int(1))]);
+    g.node(
+        "Gemm",
+        &["flat", "fc.w", "fc.b"],
+        &["logits"],
+        &[("transB", Attr::Int(1))],
+    );
+    g.node(
+        "Softmax",
+        &["logits"],
+        &[CONV_NET_OUTPUT],
+        &[("axis", Attr::Int(-1))],
+    );
+    g.output(CONV_NET_OUTPUT, &fixed(&[1, classes]));
+    g.encode()
+}
+
+/// Writes [`conv_net`] to `path`.
+pub fn write_conv_net(
+    path: impl AsRef<Path>,
+    seed: u64,
+    h: usize,
+    w: usize,
+    classes: usize,
+) -> std::io::Result<()> {
+    std::fs::write(path, conv_net(seed, h, w, classes))
+}

@@ -40,6 +40,70 @@ impl Engine for TractEngine {
     }
 }
 
+/// Parses the model of `prepared`, fixes its input shape, applies the output cut, and
+/// returns it typed and decluttered (not yet optimised for a backend). Errors are
+/// [`EngineError::Prepare`] for `engine`.
+pub(crate) fn decluttered(
+    prepared: &PreparedModel,
+    engine: &'static str,
+) -> Result<TypedModel, EngineError> {
+    let path = &prepared.path;
+    let fail = |what: &str, e: TractError| EngineError::Prepare {
+        engine,
+        path: path.clone(),
+        reason: format!("{what}: {e:#}"),
+    };
+    let dir = path.parent().and_then(|p| p.to_str()).map(str::to_owned);
+    let parsed = tract_onnx::onnx()
+        .parse(&prepared.proto, dir.as_deref())
+        .map_err(|e| fail("parsing the ONNX graph", e))?;
+    if !parsed.unresolved_inputs.is_empty() {
+        return Err(EngineError::Prepare {
+            engine,
+            path: path.clone(),
+            reason: format!(
+                "unresolved inputs at top level: {:?}",
+                parsed.unresolved_inputs
+            ),
+        });
+    }
+    let mut model = parsed
+        .model
+        .with_input_fact(
+            0,
+            InferenceFact::from(f32::fact(prepared.input_shape.as_slice())),
+        )
+        .map_err(|e| fail("fixing the input shape", e))?;
+    if prepared.cut {
+        model = model
+            .with_outputs_by_name(&prepared.output_names)
+            .map_err(|e| fail("selecting the output cut", e))?;
+    }
+    let typed = model.into_typed().map_err(|e| fail("typing", e))?;
+    typed
+        .into_decluttered()
+        .map_err(|e| fail("decluttering", e))
+}
+
+/// A multi-threaded executor for intra-op parallelism when `threads > 1`.
+pub(crate) fn executor(
+    threads: usize,
+    path: &std::path::Path,
+    engine: &'static str,
+) -> Result<Option<multithread::Executor>, EngineError> {
+    if threads <= 1 {
+        return Ok(None);
+    }
+    // rayon panics if it cannot spawn its threads: keep that an error.
+    std::panic::catch_unwind(|| multithread::Executor::multithread(threads))
+        .map(Some)
+        .map_err(|_| EngineError::Prepare {
+            engine,
+            path: path.to_path_buf(),
+            reason: format!("cannot start a pool of {threads} threads"),
+        })
+}
+
 /// A loaded, optimised tract model with its execution state.
 struct TractSession {
     path: PathBuf,
@@ -51,12 +115,11 @@ struct TractSession {
 
 impl TractSession {
     fn new(prepared: PreparedModel) -> Result<Self, EngineError> {
+        let typed = decluttered(&prepared, "tract")?;
         let PreparedModel {
             path,
-            proto,
             input_shape,
             output_names,
-            cut,
             threads,
             ..
         } = prepared;
@@ -65,44 +128,8 @@ impl TractSession {
             path: path.clone(),
             reason: format!("{what}: {e:#}"),
         };
-        let dir = path.parent().and_then(|p| p.to_str()).map(str::to_owned);
-        let parsed = tract_onnx::onnx()
-            .parse(&proto, dir.as_deref())
-            .map_err(|e| fail("parsing the ONNX graph", e))?;
-        if !parsed.unresolved_inputs.is_empty() {
-            return Err(EngineError::Prepare {
-                engine: "tract",
-                path,
-                reason: format!(
-                    "unresolved inputs at top level: {:?}",
-                    parsed.unresolved_inputs
-                ),
-            });
-        }
-        let mut model = parsed
-            .model
-            .with_input_fact(0, InferenceFact::from(f32::fact(input_shape.as_slice())))
-            .map_err(|e| fail("fixing the input shape", e))?;
-        if cut {
-            model = model
-                .with_outputs_by_name(&output_names)
-                .map_err(|e| fail("selecting the output cut", e))?;
-        }
-        let typed = model
-            .into_optimized()
-            .map_err(|e| fail("typing and optimising", e))?;
-        let executor = if threads > 1 {
-            // rayon panics if it cannot spawn its threads: keep that an error.
-            let pool = std::panic::catch_unwind(|| multithread::Executor::multithread(threads))
-                .map_err(|_| EngineError::Prepare {
-                    engine: "tract",
-                    path: path.clone(),
-                    reason: format!("cannot start a pool of {threads} threads"),
-                })?;
-            Some(pool)
-        } else {
-            None
-        };
+        let typed = typed.into_optimized().map_err(|e| fail("optimising", e))?;
+        let executor = executor(threads, &path, "tract")?;
         let options = RunOptions {
             executor,
             ..RunOptions::default()
