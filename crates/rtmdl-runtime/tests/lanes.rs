@@ -16,7 +16,10 @@ fn gpu_tasks() -> TaskSet {
     let models = (0..4)
         .map(|i| Model {
             name: format!("m{i}"),
-            stages: vec![Stage { name: "infer".into(), on: Resource::Gpu }],
+            stages: vec![Stage {
+                name: "infer".into(),
+                on: Resource::Gpu,
+            }],
             shared_parts: vec![],
             variants: vec![Variant {
                 name: "v".into(),
@@ -44,7 +47,12 @@ fn gpu_tasks() -> TaskSet {
         })
         .collect();
     TaskSet {
-        platform: Platform { cpu_workers: 1, gpu_lanes: 2, gpu_slowdown: vec![1.0, 1.0], storage_budget: None },
+        platform: Platform {
+            cpu_workers: 1,
+            gpu_lanes: 2,
+            gpu_slowdown: vec![1.0, 1.0],
+            storage_budget: None,
+        },
         models,
         tasks,
     }
@@ -73,7 +81,10 @@ struct FakeBodies {
 
 impl Bodies for FakeBodies {
     fn work(&self, _task: usize, _stage: usize) -> Result<Box<dyn Work>, RuntimeError> {
-        Ok(Box::new(FakeLane { busy: self.busy.clone(), peak: self.peak.clone() }))
+        Ok(Box::new(FakeLane {
+            busy: self.busy.clone(),
+            peak: self.peak.clone(),
+        }))
     }
     fn input(&self, _task: usize, _seq: u64) -> Result<Data, String> {
         Ok(Vec::new())
@@ -85,10 +96,22 @@ fn lanes_admit_in_priority_order_up_to_k_like_the_simulator() {
     let ts = gpu_tasks();
     let assign = ts.assignments(VariantChoice::Plan);
     let (busy, peak) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
-    let bodies = Arc::new(FakeBodies { busy, peak: peak.clone() });
-    let opts = RunOptions { duration: 1, realtime: false, trace: true, ..Default::default() };
+    let bodies = Arc::new(FakeBodies {
+        busy,
+        peak: peak.clone(),
+    });
+    let opts = RunOptions {
+        duration: 1,
+        realtime: false,
+        trace: true,
+        ..Default::default()
+    };
     let out = run(&ts, PolicyKind::Rtmdl.build(&ts, &assign), bodies, &opts).unwrap();
-    assert_eq!(peak.load(Ordering::SeqCst), 2, "never more than K = 2 inferences at once");
+    assert_eq!(
+        peak.load(Ordering::SeqCst),
+        2,
+        "never more than K = 2 inferences at once"
+    );
 
     // Real order of lane admissions (by start time).
     let mut slices = out.trace.unwrap().slices;
@@ -97,7 +120,16 @@ fn lanes_admit_in_priority_order_up_to_k_like_the_simulator() {
 
     // The simulator's order on the same set.
     let mut log = Log::default();
-    simulate_with(&ts, &assign, PolicyKind::Rtmdl.build(&ts, &assign), SimOptions { duration: 1, seed: 1 }, &mut log);
+    simulate_with(
+        &ts,
+        &assign,
+        PolicyKind::Rtmdl.build(&ts, &assign),
+        SimOptions {
+            duration: 1,
+            seed: 1,
+        },
+        &mut log,
+    );
     let simulated: Vec<usize> = log
         .0
         .iter()
