@@ -176,6 +176,11 @@ enum Command {
         /// Seeds per evaluation of a candidate plan.
         #[arg(long, default_value_t = 3)]
         seeds: u64,
+        /// Simulated time per evaluation (default: 3 hyperperiods, at least
+        /// 50 periods of the slowest task, at most 10 s). Shorter plans
+        /// faster with noisier miss-rate predictions.
+        #[arg(long, value_parser = duration_arg)]
+        horizon: Option<u64>,
         /// NSGA-II population.
         #[arg(long, default_value_t = 48)]
         population: usize,
@@ -408,6 +413,7 @@ fn run(cli: Cli) -> Result<()> {
             hard,
             seed,
             seeds,
+            horizon,
             population,
             generations,
             out,
@@ -417,6 +423,9 @@ fn run(cli: Cli) -> Result<()> {
             proxy.seed = seed;
             proxy.seeds = seeds.max(1);
             proxy.hard = hard;
+            if let Some(h) = horizon {
+                proxy.horizon = h;
+            }
             let horizon = proxy.horizon;
             let method = if exact {
                 rtmdl_plan::Method::Exact { limit: 5e6 }
