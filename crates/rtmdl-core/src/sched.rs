@@ -371,26 +371,10 @@ impl Scheduler {
     /// The running sub-task of `job` finished at `now`. Unknown or stale
     /// ids are ignored (and reported as `false`).
     pub fn finished(&mut self, job: JobId, now: Time) -> bool {
-        let Some(j) = self.jobs.get(job.idx as usize) else {
+        let Some(idx) = self.stop_running(job, now) else {
             return false;
         };
-        if !j.live || j.uid != job.uid || j.running.is_none() {
-            return false;
-        }
-        self.tick(now);
-        let idx = job.idx;
         let j = &mut self.jobs[idx as usize];
-        match j.running.take() {
-            Some(Slot::Gpu(l)) => self.gpu[l] = None,
-            Some(Slot::Cpu(s)) => {
-                self.cpu_running -= 1;
-                self.cpu[s] = match j.holder {
-                    Some(_) => CpuSlot::Held(idx),
-                    None => CpuSlot::Free,
-                };
-            }
-            None => unreachable!("checked above"),
-        }
         j.stage += 1;
         let task = j.task as usize;
         if j.stage as usize == self.tasks[task].chain.len() {
@@ -406,23 +390,10 @@ impl Scheduler {
     /// panic, a watchdog): its resources are freed and the job ends as
     /// failed, unless it had already missed its deadline.
     pub fn failed(&mut self, job: JobId, now: Time) -> bool {
-        let Some(j) = self.jobs.get(job.idx as usize) else {
+        let Some(idx) = self.stop_running(job, now) else {
             return false;
         };
-        if !j.live || j.uid != job.uid || j.running.is_none() {
-            return false;
-        }
-        self.tick(now);
-        let idx = job.idx;
         let j = &mut self.jobs[idx as usize];
-        match j.running.take() {
-            Some(Slot::Gpu(l)) => self.gpu[l] = None,
-            Some(Slot::Cpu(s)) => {
-                self.cpu_running -= 1;
-                self.cpu[s] = CpuSlot::Free;
-            }
-            None => unreachable!("checked above"),
-        }
         if let Some(s) = j.holder.take() {
             self.cpu[s] = CpuSlot::Free;
         }
@@ -435,11 +406,43 @@ impl Scheduler {
             seq: j.seq,
             at: now,
         });
-        j.live = false;
-        self.pending[task] -= 1;
-        self.free_jobs.push(idx);
+        self.retire(idx);
         self.dirty = true;
         true
+    }
+
+    /// Common start of `finished` and `failed`: check the id, advance time
+    /// and free the slot the sub-task ran on (a black-box job keeps its CPU
+    /// worker, as held). Returns the job's index, or `None` for an unknown
+    /// or stale id.
+    fn stop_running(&mut self, job: JobId, now: Time) -> Option<u32> {
+        let j = self.jobs.get(job.idx as usize)?;
+        if !j.live || j.uid != job.uid || j.running.is_none() {
+            return None;
+        }
+        self.tick(now);
+        let idx = job.idx;
+        let j = &mut self.jobs[idx as usize];
+        match j.running.take() {
+            Some(Slot::Gpu(l)) => self.gpu[l] = None,
+            Some(Slot::Cpu(s)) => {
+                self.cpu_running -= 1;
+                self.cpu[s] = match j.holder {
+                    Some(_) => CpuSlot::Held(idx),
+                    None => CpuSlot::Free,
+                };
+            }
+            None => unreachable!("checked above"),
+        }
+        Some(idx)
+    }
+
+    /// A job has ended: forget it.
+    fn retire(&mut self, idx: u32) {
+        let j = &mut self.jobs[idx as usize];
+        j.live = false;
+        self.pending[j.task as usize] -= 1;
+        self.free_jobs.push(idx);
     }
 
     /// Time advanced to `now`: flag jobs whose deadline has passed.
@@ -487,9 +490,7 @@ impl Scheduler {
                     at: now,
                 });
             }
-            j.live = false;
-            self.pending[task] -= 1;
-            self.free_jobs.push(idx as u32);
+            self.retire(idx as u32);
         }
         self.cpu_queue.clear();
         self.gpu_queue.clear();
@@ -541,9 +542,7 @@ impl Scheduler {
             at: now,
             late,
         });
-        j.live = false;
-        self.pending[task] -= 1;
-        self.free_jobs.push(idx);
+        self.retire(idx);
     }
 
     fn entry(&mut self, idx: u32, resource: Resource) -> Entry {
