@@ -690,9 +690,8 @@ impl CudaSession {
             output_shapes: vec![],
             poisoned: None,
         };
-        let zeros = ArrayD::<f32>::zeros(session.input_shape.clone());
-        let outputs = session.run(&zeros)?;
-        session.output_shapes = outputs.iter().map(|o| o.shape().to_vec()).collect();
+        let shape = session.input_shape.clone();
+        session.output_shapes = model::warm_up(&mut session, &shape)?;
         Ok(session)
     }
 }

@@ -256,3 +256,14 @@ pub(crate) fn check_input(
         })
     }
 }
+
+/// One inference on zeros right after loading: it gives the concrete output
+/// shapes and makes the first real run as fast as the next ones.
+pub(crate) fn warm_up(
+    session: &mut dyn crate::Session,
+    input_shape: &[usize],
+) -> Result<Vec<Vec<usize>>, EngineError> {
+    let zeros = ndarray::ArrayD::<f32>::zeros(input_shape.to_vec());
+    let outputs = session.run(&zeros)?;
+    Ok(outputs.iter().map(|o| o.shape().to_vec()).collect())
+}

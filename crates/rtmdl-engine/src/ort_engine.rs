@@ -503,10 +503,8 @@ impl OrtSessionImpl {
             output_names,
             output_shapes: vec![],
         };
-        // Warm-up: concrete output shapes, and no first-run slowness later.
-        let zeros = ArrayD::<f32>::zeros(s.input_shape.clone());
-        let outputs = s.run(&zeros)?;
-        s.output_shapes = outputs.iter().map(|o| o.shape().to_vec()).collect();
+        let shape = s.input_shape.clone();
+        s.output_shapes = model::warm_up(&mut s, &shape)?;
         Ok(s)
     }
 }

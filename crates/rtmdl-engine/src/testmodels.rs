@@ -97,21 +97,7 @@ pub fn tiny_cnn(seed: u64, in_ch: usize, h: usize, w: usize, classes: usize) -> 
         &[k3x3, pad1, ("strides", Attr::Ints(vec![2, 2]))],
     );
     g.node("Relu", &["conv2"], &[TINY_CNN_FEATURES], &[]);
-    g.node("GlobalAveragePool", &[TINY_CNN_FEATURES], &["gap"], &[]);
-    g.node("Flatten", &["gap"], &["flat"], &[("axis", Attr::Int(1))]);
-    g.node(
-        "Gemm",
-        &["flat", "fc.w", "fc.b"],
-        &["logits"],
-        &[("transB", Attr::Int(1))],
-    );
-    g.node(
-        "Softmax",
-        &["logits"],
-        &[TINY_CNN_OUTPUT],
-        &[("axis", Attr::Int(-1))],
-    );
-    g.output(TINY_CNN_OUTPUT, &fixed(&[1, classes]));
+    classifier_head(&mut g, TINY_CNN_FEATURES, TINY_CNN_OUTPUT, classes);
     g.encode()
 }
 
@@ -273,21 +259,7 @@ pub fn conv_net(seed: u64, h: usize, w: usize, classes: usize) -> Vec<u8> {
     .expect("conv_net fc.w size is consistent");
     g.initializer("fc.b", &[classes], uniform(&mut rng, classes, 0.1))
         .expect("conv_net fc.b size is consistent");
-    g.node("GlobalAveragePool", &[prev.as_str()], &["gap"], &[]);
-    g.node("Flatten", &["gap"], &["flat"], &[("axis", Attr::Int(1))]);
-    g.node(
-        "Gemm",
-        &["flat", "fc.w", "fc.b"],
-        &["logits"],
-        &[("transB", Attr::Int(1))],
-    );
-    g.node(
-        "Softmax",
-        &["logits"],
-        &[CONV_NET_OUTPUT],
-        &[("axis", Attr::Int(-1))],
-    );
-    g.output(CONV_NET_OUTPUT, &fixed(&[1, classes]));
+    classifier_head(&mut g, &prev, CONV_NET_OUTPUT, classes);
     g.encode()
 }
 
@@ -300,4 +272,24 @@ pub fn write_conv_net(
     classes: usize,
 ) -> std::io::Result<()> {
     std::fs::write(path, conv_net(seed, h, w, classes))
+}
+
+/// GlobalAveragePool → Flatten → Gemm (`fc.w`, `fc.b`) → Softmax into
+/// `output` `[1, classes]`: the head both test CNNs share.
+fn classifier_head(g: &mut GraphBuilder, features: &str, output: &str, classes: usize) {
+    g.node("GlobalAveragePool", &[features], &["gap"], &[]);
+    g.node("Flatten", &["gap"], &["flat"], &[("axis", Attr::Int(1))]);
+    g.node(
+        "Gemm",
+        &["flat", "fc.w", "fc.b"],
+        &["logits"],
+        &[("transB", Attr::Int(1))],
+    );
+    g.node(
+        "Softmax",
+        &["logits"],
+        &[output],
+        &[("axis", Attr::Int(-1))],
+    );
+    g.output(output, &fixed(&[1, classes]));
 }

@@ -147,11 +147,8 @@ impl TractSession {
             output_names,
             output_shapes: vec![],
         };
-        // One warm-up inference: gives concrete output shapes and makes the first real
-        // `run` as fast as the next ones.
-        let zeros = ArrayD::<f32>::zeros(session.input_shape.clone());
-        let outputs = session.run(&zeros)?;
-        session.output_shapes = outputs.iter().map(|o| o.shape().to_vec()).collect();
+        let shape = session.input_shape.clone();
+        session.output_shapes = model::warm_up(&mut session, &shape)?;
         Ok(session)
     }
 }
