@@ -190,7 +190,11 @@ pub fn run(
                 worker_loop(slot, works, rx, done_tx, bodies, epoch)
             })
             .map_err(|e| RuntimeError::Thread(e.to_string()))?;
-        if let Ok(status) = ready_rx.recv() {
+        // Only threads that asked for a real-time priority are reported
+        // (with `realtime` off the report says "off").
+        if let Ok(status) = ready_rx.recv()
+            && rt_prio.is_some()
+        {
             rt_log.thread(&name, status);
         }
         Ok(Worker {
