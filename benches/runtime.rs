@@ -2,16 +2,18 @@
 //! 1. overhead of the runtime against calling the engine in a loop on the
 //!    same model (throughput ratio);
 //! 2. dispatch latency (release → first sub-task start) on the tiny example;
-//! 3. onnxruntime against tract latency on the same models.
+//! 3. onnxruntime against tract latency on the same models: the tiny ones and, when
+//!    `scripts/fetch-models` has fetched them into `models/`, the real PP-OCRv4
+//!    det / cls / rec and Silero VAD models with the shapes of `examples/ocr-vad.toml`.
 //!
-//! Models come from `examples/models/` (`cargo run --example make_tiny_models`).
+//! Tiny models come from `examples/models/` (`cargo run --example make_tiny_models`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rtmdl_core::{PolicyKind, VariantChoice};
-use rtmdl_engine::{Engine, EngineKind, ModelSpec, ndarray};
+use rtmdl_engine::{DType, Engine, EngineKind, InputValue, ModelSpec, Tensor, TensorView, ndarray};
 use rtmdl_runtime::{RunOptions, run_config};
 
 fn root() -> PathBuf {
@@ -34,6 +36,71 @@ fn direct(engine: &dyn Engine, model: &Path, n: usize) -> f64 {
         s.run(&x).expect("run");
     }
     t.elapsed().as_secs_f64() / n as f64
+}
+
+/// Mean seconds per inference of a spec (every input filled with 0.5) over at least
+/// 10 runs and about `budget_s` seconds, after 5 warm-up runs.
+fn direct_spec(engine: &dyn Engine, spec: &ModelSpec, budget_s: f64) -> f64 {
+    let mut s = engine.load(spec).expect("model");
+    let inputs: Vec<Tensor> = s
+        .inputs()
+        .iter()
+        .map(|i| match i.dtype {
+            DType::F32 => Tensor::F32(ndarray::ArrayD::from_elem(i.shape.clone(), 0.5)),
+            DType::I64 => Tensor::zeros(DType::I64, &i.shape),
+        })
+        .collect();
+    let views: Vec<TensorView<'_>> = inputs.iter().map(Tensor::view).collect();
+    for _ in 0..5 {
+        s.run_many(&views).expect("run");
+    }
+    let t = Instant::now();
+    let mut n = 0;
+    while n < 10 || t.elapsed().as_secs_f64() < budget_s {
+        s.run_many(&views).expect("run");
+        n += 1;
+    }
+    t.elapsed().as_secs_f64() / n as f64
+}
+
+/// The fetched real models with the shapes of `examples/ocr-vad.toml`.
+fn real_models() -> Vec<(&'static str, ModelSpec)> {
+    let dir = root().join("models");
+    let specs = [
+        (
+            "ch_PP-OCRv4_det_infer.onnx",
+            "PP-OCRv4 det 1x3x320x320",
+            vec![1, 3, 320, 320],
+        ),
+        (
+            "ch_ppocr_mobile_v2.0_cls_infer.onnx",
+            "PP-OCR cls 1x3x48x192",
+            vec![1, 3, 48, 192],
+        ),
+        (
+            "ch_PP-OCRv4_rec_infer.onnx",
+            "PP-OCRv4 rec 1x3x48x320",
+            vec![1, 3, 48, 320],
+        ),
+    ];
+    let mut out = Vec::new();
+    for (file, label, shape) in specs {
+        let path = dir.join(file);
+        if path.is_file() {
+            out.push((label, ModelSpec::new(path).with_input_shape(shape)));
+        }
+    }
+    let vad = dir.join("silero_vad.onnx");
+    if vad.is_file() {
+        out.push((
+            "Silero VAD 1x576 + state",
+            ModelSpec::new(vad)
+                .with_input_shape([1, 576])
+                .with_input_shape_of("state", [2, 1, 128])
+                .with_constant("sr", InputValue::scalar(16000.0)),
+        ));
+    }
+    out
 }
 
 fn main() {
@@ -158,6 +225,25 @@ source = {{ kind = "tensor", shape = {:?} }}
                 println!(
                     "ort vs tract {:<40} tract {:>8.3} ms  ort {:>8.3} ms  ort/tract {:.2}",
                     f.file_name().unwrap_or_default().to_string_lossy(),
+                    t * 1e3,
+                    o * 1e3,
+                    o / t
+                );
+            }
+            let real = real_models();
+            if real.is_empty() {
+                println!(
+                    "ort vs tract: no real models in models/ (run scripts/fetch-models), skipped"
+                );
+            }
+            for (label, spec) in real {
+                let (t, o) = (
+                    direct_spec(tract.as_ref(), &spec, 3.0),
+                    direct_spec(ort.as_ref(), &spec, 3.0),
+                );
+                println!(
+                    "ort vs tract {:<40} tract {:>8.3} ms  ort {:>8.3} ms  ort/tract {:.2}",
+                    label,
                     t * 1e3,
                     o * 1e3,
                     o / t

@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! gpu_bench info
-//! gpu_bench parity [--tol-abs A] [--tol-rel R] [MODEL.onnx [--shape 1x3x224x224]]...
+//! gpu_bench parity [--tol-abs A] [--tol-rel R]
+//!                  [MODEL.onnx [--shape 1x3x224x224] [--shape-of NAME 2x1x128] [--const NAME=V]...]...
 //! gpu_bench packing [--lanes 1,2,4] [--seconds N] [--size 224]
 //! gpu_bench priority [--seconds N] [--period-ms 20] [--hogs 3] [--size 224]
 //! ```
@@ -11,7 +12,10 @@
 //!   kernel cache, the stream priority range and how long setting CUDA up took.
 //! * `parity`: tract on the CPU vs the CUDA engine on the tiny test models, a 4-conv CNN
 //!   at 3×224×224 ([`testmodels::conv_net`]) and any `.onnx` given: max abs diff per
-//!   output, timings, and which ops ran where.
+//!   output, timings, and which ops ran where. After a model path, `--shape` fixes its
+//!   first input, `--shape-of` another input by name and `--const` fixes an input to a
+//!   value (e.g. Silero VAD: `--shape 1x576 --shape-of state 2x1x128 --const sr=16000`);
+//!   every input left gets seeded uniform values in [-1, 1].
 //! * `packing`: for each K in `--lanes`, K threads, each with its own CUDA session of the
 //!   CNN (so its own CUDA stream), run back to back for `--seconds`: total inferences/s.
 //! * `priority`: one thread runs the CNN every `--period-ms` and records its latency,
@@ -31,7 +35,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rtmdl_engine::cuda_engine::{self, CudaEngine};
 use rtmdl_engine::ndarray::IxDyn;
-use rtmdl_engine::{ArrayD, Engine, EngineError, ModelSpec, Session, TractEngine, testmodels};
+use rtmdl_engine::{
+    ArrayD, DType, Engine, EngineError, InputValue, ModelSpec, Session, Tensor, TensorView,
+    TractEngine, testmodels,
+};
 use serde_json::{Value, json};
 
 /// A failure: its message and the exit code.
@@ -79,7 +86,7 @@ fn main() {
         "priority" => priority(rest),
         "" | "-h" | "--help" | "help" => {
             eprintln!(
-                "usage: gpu_bench info | parity [--tol-abs A] [--tol-rel R] [MODEL.onnx [--shape 1x3x224x224]]... \
+                "usage: gpu_bench info | parity [--tol-abs A] [--tol-rel R] [MODEL.onnx [--shape 1x3x224x224] [--shape-of NAME DIMS] [--const NAME=V]...]... \
                  | packing [--lanes 1,2,4] [--seconds N] [--size 224] \
                  | priority [--seconds N] [--period-ms 20] [--hogs 3] [--size 224]"
             );
@@ -324,6 +331,32 @@ fn parity(args: &[String]) -> Res<Value> {
                 last.spec = last.spec.clone().with_input_shape(shape);
                 i += 2;
             }
+            "--shape-of" => {
+                let name = args.get(i + 1).cloned().unwrap_or_default();
+                let shape = parse_shape(args.get(i + 2).map(String::as_str).unwrap_or(""))?;
+                let last = extras.last_mut().ok_or_else(|| {
+                    Failure::from("--shape-of must follow a model path".to_string())
+                })?;
+                last.spec = last.spec.clone().with_input_shape_of(name, shape);
+                i += 3;
+            }
+            "--const" => {
+                let arg = args.get(i + 1).map(String::as_str).unwrap_or("");
+                let (name, value) = arg
+                    .split_once('=')
+                    .and_then(|(n, v)| Some((n, v.parse::<f64>().ok()?)))
+                    .ok_or_else(|| {
+                        Failure::from(format!("bad --const {arg:?} (expected NAME=NUMBER)"))
+                    })?;
+                let last = extras
+                    .last_mut()
+                    .ok_or_else(|| Failure::from("--const must follow a model path".to_string()))?;
+                last.spec = last
+                    .spec
+                    .clone()
+                    .with_constant(name, InputValue::scalar(value));
+                i += 2;
+            }
             p => {
                 extras.push(ParityCase {
                     name: p.to_string(),
@@ -401,15 +434,28 @@ fn parity(args: &[String]) -> Res<Value> {
 }
 
 /// Median wall time of `n` runs, in ms.
-fn time_runs(s: &mut dyn Session, x: &ArrayD<f32>, n: usize) -> Result<f64, EngineError> {
+fn time_runs(s: &mut dyn Session, x: &[Tensor], n: usize) -> Result<f64, EngineError> {
+    let views: Vec<TensorView<'_>> = x.iter().map(Tensor::view).collect();
     let mut t = Vec::with_capacity(n);
     for _ in 0..n {
         let t0 = Instant::now();
-        s.run(x)?;
+        s.run_many(&views)?;
         t.push(ms(t0.elapsed()));
     }
     t.sort_by(|a, b| a.total_cmp(b));
     Ok(round3(t[t.len() / 2]))
+}
+
+/// Seeded inputs for every input of a session (f32 uniform in [-1, 1], i64 zeros).
+fn session_inputs(s: &dyn Session, seed: u64) -> Vec<Tensor> {
+    s.inputs()
+        .iter()
+        .enumerate()
+        .map(|(k, i)| match i.dtype {
+            DType::F32 => Tensor::F32(random_input(&i.shape, seed * 100 + k as u64)),
+            DType::I64 => Tensor::zeros(DType::I64, &i.shape),
+        })
+        .collect()
 }
 
 fn parity_case(engine: &CudaEngine, case: &ParityCase, tol_abs: f32, tol_rel: f32) -> Value {
@@ -420,13 +466,25 @@ fn parity_case(engine: &CudaEngine, case: &ParityCase, tol_abs: f32, tol_rel: f3
         let mut gpu = engine.load(&case.spec)?;
         let gpu_load_s = t0.elapsed().as_secs_f64();
         let shape = cpu.input_shape().to_vec();
-        let inputs = [random_input(&shape, 1), random_input(&shape, 2)];
+        let inputs = [
+            session_inputs(cpu.as_ref(), 1),
+            session_inputs(cpu.as_ref(), 2),
+        ];
         let mut max_abs = 0f32;
         let mut max_ref = 0f32;
         let mut outputs = Vec::new();
         for x in &inputs {
-            let a = cpu.run(x)?;
-            let b = gpu.run(x)?;
+            let views: Vec<TensorView<'_>> = x.iter().map(Tensor::view).collect();
+            let a: Vec<ArrayD<f32>> = cpu
+                .run_many(&views)?
+                .into_iter()
+                .map(Tensor::into_f32)
+                .collect();
+            let b: Vec<ArrayD<f32>> = gpu
+                .run_many(&views)?
+                .into_iter()
+                .map(Tensor::into_f32)
+                .collect();
             for (i, (p, q)) in a.iter().zip(&b).enumerate() {
                 if p.shape() != q.shape() {
                     return Ok(json!({
@@ -471,6 +529,7 @@ fn parity_case(engine: &CudaEngine, case: &ParityCase, tol_abs: f32, tol_rel: f3
         Ok(json!({
             "ok": ok,
             "input_shape": shape,
+            "inputs": cpu.inputs().iter().map(|i| json!([i.name, i.dtype.to_string(), i.shape])).collect::<Vec<_>>(),
             "max_abs_diff": max_abs,
             "max_abs_value": max_ref,
             "outputs": outputs,

@@ -77,12 +77,11 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
-use ndarray::ArrayD;
 use tract_onnx::prelude::*;
 
 use crate::model::{self, PreparedModel};
 use crate::tract_engine;
-use crate::{Engine, EngineError, ModelSpec, Session};
+use crate::{Engine, EngineError, InputInfo, ModelSpec, Session, TensorView};
 
 /// The tract-cuda version this crate is built against (pinned with `=` in Cargo.toml).
 pub const TRACT_CUDA_VERSION: &str = "0.23.9";
@@ -658,7 +657,7 @@ struct CudaSession {
     state: Box<dyn State>,
     /// The plan the state runs (kept alive with it).
     _runnable: Box<dyn Runnable>,
-    input_shape: Vec<usize>,
+    inputs: Vec<InputInfo>,
     output_names: Vec<String>,
     output_shapes: Vec<Vec<usize>>,
     /// Set when a run panicked inside tract-cuda: the state may be inconsistent.
@@ -670,7 +669,7 @@ impl CudaSession {
         let runnable = prepare_runnable(runtime, &prepared)?;
         let PreparedModel {
             path,
-            input_shape,
+            inputs,
             output_names,
             ..
         } = prepared;
@@ -685,19 +684,18 @@ impl CudaSession {
             path,
             state,
             _runnable: runnable,
-            input_shape,
+            inputs,
             output_names,
             output_shapes: vec![],
             poisoned: None,
         };
-        let shape = session.input_shape.clone();
-        session.output_shapes = model::warm_up(&mut session, &shape)?;
+        session.output_shapes = model::warm_up(&mut session)?;
         Ok(session)
     }
 }
 
 impl Session for CudaSession {
-    fn run(&mut self, input: &ArrayD<f32>) -> Result<Vec<ArrayD<f32>>, EngineError> {
+    fn run_many(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<crate::Tensor>, EngineError> {
         let fail = |reason: String| EngineError::Run {
             engine: ENGINE,
             path: self.path.clone(),
@@ -708,34 +706,23 @@ impl Session for CudaSession {
                 "the session is unusable after an earlier panic ({why})"
             )));
         }
-        model::check_input(&self.path, &self.input_shape, input.shape())?;
-        let contiguous = input.as_standard_layout();
-        let data = contiguous.as_slice().unwrap_or_default();
-        let tensor = Tensor::from_shape(input.shape(), data).map_err(|e| fail(format!("{e:#}")))?;
+        model::check_inputs(&self.path, &self.inputs, inputs)?;
+        let values = tract_engine::to_tvalues(inputs).map_err(|e| fail(format!("{e:#}")))?;
         let state = &mut self.state;
-        let outputs =
-            match catch_unwind(AssertUnwindSafe(|| state.run(tvec!(tensor.into_tvalue())))) {
-                Ok(Ok(o)) => o,
-                Ok(Err(e)) => return Err(fail(format!("{e:#}"))),
-                Err(p) => {
-                    let msg = panic_message(&*p);
-                    self.poisoned = Some(msg.clone());
-                    return Err(fail(format!("tract-cuda panicked: {msg}")));
-                }
-            };
-        let mut result = Vec::with_capacity(outputs.len());
-        for out in outputs {
-            let out = out.cast_to::<f32>().map_err(|e| fail(format!("{e:#}")))?;
-            let view = out
-                .to_plain_array_view::<f32>()
-                .map_err(|e| fail(format!("{e:#}")))?;
-            result.push(view.to_owned());
-        }
-        Ok(result)
+        let outputs = match catch_unwind(AssertUnwindSafe(|| state.run(values))) {
+            Ok(Ok(o)) => o,
+            Ok(Err(e)) => return Err(fail(format!("{e:#}"))),
+            Err(p) => {
+                let msg = panic_message(&*p);
+                self.poisoned = Some(msg.clone());
+                return Err(fail(format!("tract-cuda panicked: {msg}")));
+            }
+        };
+        tract_engine::from_tvalues(outputs).map_err(|e| fail(format!("{e:#}")))
     }
 
-    fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+    fn inputs(&self) -> &[InputInfo] {
+        &self.inputs
     }
 
     fn output_shapes(&self) -> &[Vec<usize>] {
@@ -744,6 +731,10 @@ impl Session for CudaSession {
 
     fn output_names(&self) -> &[String] {
         &self.output_names
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 }
 

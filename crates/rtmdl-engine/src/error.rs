@@ -36,7 +36,7 @@ pub enum EngineError {
     },
 
     /// The file is valid ONNX but uses something this crate does not support
-    /// (several inputs, a non-f32 input, dynamic dims that the spec did not fix, ...).
+    /// (an input that is neither f32 nor i64, dynamic dims that the spec did not fix, ...).
     #[error("cannot load model {}: {reason}", path.display())]
     UnsupportedModel {
         /// The path that was given.
@@ -67,14 +67,38 @@ pub enum EngineError {
 
     /// An input shape does not match what the model (or the session) expects.
     /// `None` in `expected` stands for a dynamic dim.
-    #[error("input shape mismatch for model {}: expected {}, got {got:?}", path.display(), crate::error::fmt_dims(expected))]
+    #[error("input shape mismatch for model {}, input {input:?}: expected {}, got {got:?}", path.display(), crate::error::fmt_dims(expected))]
     ShapeMismatch {
         /// The model path.
         path: PathBuf,
+        /// The input name.
+        input: String,
         /// The expected shape (`None` = any size).
         expected: Vec<Option<usize>>,
         /// The shape that was given.
         got: Vec<usize>,
+    },
+
+    /// A spec or a wrapper names a model input that does not exist (or lists one twice).
+    #[error("model {}: {what} names input {name:?}, but the model's inputs are: {known}", path.display())]
+    UnknownInput {
+        /// The model path.
+        path: PathBuf,
+        /// Where the name came from (e.g. "a constant", "an input shape", "feedback").
+        what: String,
+        /// The unknown name.
+        name: String,
+        /// The model's input names, comma separated.
+        known: String,
+    },
+
+    /// The tensors given to a run do not match the session's inputs in number or type.
+    #[error("wrong inputs for model {}: {reason}", path.display())]
+    InputMismatch {
+        /// The model path.
+        path: PathBuf,
+        /// What is wrong, naming the inputs.
+        reason: String,
     },
 
     /// The engine could not turn the model into a runnable session.

@@ -11,6 +11,24 @@
 //!   tiny seeded models for tests and benchmarks.
 //!
 //! Tensors are [`ndarray::ArrayD<f32>`] (ndarray is re-exported, the same version tract uses).
+//!
+//! # Several inputs, integer inputs, recurrent state
+//!
+//! A model may have several inputs, each `f32` or `i64` ([`DType`]):
+//!
+//! * [`Session::inputs`] lists them (name, type, concrete shape) in graph order and
+//!   [`Session::run_many`] takes one [`TensorView`] per input and returns typed
+//!   [`Tensor`]s; [`Session::run`] stays the short path for one `f32` input.
+//! * Dynamic dims are fixed by name with [`ModelSpec::with_input_shape_of`] (and, for the
+//!   first input, [`ModelSpec::with_input_shape`]).
+//! * Inputs whose value never changes (Silero VAD's `sr`) are fixed at load with
+//!   [`ModelSpec::with_constant`]: reading the model turns them into
+//!   initializers of the graph for every engine, so they are folded where possible (an
+//!   `If` on the sample rate disappears in tract) and are no longer session inputs.
+//! * An input fed from an output of the previous run (Silero VAD's `state` from
+//!   `stateN`) is handled by [`RecurrentSession`], a [`Session`] wrapping another one;
+//!   its state lives in a [`SharedState`] that several sessions (one per GPU lane) can
+//!   share.
 
 #![warn(missing_docs)]
 
@@ -24,9 +42,12 @@ pub use ndarray::ArrayD;
 #[cfg(feature = "cuda")]
 pub mod cuda_engine;
 mod error;
+mod fold;
 mod model;
 pub mod onnx_build;
 pub mod ort_engine;
+pub mod recurrent;
+mod tensor;
 pub mod testmodels;
 pub mod tract_engine;
 
@@ -34,16 +55,25 @@ pub mod tract_engine;
 pub use cuda_engine::CudaEngine;
 pub use error::EngineError;
 pub use ort_engine::OrtEngine;
+pub use recurrent::{Feedback, RecurrentSession, SharedState};
+pub use tensor::{DType, InputInfo, InputValue, Tensor, TensorView};
 pub use tract_engine::TractEngine;
 
 /// What to load and how.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ModelSpec {
     /// The `.onnx` file.
     pub path: PathBuf,
-    /// The concrete input shape. Required when the model's input has dynamic dims
-    /// (e.g. a symbolic batch); otherwise it must agree with the declared shape.
+    /// The concrete shape of the first input (the first one not fixed by
+    /// [`ModelSpec::constants`]). Required when that input has dynamic dims (e.g. a
+    /// symbolic batch); otherwise it must agree with the declared shape.
     pub input_shape: Option<Vec<usize>>,
+    /// Concrete shapes of inputs by name (any input, the first included; naming the
+    /// first here and also setting `input_shape` is an error).
+    pub input_shapes: Vec<(String, Vec<usize>)>,
+    /// Inputs fixed to a value at load: they become constants of the graph and are not
+    /// inputs of the session.
+    pub constants: Vec<(String, InputValue)>,
     /// Output cut: run only up to these tensors (node output names) and return them,
     /// in this order, instead of the graph's outputs.
     pub outputs: Option<Vec<String>>,
@@ -57,6 +87,8 @@ impl ModelSpec {
         ModelSpec {
             path: path.into(),
             input_shape: None,
+            input_shapes: Vec::new(),
+            constants: Vec::new(),
             outputs: None,
             threads: 1,
         }
@@ -65,6 +97,22 @@ impl ModelSpec {
     /// Sets [`ModelSpec::input_shape`].
     pub fn with_input_shape(mut self, shape: impl Into<Vec<usize>>) -> Self {
         self.input_shape = Some(shape.into());
+        self
+    }
+
+    /// Adds the shape of input `name` to [`ModelSpec::input_shapes`].
+    pub fn with_input_shape_of(
+        mut self,
+        name: impl Into<String>,
+        shape: impl Into<Vec<usize>>,
+    ) -> Self {
+        self.input_shapes.push((name.into(), shape.into()));
+        self
+    }
+
+    /// Adds a constant input to [`ModelSpec::constants`].
+    pub fn with_constant(mut self, name: impl Into<String>, value: InputValue) -> Self {
+        self.constants.push((name.into(), value));
         self
     }
 
@@ -83,15 +131,34 @@ impl ModelSpec {
 
 /// A loaded model, ready to run. One session is used by one thread at a time.
 pub trait Session: Send {
-    /// Runs one inference. `input` must have exactly [`Session::input_shape`];
-    /// returns one array per output, in [`Session::output_names`] order.
-    fn run(&mut self, input: &ArrayD<f32>) -> Result<Vec<ArrayD<f32>>, EngineError>;
-    /// The fixed input shape.
-    fn input_shape(&self) -> &[usize];
+    /// Runs one inference with one tensor per input, in [`Session::inputs`] order, each
+    /// of exactly that input's type and shape; returns one tensor per output, in
+    /// [`Session::output_names`] order (`f32` and `i64` outputs keep their type, outputs
+    /// of other types are converted to `f32`).
+    fn run_many(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, EngineError>;
+    /// The inputs the session takes (graph order, without [`ModelSpec::constants`]).
+    fn inputs(&self) -> &[InputInfo];
     /// The output shapes (observed on the warm-up run done at load).
     fn output_shapes(&self) -> &[Vec<usize>];
     /// The output tensor names (the graph's outputs, or the output cut).
     fn output_names(&self) -> &[String];
+    /// The model file (for messages).
+    fn path(&self) -> &std::path::Path;
+
+    /// Runs one inference of a model with a single `f32` input, which must have exactly
+    /// [`Session::input_shape`]; returns one array per output, in
+    /// [`Session::output_names`] order, converted to `f32`. A model with another number
+    /// of inputs, or a non-`f32` one, is an [`EngineError::InputMismatch`]: use
+    /// [`Session::run_many`].
+    fn run(&mut self, input: &ArrayD<f32>) -> Result<Vec<ArrayD<f32>>, EngineError> {
+        let outputs = self.run_many(&[TensorView::F32(input.view())])?;
+        Ok(outputs.into_iter().map(Tensor::into_f32).collect())
+    }
+
+    /// The shape of the first input (empty when the session takes no input).
+    fn input_shape(&self) -> &[usize] {
+        self.inputs().first().map_or(&[], |i| i.shape.as_slice())
+    }
 }
 
 /// An inference engine.

@@ -7,22 +7,22 @@ use std::path::{Path, PathBuf};
 use prost::Message;
 use tract_onnx::pb;
 
-use crate::{EngineError, ModelSpec};
+use crate::{DType, EngineError, InputInfo, InputValue, ModelSpec, Tensor, TensorView};
 
 /// A decoded ONNX model plus everything the spec resolved about it.
 pub(crate) struct PreparedModel {
     /// The model path (for messages).
     pub path: PathBuf,
-    /// The decoded protobuf.
+    /// The decoded protobuf, with the spec's constant inputs turned into initializers.
     pub proto: pb::ModelProto,
-    /// Name of the single real (non-initializer) input.
-    pub input_name: String,
-    /// The fully concrete input shape.
-    pub input_shape: Vec<usize>,
+    /// The inputs left to feed at run time, in graph order, with concrete shapes.
+    pub inputs: Vec<InputInfo>,
     /// The outputs the session will produce, in order.
     pub output_names: Vec<String>,
     /// Whether `output_names` differs from the graph's declared outputs.
     pub cut: bool,
+    /// Whether `proto` differs from the file (constants were folded in).
+    pub modified: bool,
     /// Intra-op threads (at least 1).
     pub threads: usize,
 }
@@ -40,10 +40,10 @@ pub(crate) fn prepare(spec: &ModelSpec) -> Result<PreparedModel, EngineError> {
             }
         }
     })?;
-    let proto = decode(&path, &bytes)?;
+    let mut proto = decode(&path, &bytes)?;
     let graph = proto
         .graph
-        .as_ref()
+        .as_mut()
         .ok_or_else(|| EngineError::InvalidModel {
             path: path.clone(),
             reason: "the protobuf contains no graph".into(),
@@ -55,48 +55,18 @@ pub(crate) fn prepare(spec: &ModelSpec) -> Result<PreparedModel, EngineError> {
         });
     }
 
-    // Inputs: older exporters also list initializers as graph inputs.
-    let inits: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
-    let real_inputs: Vec<&pb::ValueInfoProto> = graph
-        .input
-        .iter()
-        .filter(|i| !inits.contains(i.name.as_str()))
-        .collect();
-    let input = match real_inputs.as_slice() {
-        [one] => *one,
-        [] => {
-            return Err(EngineError::UnsupportedModel {
-                path,
-                reason: "the model has no input".into(),
-            });
-        }
-        many => {
-            let names: Vec<&str> = many.iter().map(|i| i.name.as_str()).collect();
-            return Err(EngineError::UnsupportedModel {
-                path,
-                reason: format!(
-                    "the model has {} inputs ({}); only single-input models are supported",
-                    many.len(),
-                    names.join(", ")
-                ),
-            });
-        }
-    };
-    let (elem_type, declared) = declared_input(input);
-    if elem_type != pb::tensor_proto::DataType::Float as i32 && elem_type != 0 {
-        let ty = pb::tensor_proto::DataType::try_from(elem_type)
-            .map(|t| t.as_str_name().to_string())
-            .unwrap_or_else(|_| format!("type #{elem_type}"));
-        return Err(EngineError::UnsupportedModel {
-            path,
-            reason: format!(
-                "input {:?} has element type {ty}; only FLOAT inputs are supported",
-                input.name
-            ),
-        });
+    let (inputs, constants) = resolve_inputs(&path, graph, spec)?;
+    let modified = !constants.is_empty();
+    if modified {
+        let names: HashSet<&str> = constants.iter().map(|c| c.name.as_str()).collect();
+        graph.input.retain(|i| !names.contains(i.name.as_str()));
+        // An initializer of the same name (an overridable default) is replaced.
+        graph
+            .initializer
+            .retain(|t| !names.contains(t.name.as_str()));
+        graph.initializer.extend(constants);
     }
-    let input_shape =
-        resolve_input_shape(&path, &input.name, declared, spec.input_shape.as_deref())?;
+    let graph = &*graph;
 
     let declared_outputs: Vec<String> = graph.output.iter().map(|o| o.name.clone()).collect();
     let (output_names, cut) = match &spec.outputs {
@@ -143,16 +113,216 @@ pub(crate) fn prepare(spec: &ModelSpec) -> Result<PreparedModel, EngineError> {
             reason: "the model declares no output".into(),
         });
     }
-    let input_name = input.name.clone();
     Ok(PreparedModel {
         path,
         proto,
-        input_name,
-        input_shape,
+        inputs,
         output_names,
         cut,
+        modified,
         threads: spec.threads.max(1),
     })
+}
+
+/// The model's real (non-initializer) inputs resolved against the spec: the inputs
+/// left to feed, with concrete shapes, and the constant ones as initializers.
+fn resolve_inputs(
+    path: &Path,
+    graph: &pb::GraphProto,
+    spec: &ModelSpec,
+) -> Result<(Vec<InputInfo>, Vec<pb::TensorProto>), EngineError> {
+    // Older exporters also list initializers as graph inputs: those are not inputs.
+    let inits: HashSet<&str> = graph.initializer.iter().map(|t| t.name.as_str()).collect();
+    let real: Vec<&pb::ValueInfoProto> = graph
+        .input
+        .iter()
+        .filter(|i| !inits.contains(i.name.as_str()))
+        .collect();
+    if real.is_empty() {
+        return Err(EngineError::UnsupportedModel {
+            path: path.to_path_buf(),
+            reason: "the model has no input".into(),
+        });
+    }
+    let known = || {
+        real.iter()
+            .map(|i| i.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let unknown = |what: &str, name: &str| EngineError::UnknownInput {
+        path: path.to_path_buf(),
+        what: what.to_string(),
+        name: name.to_string(),
+        known: known(),
+    };
+    let is_input = |name: &str| real.iter().any(|i| i.name == name);
+    let mut seen = HashSet::new();
+    for (name, _) in &spec.constants {
+        if !is_input(name) {
+            return Err(unknown("a constant", name));
+        }
+        if !seen.insert(name.as_str()) {
+            return Err(EngineError::InvalidSpec {
+                path: path.to_path_buf(),
+                reason: format!("input {name:?} is given two constant values"),
+            });
+        }
+    }
+    let mut shaped = HashSet::new();
+    for (name, _) in &spec.input_shapes {
+        if !is_input(name) {
+            return Err(unknown("an input shape", name));
+        }
+        if !shaped.insert(name.as_str()) {
+            return Err(EngineError::InvalidSpec {
+                path: path.to_path_buf(),
+                reason: format!("input {name:?} is given two shapes"),
+            });
+        }
+        if seen.contains(name.as_str()) {
+            return Err(EngineError::InvalidSpec {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "input {name:?} is a constant (its shape comes with its value) and also has an input shape"
+                ),
+            });
+        }
+    }
+
+    let mut inputs = Vec::new();
+    let mut constants = Vec::new();
+    for input in real {
+        let (elem_type, declared) = declared_input(input);
+        let dtype = input_dtype(path, &input.name, elem_type)?;
+        let constant = spec.constants.iter().find(|(n, _)| *n == input.name);
+        if let Some((_, value)) = constant {
+            let tensor = constant_tensor(path, &input.name, dtype, declared, value)?;
+            constants.push(tensor_proto(&input.name, &tensor));
+            continue;
+        }
+        let named = spec
+            .input_shapes
+            .iter()
+            .find(|(n, _)| *n == input.name)
+            .map(|(_, s)| s.as_slice());
+        let requested = match (inputs.is_empty(), spec.input_shape.as_deref(), named) {
+            (true, Some(_), Some(_)) => {
+                return Err(EngineError::InvalidSpec {
+                    path: path.to_path_buf(),
+                    reason: format!(
+                        "input {:?} is given a shape twice (input_shape and by name)",
+                        input.name
+                    ),
+                });
+            }
+            (true, Some(s), None) => Some(s),
+            (_, _, named) => named,
+        };
+        let shape = resolve_input_shape(path, &input.name, declared, requested)?;
+        inputs.push(InputInfo {
+            name: input.name.clone(),
+            dtype,
+            shape,
+        });
+    }
+    if inputs.is_empty() && spec.input_shape.is_some() {
+        return Err(EngineError::InvalidSpec {
+            path: path.to_path_buf(),
+            reason: "input_shape is set, but every input of the model is a constant".into(),
+        });
+    }
+    Ok((inputs, constants))
+}
+
+/// The element type of an input, or why it is not supported. An undeclared type
+/// (0) is taken as f32.
+fn input_dtype(path: &Path, name: &str, elem_type: i32) -> Result<DType, EngineError> {
+    use pb::tensor_proto::DataType;
+    if elem_type == DataType::Float as i32 || elem_type == 0 {
+        Ok(DType::F32)
+    } else if elem_type == DataType::Int64 as i32 {
+        Ok(DType::I64)
+    } else {
+        let ty = DataType::try_from(elem_type)
+            .map(|t| t.as_str_name().to_string())
+            .unwrap_or_else(|_| format!("type #{elem_type}"));
+        Err(EngineError::UnsupportedModel {
+            path: path.to_path_buf(),
+            reason: format!(
+                "input {name:?} has element type {ty}; only FLOAT and INT64 inputs are supported"
+            ),
+        })
+    }
+}
+
+/// The tensor a constant input is fixed to, checked against the declaration.
+fn constant_tensor(
+    path: &Path,
+    name: &str,
+    dtype: DType,
+    declared: Option<Vec<Option<usize>>>,
+    value: &InputValue,
+) -> Result<Tensor, EngineError> {
+    let invalid = |reason: String| EngineError::InvalidSpec {
+        path: path.to_path_buf(),
+        reason: format!("constant for input {name:?}: {reason}"),
+    };
+    match value {
+        InputValue::Fill { value, shape } => {
+            let shape = match (shape, declared) {
+                (Some(s), decl) => resolve_input_shape(path, name, decl, Some(s))?,
+                (None, Some(decl)) if decl.iter().all(Option::is_some) => {
+                    decl.into_iter().flatten().collect()
+                }
+                (None, Some(decl)) => {
+                    return Err(invalid(format!(
+                        "the model declares the shape {} with dynamic dims; give the shape",
+                        crate::error::fmt_dims(&decl)
+                    )));
+                }
+                (None, None) => {
+                    return Err(invalid(
+                        "the model declares no shape for it; give the shape".into(),
+                    ));
+                }
+            };
+            Tensor::filled(dtype, &shape, *value)
+                .map_err(|e| invalid(format!("{e} (the input is {})", dtype.onnx_name())))
+        }
+        InputValue::Tensor(t) => {
+            if t.dtype() != dtype {
+                return Err(invalid(format!(
+                    "the value is {}, but the model declares {}",
+                    t.dtype(),
+                    dtype.onnx_name()
+                )));
+            }
+            resolve_input_shape(path, name, declared, Some(t.shape()))?;
+            Ok(t.clone())
+        }
+    }
+}
+
+/// An ONNX initializer holding `tensor`.
+fn tensor_proto(name: &str, tensor: &Tensor) -> pb::TensorProto {
+    use pb::tensor_proto::DataType;
+    let mut p = pb::TensorProto {
+        name: name.to_string(),
+        dims: tensor.shape().iter().map(|&d| d as i64).collect(),
+        ..Default::default()
+    };
+    match tensor {
+        Tensor::F32(a) => {
+            p.data_type = DataType::Float as i32;
+            p.float_data = a.iter().copied().collect();
+        }
+        Tensor::I64(a) => {
+            p.data_type = DataType::Int64 as i32;
+            p.int64_data = a.iter().copied().collect();
+        }
+    }
+    p
 }
 
 /// Decodes ONNX protobuf bytes, naming `path` on failure.
@@ -202,7 +372,7 @@ fn resolve_input_shape(
     match (declared, requested) {
         (_, Some(req)) if req.contains(&0) => Err(EngineError::InvalidSpec {
             path: path.to_path_buf(),
-            reason: format!("input_shape {req:?} has a zero dim"),
+            reason: format!("the shape {req:?} of input {input_name:?} has a zero dim"),
         }),
         (Some(decl), Some(req)) => {
             let compatible = decl.len() == req.len()
@@ -212,6 +382,7 @@ fn resolve_input_shape(
             } else {
                 Err(EngineError::ShapeMismatch {
                     path: path.to_path_buf(),
+                    input: input_name.to_string(),
                     expected: decl,
                     got: req.to_vec(),
                 })
@@ -225,7 +396,7 @@ fn resolve_input_shape(
                 Err(EngineError::UnsupportedModel {
                     path: path.to_path_buf(),
                     reason: format!(
-                        "input {input_name:?} has dynamic dims {}; set input_shape to fix them",
+                        "input {input_name:?} has dynamic dims {}; give its shape (input_shape for the first input, or by name)",
                         crate::error::fmt_dims(&decl)
                     ),
                 })
@@ -234,36 +405,89 @@ fn resolve_input_shape(
         (None, None) => Err(EngineError::UnsupportedModel {
             path: path.to_path_buf(),
             reason: format!(
-                "input {input_name:?} declares no shape; set input_shape to give it one"
+                "input {input_name:?} declares no shape; give its shape (input_shape for the first input, or by name)"
             ),
         }),
     }
 }
 
-/// Checks a run-time input against the session's fixed input shape.
-pub(crate) fn check_input(
+/// Checks run-time inputs against the session's inputs: number, types and shapes.
+pub(crate) fn check_inputs(
     path: &Path,
-    expected: &[usize],
-    got: &[usize],
+    expected: &[InputInfo],
+    got: &[TensorView<'_>],
 ) -> Result<(), EngineError> {
-    if expected == got {
-        Ok(())
-    } else {
-        Err(EngineError::ShapeMismatch {
+    if expected.len() != got.len() {
+        return Err(EngineError::InputMismatch {
             path: path.to_path_buf(),
-            expected: expected.iter().copied().map(Some).collect(),
-            got: got.to_vec(),
-        })
+            reason: format!(
+                "the session takes {} input(s) ({}), got {} tensor(s)",
+                expected.len(),
+                describe_inputs(expected),
+                got.len()
+            ),
+        });
     }
+    for (info, t) in expected.iter().zip(got) {
+        if info.dtype != t.dtype() {
+            return Err(EngineError::InputMismatch {
+                path: path.to_path_buf(),
+                reason: format!(
+                    "input {:?} is {}, got a {} tensor",
+                    info.name,
+                    info.dtype,
+                    t.dtype()
+                ),
+            });
+        }
+        if info.shape != t.shape() {
+            return Err(EngineError::ShapeMismatch {
+                path: path.to_path_buf(),
+                input: info.name.clone(),
+                expected: info.shape.iter().copied().map(Some).collect(),
+                got: t.shape().to_vec(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// "input: f32 [1, 576], state: f32 [2, 1, 128]".
+pub(crate) fn describe_inputs(inputs: &[InputInfo]) -> String {
+    if inputs.is_empty() {
+        return "none".into();
+    }
+    inputs
+        .iter()
+        .map(|i| format!("{}: {} {:?}", i.name, i.dtype, i.shape))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One inference on zeros right after loading: it gives the concrete output
 /// shapes and makes the first real run as fast as the next ones.
-pub(crate) fn warm_up(
-    session: &mut dyn crate::Session,
-    input_shape: &[usize],
-) -> Result<Vec<Vec<usize>>, EngineError> {
-    let zeros = ndarray::ArrayD::<f32>::zeros(input_shape.to_vec());
-    let outputs = session.run(&zeros)?;
+pub(crate) fn warm_up(session: &mut dyn crate::Session) -> Result<Vec<Vec<usize>>, EngineError> {
+    let zeros: Vec<Tensor> = session
+        .inputs()
+        .iter()
+        .map(|i| Tensor::zeros(i.dtype, &i.shape))
+        .collect();
+    let views: Vec<TensorView<'_>> = zeros.iter().map(Tensor::view).collect();
+    let outputs = session.run_many(&views).map_err(|e| match e {
+        EngineError::Run {
+            engine,
+            path,
+            reason,
+        } => EngineError::Run {
+            engine,
+            path,
+            reason: format!(
+                "warm-up run on zeros ({}) failed: {reason}; an input whose value must not be \
+                 zero can be fixed with a constant",
+                describe_inputs(session.inputs())
+            ),
+        },
+        other => other,
+    })?;
     Ok(outputs.iter().map(|o| o.shape().to_vec()).collect())
 }

@@ -72,6 +72,8 @@ pub enum Attr {
     Floats(Vec<f32>),
     /// STRING
     Str(String),
+    /// GRAPH (e.g. the branches of `If`; build them with [`GraphBuilder::graph`]).
+    Graph(Box<pb::GraphProto>),
 }
 
 /// An error in the data given to the builder.
@@ -187,6 +189,20 @@ impl GraphBuilder {
         self
     }
 
+    /// Declares a graph input of element type i64 (`dims` empty for a scalar).
+    pub fn input_i64(&mut self, name: impl Into<String>, dims: &[Dim]) -> &mut Self {
+        let mut info = value_info(name.into(), Some(dims));
+        if let Some(pb::TypeProto {
+            value: Some(pb::type_proto::Value::TensorType(t)),
+            ..
+        }) = info.r#type.as_mut()
+        {
+            t.elem_type = pb::tensor_proto::DataType::Int64 as i32;
+        }
+        self.graph.input.push(info);
+        self
+    }
+
     /// Declares a graph output of element type f32 with a shape.
     pub fn output(&mut self, name: impl Into<String>, dims: &[Dim]) -> &mut Self {
         self.graph.output.push(value_info(name.into(), Some(dims)));
@@ -197,6 +213,11 @@ impl GraphBuilder {
     pub fn output_unshaped(&mut self, name: impl Into<String>) -> &mut Self {
         self.graph.output.push(value_info(name.into(), None));
         self
+    }
+
+    /// The graph alone (for a subgraph attribute, [`Attr::Graph`]).
+    pub fn graph(&self) -> pb::GraphProto {
+        self.graph.clone()
     }
 
     /// The model protobuf.
@@ -265,6 +286,10 @@ fn attribute(name: &str, a: &Attr) -> pb::AttributeProto {
         Attr::Str(v) => {
             p.r#type = T::String as i32;
             p.s = v.as_bytes().to_vec();
+        }
+        Attr::Graph(g) => {
+            p.r#type = T::Graph as i32;
+            p.g = Some((**g).clone());
         }
     }
     p

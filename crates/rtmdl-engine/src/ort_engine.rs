@@ -15,14 +15,13 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
-use ndarray::ArrayD;
-use ort::session::Session as OrtSession;
+use ort::session::{Session as OrtSession, SessionInputValue};
 use ort::value::TensorRef;
 use prost::Message;
 use tract_onnx::pb;
 
 use crate::model::{self, PreparedModel};
-use crate::{Engine, EngineError, ModelSpec, Session};
+use crate::{Engine, EngineError, InputInfo, ModelSpec, Session, Tensor, TensorView};
 
 /// The onnxruntime release this crate is developed and tested against (also in the
 /// crate's `ORT_VERSION` file, which CI uses for `pip install onnxruntime==...`).
@@ -411,7 +410,7 @@ impl Engine for OrtEngine {
 struct OrtSessionImpl {
     path: PathBuf,
     session: OrtSession,
-    input_shape: Vec<usize>,
+    inputs: Vec<InputInfo>,
     output_names: Vec<String>,
     output_shapes: Vec<Vec<usize>>,
 }
@@ -421,10 +420,10 @@ impl OrtSessionImpl {
         let PreparedModel {
             path,
             mut proto,
-            input_name,
-            input_shape,
+            inputs,
             output_names,
             cut,
+            modified,
             threads,
         } = prepared;
         let fail = |what: &str, e: String| EngineError::Prepare {
@@ -449,7 +448,7 @@ impl OrtSessionImpl {
                 )
                 .map_err(|e| fail("setting the model folder", e.to_string()))?;
         }
-        let session = if cut {
+        let session = if cut || modified {
             // onnxruntime can only return graph outputs: make the cut tensors the outputs.
             if let Some(graph) = proto.graph.as_mut() {
                 graph.output = output_names
@@ -469,6 +468,7 @@ impl OrtSessionImpl {
                     })
                     .collect();
             }
+            // Constant inputs are initializers of the prepared graph (see `model`).
             let bytes = proto.encode_to_vec();
             builder
                 .commit_from_memory(&bytes)
@@ -478,11 +478,14 @@ impl OrtSessionImpl {
                 .commit_from_file(&path)
                 .map_err(|e| fail("building the session", e.to_string()))?
         };
-        if session.inputs().len() != 1 || session.inputs()[0].name() != input_name {
-            let names: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        let ort_inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
+        if ort_inputs.len() != inputs.len()
+            || ort_inputs.iter().zip(&inputs).any(|(o, i)| *o != i.name)
+        {
+            let expected: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
             return Err(fail(
                 "checking inputs",
-                format!("onnxruntime sees inputs {names:?}, expected [{input_name:?}]"),
+                format!("onnxruntime sees inputs {ort_inputs:?}, expected {expected:?}"),
             ));
         }
         let ort_outputs: Vec<String> = session
@@ -499,38 +502,90 @@ impl OrtSessionImpl {
         let mut s = OrtSessionImpl {
             path,
             session,
-            input_shape,
+            inputs,
             output_names,
             output_shapes: vec![],
         };
-        let shape = s.input_shape.clone();
-        s.output_shapes = model::warm_up(&mut s, &shape)?;
+        s.output_shapes = model::warm_up(&mut s)?;
         Ok(s)
     }
 }
 
+/// An input in standard (contiguous) layout, as onnxruntime needs it.
+enum Contiguous<'a> {
+    F32(ndarray::CowArray<'a, f32, ndarray::IxDyn>),
+    I64(ndarray::CowArray<'a, i64, ndarray::IxDyn>),
+}
+
+/// Copies one onnxruntime output into our tensor: f32 and i64 as they are, other
+/// numeric and boolean types converted to f32.
+fn extract(value: &ort::value::DynValue) -> Result<Tensor, ort::Error> {
+    use ort::value::TensorElementType as T;
+    fn cast<X: ort::value::PrimitiveTensorElementType + Copy + std::fmt::Debug>(
+        value: &ort::value::DynValue,
+        f: impl Fn(X) -> f32,
+    ) -> Result<Tensor, ort::Error> {
+        Ok(Tensor::F32(value.try_extract_array::<X>()?.mapv(f)))
+    }
+    let ty = match value.dtype() {
+        ort::value::ValueType::Tensor { ty, .. } => *ty,
+        other => {
+            return Err(ort::Error::new(format!(
+                "output of type {other:?} is not a tensor"
+            )));
+        }
+    };
+    match ty {
+        T::Float32 => Ok(Tensor::F32(value.try_extract_array::<f32>()?.to_owned())),
+        T::Int64 => Ok(Tensor::I64(value.try_extract_array::<i64>()?.to_owned())),
+        T::Float64 => cast::<f64>(value, |v| v as f32),
+        T::Int32 => cast::<i32>(value, |v| v as f32),
+        T::Int16 => cast::<i16>(value, f32::from),
+        T::Int8 => cast::<i8>(value, f32::from),
+        T::Uint8 => cast::<u8>(value, f32::from),
+        T::Uint16 => cast::<u16>(value, f32::from),
+        T::Uint32 => cast::<u32>(value, |v| v as f32),
+        T::Uint64 => cast::<u64>(value, |v| v as f32),
+        T::Bool => cast::<bool>(value, |v| if v { 1.0 } else { 0.0 }),
+        other => Err(ort::Error::new(format!(
+            "output element type {other:?} is not supported"
+        ))),
+    }
+}
+
 impl Session for OrtSessionImpl {
-    fn run(&mut self, input: &ArrayD<f32>) -> Result<Vec<ArrayD<f32>>, EngineError> {
-        model::check_input(&self.path, &self.input_shape, input.shape())?;
+    fn run_many(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<Tensor>, EngineError> {
+        model::check_inputs(&self.path, &self.inputs, inputs)?;
         let path = &self.path;
         let fail = |e: ort::Error| EngineError::Run {
             engine: "ort",
             path: path.clone(),
             reason: e.to_string(),
         };
-        let contiguous = input.as_standard_layout();
-        let tensor = TensorRef::from_array_view(&contiguous).map_err(fail)?;
-        let outputs = self.session.run(ort::inputs![tensor]).map_err(fail)?;
+        let contiguous: Vec<Contiguous<'_>> = inputs
+            .iter()
+            .map(|v| match v {
+                TensorView::F32(a) => Contiguous::F32(a.as_standard_layout()),
+                TensorView::I64(a) => Contiguous::I64(a.as_standard_layout()),
+            })
+            .collect();
+        let mut values: Vec<SessionInputValue<'_>> = Vec::with_capacity(contiguous.len());
+        for c in &contiguous {
+            values.push(match c {
+                Contiguous::F32(a) => TensorRef::from_array_view(a).map_err(fail)?.into(),
+                Contiguous::I64(a) => TensorRef::from_array_view(a).map_err(fail)?.into(),
+            });
+        }
+        let outputs = self.session.run(values.as_slice()).map_err(fail)?;
         let mut result = Vec::with_capacity(outputs.len());
         for (_, value) in outputs.iter() {
-            let view = value.try_extract_array::<f32>().map_err(fail)?;
-            result.push(view.to_owned());
+            result.push(extract(&value).map_err(fail)?);
         }
         Ok(result)
     }
 
-    fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+    fn inputs(&self) -> &[InputInfo] {
+        &self.inputs
     }
 
     fn output_shapes(&self) -> &[Vec<usize>] {
@@ -539,6 +594,10 @@ impl Session for OrtSessionImpl {
 
     fn output_names(&self) -> &[String] {
         &self.output_names
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
     }
 }
 

@@ -167,6 +167,41 @@ fn mlp(seed: u64, batch: Dim, inputs: usize, hidden: usize, outputs: usize) -> V
     g.encode()
 }
 
+/// A tiny recurrent model with three inputs, like Silero VAD's interface:
+///
+/// * `x`: f32 `[1, N]` (`N` symbolic), `state`: f32 `[2, B, 4]` (`B` symbolic),
+///   `rate`: i64 scalar;
+/// * `y = mean(x) · rate + sum(state)`, f32 `[1, 1]`;
+/// * `state_out = state + mean(x)`, f32 `[2, B, 4]`.
+///
+/// Fed back (`state_out` → `state`, from zeros) with a constant `x` of mean `m`, run k
+/// (from 0) gives `y = m · rate + 8 · k · m`.
+pub fn tiny_recurrent() -> Vec<u8> {
+    let mut g = GraphBuilder::new("tiny_recurrent");
+    g.input("x", &[Dim::Fixed(1), Dim::sym("N")]);
+    g.input("state", &[Dim::Fixed(2), Dim::sym("B"), Dim::Fixed(4)]);
+    g.input_i64("rate", &[]);
+    g.node(
+        "ReduceMean",
+        &["x"],
+        &["xm"],
+        &[("axes", Attr::Ints(vec![1])), ("keepdims", Attr::Int(1))],
+    );
+    g.node("Cast", &["rate"], &["ratef"], &[("to", Attr::Int(1))]);
+    g.node("Mul", &["xm", "ratef"], &["scaled"], &[]);
+    g.node("Add", &["state", "xm"], &["state_out"], &[]);
+    g.node(
+        "ReduceSum",
+        &["state"],
+        &["ssum"],
+        &[("keepdims", Attr::Int(0))],
+    );
+    g.node("Add", &["scaled", "ssum"], &["y"], &[]);
+    g.output("y", &[Dim::Fixed(1), Dim::Fixed(1)]);
+    g.output("state_out", &[Dim::Fixed(2), Dim::sym("B"), Dim::Fixed(4)]);
+    g.encode()
+}
+
 /// The output of [`conv_net`] (softmax probabilities, `[1, classes]`).
 pub const CONV_NET_OUTPUT: &str = "probs";
 /// Output channels of the four convolutions of [`conv_net`].

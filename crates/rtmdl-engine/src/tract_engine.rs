@@ -2,11 +2,10 @@
 
 use std::path::PathBuf;
 
-use ndarray::ArrayD;
 use tract_onnx::prelude::*;
 
 use crate::model::{self, PreparedModel};
-use crate::{Engine, EngineError, ModelSpec, Session};
+use crate::{DType, Engine, EngineError, InputInfo, ModelSpec, Session, TensorView};
 
 /// The tract version this crate is built against (pinned with `=` in Cargo.toml).
 pub const TRACT_VERSION: &str = "0.23.9";
@@ -54,8 +53,23 @@ pub(crate) fn decluttered(
         reason: format!("{what}: {e:#}"),
     };
     let dir = path.parent().and_then(|p| p.to_str()).map(str::to_owned);
+    // tract types both branches of an If: fold those decided by shapes and constants.
+    let has_if = prepared
+        .proto
+        .graph
+        .as_ref()
+        .is_some_and(|g| g.node.iter().any(|n| n.op_type == "If"));
+    let folded;
+    let proto = if has_if {
+        let mut p = prepared.proto.clone();
+        crate::fold::fold_ifs(&mut p, &prepared.inputs, path, engine)?;
+        folded = p;
+        &folded
+    } else {
+        &prepared.proto
+    };
     let parsed = tract_onnx::onnx()
-        .parse(&prepared.proto, dir.as_deref())
+        .parse(proto, dir.as_deref())
         .map_err(|e| fail("parsing the ONNX graph", e))?;
     if !parsed.unresolved_inputs.is_empty() {
         return Err(EngineError::Prepare {
@@ -67,13 +81,45 @@ pub(crate) fn decluttered(
             ),
         });
     }
-    let mut model = parsed
-        .model
-        .with_input_fact(
-            0,
-            InferenceFact::from(f32::fact(prepared.input_shape.as_slice())),
-        )
-        .map_err(|e| fail("fixing the input shape", e))?;
+    let mut model = parsed.model;
+    // tract names each source node after its graph input; match by name, not position.
+    let outlets = model
+        .input_outlets()
+        .map_err(|e| fail("listing the inputs", e))?
+        .to_vec();
+    if outlets.len() != prepared.inputs.len() {
+        return Err(EngineError::Prepare {
+            engine,
+            path: path.clone(),
+            reason: format!(
+                "tract sees {} input(s), expected {} ({})",
+                outlets.len(),
+                prepared.inputs.len(),
+                model::describe_inputs(&prepared.inputs)
+            ),
+        });
+    }
+    for (i, outlet) in outlets.iter().enumerate() {
+        let name = model.node(outlet.node).name.clone();
+        let info = prepared.inputs.get(i).filter(|info| info.name == name);
+        let Some(info) = info else {
+            return Err(EngineError::Prepare {
+                engine,
+                path: path.clone(),
+                reason: format!(
+                    "tract's input #{i} is {name:?}, expected {}",
+                    model::describe_inputs(&prepared.inputs)
+                ),
+            });
+        };
+        let fact = match info.dtype {
+            DType::F32 => f32::fact(info.shape.as_slice()),
+            DType::I64 => i64::fact(info.shape.as_slice()),
+        };
+        model
+            .set_input_fact(i, InferenceFact::from(fact))
+            .map_err(|e| fail(&format!("fixing the shape of input {name:?}"), e))?;
+    }
     if prepared.cut {
         model = model
             .with_outputs_by_name(&prepared.output_names)
@@ -108,7 +154,7 @@ pub(crate) fn executor(
 struct TractSession {
     path: PathBuf,
     state: TypedSimpleState,
-    input_shape: Vec<usize>,
+    inputs: Vec<InputInfo>,
     output_names: Vec<String>,
     output_shapes: Vec<Vec<usize>>,
 }
@@ -118,7 +164,7 @@ impl TractSession {
         let typed = decluttered(&prepared, "tract")?;
         let PreparedModel {
             path,
-            input_shape,
+            inputs,
             output_names,
             threads,
             ..
@@ -143,39 +189,64 @@ impl TractSession {
         let mut session = TractSession {
             path,
             state,
-            input_shape,
+            inputs,
             output_names,
             output_shapes: vec![],
         };
-        let shape = session.input_shape.clone();
-        session.output_shapes = model::warm_up(&mut session, &shape)?;
+        session.output_shapes = model::warm_up(&mut session)?;
         Ok(session)
     }
 }
 
+/// The inputs as tract values (tract owns its inputs: one copy each).
+pub(crate) fn to_tvalues(inputs: &[TensorView<'_>]) -> TractResult<TVec<TValue>> {
+    let mut values = TVec::with_capacity(inputs.len());
+    for input in inputs {
+        let tensor = match input {
+            TensorView::F32(a) => {
+                let c = a.as_standard_layout();
+                Tensor::from_shape(a.shape(), c.as_slice().unwrap_or_default())?
+            }
+            TensorView::I64(a) => {
+                let c = a.as_standard_layout();
+                Tensor::from_shape(a.shape(), c.as_slice().unwrap_or_default())?
+            }
+        };
+        values.push(tensor.into_tvalue());
+    }
+    Ok(values)
+}
+
+/// tract's outputs as our tensors: f32 and i64 kept, other types converted to f32.
+pub(crate) fn from_tvalues(outputs: TVec<TValue>) -> TractResult<Vec<crate::Tensor>> {
+    let mut result = Vec::with_capacity(outputs.len());
+    for out in outputs {
+        let t = if out.datum_type() == i64::datum_type() {
+            crate::Tensor::I64(out.to_plain_array_view::<i64>()?.to_owned())
+        } else {
+            let out = out.cast_to::<f32>()?;
+            crate::Tensor::F32(out.to_plain_array_view::<f32>()?.to_owned())
+        };
+        result.push(t);
+    }
+    Ok(result)
+}
+
 impl Session for TractSession {
-    fn run(&mut self, input: &ArrayD<f32>) -> Result<Vec<ArrayD<f32>>, EngineError> {
-        model::check_input(&self.path, &self.input_shape, input.shape())?;
+    fn run_many(&mut self, inputs: &[TensorView<'_>]) -> Result<Vec<crate::Tensor>, EngineError> {
+        model::check_inputs(&self.path, &self.inputs, inputs)?;
         let fail = |e: TractError| EngineError::Run {
             engine: "tract",
             path: self.path.clone(),
             reason: format!("{e:#}"),
         };
-        let contiguous = input.as_standard_layout();
-        let data = contiguous.as_slice().unwrap_or_default();
-        let tensor = Tensor::from_shape(input.shape(), data).map_err(fail)?;
-        let outputs = self.state.run(tvec!(tensor.into_tvalue())).map_err(fail)?;
-        let mut result = Vec::with_capacity(outputs.len());
-        for out in outputs {
-            let out = out.cast_to::<f32>().map_err(fail)?;
-            let view = out.to_plain_array_view::<f32>().map_err(fail)?;
-            result.push(view.to_owned());
-        }
-        Ok(result)
+        let values = to_tvalues(inputs).map_err(fail)?;
+        let outputs = self.state.run(values).map_err(fail)?;
+        from_tvalues(outputs).map_err(fail)
     }
 
-    fn input_shape(&self) -> &[usize] {
-        &self.input_shape
+    fn inputs(&self) -> &[InputInfo] {
+        &self.inputs
     }
 
     fn output_shapes(&self) -> &[Vec<usize>] {
@@ -184,5 +255,9 @@ impl Session for TractSession {
 
     fn output_names(&self) -> &[String] {
         &self.output_names
+    }
+
+    fn path(&self) -> &std::path::Path {
+        &self.path
     }
 }

@@ -3,30 +3,10 @@
 
 mod common;
 
-use common::{ramp, test_dir, tiny_cnn_file};
+use common::{ort_or_skip, ramp, test_dir, tiny_cnn_file};
 use rtmdl_engine::{
     Engine, EngineError, EngineKind, ModelSpec, OrtEngine, TractEngine, select, testmodels,
 };
-
-/// The ort engine, or `None` after printing why the test is skipped.
-///
-/// With `RTMDL_REQUIRE_ORT=1` (CI, after installing onnxruntime) a missing or
-/// unusable onnxruntime fails the test instead.
-fn ort_or_skip() -> Option<OrtEngine> {
-    match OrtEngine::new() {
-        Ok(e) => Some(e),
-        Err(err) => {
-            if std::env::var("RTMDL_REQUIRE_ORT").is_ok_and(|v| v == "1") {
-                panic!("RTMDL_REQUIRE_ORT=1 but {err}");
-            }
-            match err {
-                EngineError::OrtNotFound { .. } => eprintln!("skipping: {err}"),
-                _ => eprintln!("skipping: onnxruntime unusable: {err}"),
-            }
-            None
-        }
-    }
-}
 
 fn is_ort_error(e: &EngineError) -> bool {
     matches!(

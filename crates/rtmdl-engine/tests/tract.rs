@@ -231,7 +231,7 @@ fn builder_ops_compute_what_onnx_says() {
 }
 
 #[test]
-fn multi_input_model_is_rejected_clearly() {
+fn two_input_model_runs_with_run_many_and_run_says_why_not() {
     let mut g = GraphBuilder::new("two");
     g.input("a", &fixed(&[1, 2]));
     g.input("b", &fixed(&[1, 2]));
@@ -239,9 +239,131 @@ fn multi_input_model_is_rejected_clearly() {
     g.output("c", &fixed(&[1, 2]));
     let path = test_dir("tract-two").join("two.onnx");
     g.save(&path).unwrap();
+    let mut s = TractEngine::new().load(&ModelSpec::new(&path)).unwrap();
+    let names: Vec<&str> = s.inputs().iter().map(|i| i.name.as_str()).collect();
+    assert_eq!(names, ["a", "b"]);
+    let a = ramp(&[1, 2]);
+    let b = a.mapv(|v| 10.0 * v);
+    let out = s.run_many(&[(&a).into(), (&b).into()]).unwrap();
+    let c = out[0].as_f32().unwrap();
+    for ((x, y), z) in a.iter().zip(&b).zip(c) {
+        assert!((x + y - z).abs() < 1e-6);
+    }
+    // The one-input short path names the inputs it would need.
+    let err = s.run(&a).unwrap_err();
+    assert!(matches!(err, EngineError::InputMismatch { .. }), "{err:?}");
+    assert!(
+        err.to_string()
+            .contains("takes 2 input(s) (a: f32 [1, 2], b: f32 [1, 2]), got 1"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unsupported_input_type_is_named() {
+    let mut g = GraphBuilder::new("bool");
+    g.input("a", &fixed(&[1, 2]));
+    g.node("Identity", &["a"], &["c"], &[]);
+    g.output("c", &fixed(&[1, 2]));
+    let mut model = g.to_model();
+    let graph = model.graph.as_mut().unwrap();
+    if let Some(rtmdl_engine::onnx_build::pb::type_proto::Value::TensorType(t)) =
+        graph.input[0].r#type.as_mut().unwrap().value.as_mut()
+    {
+        t.elem_type = rtmdl_engine::onnx_build::pb::tensor_proto::DataType::Bool as i32;
+    }
+    let path = test_dir("tract-bool").join("bool.onnx");
+    std::fs::write(&path, prost_encode(&model)).unwrap();
     let err = TractEngine::new()
         .load(&ModelSpec::new(&path))
         .err()
         .unwrap();
-    assert!(err.to_string().contains("2 inputs (a, b)"), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("input \"a\" has element type BOOL"), "{msg}");
+    assert!(msg.contains(&path.display().to_string()), "{msg}");
+}
+
+fn prost_encode(m: &rtmdl_engine::onnx_build::pb::ModelProto) -> Vec<u8> {
+    use prost::Message;
+    m.encode_to_vec()
+}
+
+/// `x: [1, N]`; an `If` on `Shape(x)[1] == 4` whose else branch cannot be typed when
+/// N = 4 (it squeezes axis 1), and an `If` on the data (`sum(x) > 0`).
+fn if_model(path: &std::path::Path) {
+    let branch = |name: &str, op: &str, out: &str, attrs: &[(&str, Attr)]| {
+        let mut b = GraphBuilder::new(name);
+        b.node(op, &["x", "two"], &[out], attrs);
+        b.output_unshaped(out);
+        Box::new(b.graph())
+    };
+    let mut g = GraphBuilder::new("ifs");
+    g.input("x", &[Dim::from(1), Dim::sym("N")]);
+    g.initializer("two", &[], vec![2.0]).unwrap();
+    g.initializer_i64("one", &[], vec![1]).unwrap();
+    g.initializer_i64("four", &[], vec![4]).unwrap();
+    g.initializer_i64("axis1", &[1], vec![1]).unwrap();
+    g.node("Shape", &["x"], &["shape"], &[]);
+    g.node(
+        "Gather",
+        &["shape", "one"],
+        &["n"],
+        &[("axis", Attr::Int(0))],
+    );
+    g.node("Equal", &["n", "four"], &["is4"], &[]);
+    let mut squeeze = GraphBuilder::new("else");
+    squeeze.node("Squeeze", &["x", "axis1"], &["sq"], &[]);
+    squeeze.output_unshaped("sq");
+    g.node(
+        "If",
+        &["is4"],
+        &["y"],
+        &[
+            ("then_branch", Attr::Graph(branch("then", "Mul", "m2", &[]))),
+            ("else_branch", Attr::Graph(Box::new(squeeze.graph()))),
+        ],
+    );
+    g.node("ReduceSum", &["x"], &["sum"], &[("keepdims", Attr::Int(0))]);
+    g.initializer("zero", &[], vec![0.0]).unwrap();
+    g.node("Greater", &["sum", "zero"], &["pos"], &[]);
+    g.node(
+        "If",
+        &["pos"],
+        &["z"],
+        &[
+            (
+                "then_branch",
+                Attr::Graph(branch("then2", "Add", "a2", &[])),
+            ),
+            (
+                "else_branch",
+                Attr::Graph(branch("else2", "Sub", "s2", &[])),
+            ),
+        ],
+    );
+    g.output_unshaped("y");
+    g.output_unshaped("z");
+    g.save(path).unwrap();
+}
+
+#[test]
+fn shape_only_ifs_are_folded_and_data_ifs_kept() {
+    let path = test_dir("tract-if").join("ifs.onnx");
+    if_model(&path);
+    let engine = TractEngine::new();
+    let mut s = engine
+        .load(&ModelSpec::new(&path).with_input_shape([1, 4]))
+        .unwrap();
+    assert_eq!(s.output_shapes(), &[vec![1, 4], vec![1, 4]]);
+    let pos = ramp(&[1, 4]).mapv(|v| v.abs() + 0.1);
+    let out = s.run(&pos).unwrap();
+    for (x, (y, z)) in pos.iter().zip(out[0].iter().zip(out[1].iter())) {
+        assert!((y - 2.0 * x).abs() < 1e-6, "then branch: x * 2");
+        assert!((z - (x + 2.0)).abs() < 1e-6, "sum > 0: x + 2");
+    }
+    let neg = pos.mapv(|v| -v);
+    let out = s.run(&neg).unwrap();
+    for (x, z) in neg.iter().zip(out[1].iter()) {
+        assert!((z - (x - 2.0)).abs() < 1e-6, "sum <= 0: x - 2");
+    }
 }

@@ -55,6 +55,7 @@ mod audio;
 mod classify;
 mod imgops;
 mod misc;
+mod ocr;
 mod params;
 mod sources;
 mod vision;
@@ -130,12 +131,12 @@ type Builder = fn(&toml::Table) -> Result<Box<dyn CpuStage>, OpError>;
 const REGISTRY: &[(&str, &str, Builder)] = &[
     (
         "resize_normalize",
-        "frame [H,W,3] -> bilinear resize -> (x-mean)/std -> NCHW [1,3,height,width] (+ the frame if keep_frame); params: width, height, mean=[0,0,0], std=[255,255,255], keep_frame=false",
+        "frame [H,W,3] -> bilinear resize -> (x-mean)/std -> NCHW [1,3,height,width] (+ the frame if keep_frame); params: width, height, mean=[0,0,0], std=[255,255,255] (R,G,B order), keep_frame=false, bgr=false (planes in B,G,R order)",
         vision::ResizeNormalize::build,
     ),
     (
         "crop_resize",
-        "finds a frame [H,W,3] and boxes [N,6] in the input, crops the top-scoring box (whole frame if none), resizes + normalises to NCHW [1,3,height,width]; params: width, height, mean=[0,0,0], std=[255,255,255], margin=0.0, min_score=0.0, keep_frame=false, keep_boxes=false",
+        "finds a frame [H,W,3] and boxes [N,6] in the input, crops the top-scoring box (whole frame if none), resizes + normalises to NCHW [1,3,height,width]; params: width, height, mean=[0,0,0], std=[255,255,255], margin=0.0, min_score=0.0, keep_frame=false, keep_boxes=false, bgr=false, rotate_class (takes a leading (class, confidence) [2] and rotates the crop 180 degrees when class equals it)",
         vision::CropResize::build,
     ),
     (
@@ -154,6 +155,11 @@ const REGISTRY: &[(&str, &str, Builder)] = &[
         vision::DecodeBoxes::build,
     ),
     (
+        "db_boxes",
+        "DB text-detection map [1,1,H,W] -> boxes [N,6] (x1,y1,x2,y2,score,0) of the regions above thresh, unclipped, scaled to a carried frame; params: thresh=0.3, box_thresh=0.5, unclip_ratio=1.6, min_size=3, max_candidates=1000, scale_to_frame=true",
+        ocr::DbBoxes::build,
+    ),
+    (
         "ctc_greedy_decode",
         "CTC logits [1,T,C] -> [L] class indices (argmax, repeats collapsed, blanks removed); params: blank=0",
         classify::CtcGreedy::build,
@@ -162,6 +168,11 @@ const REGISTRY: &[(&str, &str, Builder)] = &[
         "mfcc",
         "audio [N] -> MFCC [1,1,n_mfcc,frames], frames = 1 + N/hop; params: sample_rate=16000, n_mfcc=13, n_fft=512, hop=160, n_mels=40, f_min=0, f_max=sample_rate/2",
         audio::Mfcc::build,
+    ),
+    (
+        "reshape",
+        "first tensor -> same data, new shape (one dim may be -1), e.g. audio [N] -> [1, N]; params: shape",
+        misc::Reshape::build,
     ),
     (
         "identity",
@@ -269,6 +280,7 @@ mod tests {
                 "resize_normalize" | "crop_resize" => "width = 4\nheight = 4",
                 "decode_boxes" => "anchors = [[10, 10]]\nclasses = 2\nstride = 8",
                 "busy" => "ms = 0",
+                "reshape" => "shape = [-1]",
                 _ => "",
             };
             s.parse().unwrap()

@@ -1,10 +1,10 @@
-//! Pass-through stages for tests and calibration.
+//! Pass-through stages for tests and calibration, and `reshape`.
 
 use std::time::{Duration, Instant};
 
 use serde::Deserialize;
 
-use crate::params::{bad, parse};
+use crate::params::{bad, bad_input, first, parse, shape_str};
 use crate::{CpuStage, Data, OpError};
 
 #[derive(Deserialize)]
@@ -73,6 +73,95 @@ impl CpuStage for Busy {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReshapeParams {
+    shape: Vec<i64>,
+}
+
+/// `reshape`: `[t, rest..]` → `[t reshaped, rest..]` (row-major, no data copy when `t`
+/// is contiguous). One dim of `shape` may be `-1`: whatever the element count needs.
+pub(crate) struct Reshape {
+    shape: Vec<i64>,
+}
+
+impl Reshape {
+    const NAME: &'static str = "reshape";
+
+    pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn CpuStage>, OpError> {
+        let p: ReshapeParams = parse(Self::NAME, params)?;
+        let wild = p.shape.iter().filter(|d| **d == -1).count();
+        if p.shape.iter().any(|d| *d == 0 || *d < -1) || wild > 1 {
+            return Err(bad(
+                Self::NAME,
+                "shape",
+                format!(
+                    "a list of positive dims with at most one -1, got {:?}",
+                    p.shape
+                ),
+            ));
+        }
+        Ok(Box::new(Reshape { shape: p.shape }))
+    }
+
+    /// The target dims for `n` elements.
+    fn dims(&self, n: usize) -> Option<Vec<usize>> {
+        let known: usize = self
+            .shape
+            .iter()
+            .filter(|d| **d > 0)
+            .map(|d| *d as usize)
+            .try_fold(1usize, |a, d| a.checked_mul(d))?;
+        let fill = if self.shape.contains(&-1) {
+            if known == 0 || !n.is_multiple_of(known) {
+                return None;
+            }
+            n / known
+        } else if known == n {
+            1
+        } else {
+            return None;
+        };
+        Some(
+            self.shape
+                .iter()
+                .map(|d| if *d == -1 { fill } else { *d as usize })
+                .collect(),
+        )
+    }
+}
+
+impl CpuStage for Reshape {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn run(&mut self, mut input: Data) -> Result<Data, OpError> {
+        first(Self::NAME, &input, "a tensor")?;
+        let n = input[0].len();
+        let dims = self.dims(n).ok_or_else(|| {
+            bad_input(
+                Self::NAME,
+                format!(
+                    "cannot reshape {} ({n} elements) to {:?}",
+                    shape_str(&input[0]),
+                    self.shape
+                ),
+            )
+        })?;
+        let t = std::mem::take(&mut input[0]);
+        let t = if t.is_standard_layout() {
+            t
+        } else {
+            t.as_standard_layout().into_owned()
+        };
+        input[0] = t
+            .into_shape_with_order(ndarray::IxDyn(&dims))
+            .map_err(|e| bad_input(Self::NAME, e.to_string()))?;
+        Ok(input)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -92,6 +181,44 @@ mod tests {
             build("identity", &"x = 1".parse().unwrap()),
             Err(OpError::BadParam { .. })
         ));
+    }
+
+    #[test]
+    fn reshape_adds_a_batch_dim_and_checks_counts() {
+        let mut s = build("reshape", &"shape = [1, -1]".parse().unwrap()).unwrap();
+        let x = ArrayD::from_shape_vec(IxDyn(&[6]), (0..6).map(|v| v as f32).collect()).unwrap();
+        let out = s.run(vec![x.clone(), x.clone()]).unwrap();
+        assert_eq!(out[0].shape(), &[1, 6]);
+        assert_eq!(out[1], x, "the rest travels on");
+        assert_eq!(
+            out[0].iter().copied().collect::<Vec<_>>(),
+            x.iter().copied().collect::<Vec<_>>()
+        );
+        let mut s = build("reshape", &"shape = [2, 3]".parse().unwrap()).unwrap();
+        assert_eq!(s.run(vec![x.clone()]).unwrap()[0].shape(), &[2, 3]);
+        // A transposed (non-contiguous) input keeps its logical order.
+        let t = ArrayD::from_shape_vec(IxDyn(&[2, 3]), (0..6).map(|v| v as f32).collect())
+            .unwrap()
+            .reversed_axes();
+        let mut flat = build("reshape", &"shape = [-1]".parse().unwrap()).unwrap();
+        let out = flat.run(vec![t]).unwrap();
+        assert_eq!(
+            out[0].iter().copied().collect::<Vec<_>>(),
+            vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]
+        );
+        let mut s = build("reshape", &"shape = [4, -1]".parse().unwrap()).unwrap();
+        let err = s.run(vec![x]).unwrap_err();
+        assert!(err.to_string().contains("cannot reshape [6]"), "{err}");
+        assert!(s.run(vec![]).is_err());
+        for p in ["shape = [-1, -1]", "shape = [0, 2]", "shape = [-2]", ""] {
+            assert!(
+                matches!(
+                    build("reshape", &p.parse().unwrap()),
+                    Err(OpError::BadParam { .. })
+                ),
+                "{p}"
+            );
+        }
     }
 
     #[test]

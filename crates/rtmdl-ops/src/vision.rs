@@ -60,6 +60,23 @@ fn make_norm(function: &str, mean: [f32; 3], std: [f32; 3]) -> Result<Norm, OpEr
     })
 }
 
+/// RGB → BGR: swaps the first and third planes of a planar `3 × h × w` buffer.
+fn swap_rb(out: &mut [f32]) {
+    let plane = out.len() / 3;
+    let (r, rest) = out.split_at_mut(plane);
+    r.swap_with_slice(&mut rest[plane..]);
+}
+
+/// Rotates each plane of a planar `3 × h × w` buffer by 180°.
+fn rotate180(out: &mut [f32]) {
+    let plane = out.len() / 3;
+    if plane > 0 {
+        for p in out.chunks_exact_mut(plane) {
+            p.reverse();
+        }
+    }
+}
+
 // ---------------------------------------------------------------- resize_normalize
 
 #[derive(Deserialize)]
@@ -73,13 +90,18 @@ struct ResizeNormalizeParams {
     std: [f32; 3],
     #[serde(default)]
     keep_frame: bool,
+    #[serde(default)]
+    bgr: bool,
 }
 
-/// `resize_normalize`: `[frame, rest..]` → `[nchw, (frame), rest..]`.
+/// `resize_normalize`: `[frame, rest..]` → `[nchw, (frame), rest..]`. `mean` and
+/// `std` are in R, G, B order; `bgr` writes the planes in B, G, R order (for models
+/// trained on OpenCV images, like PP-OCR's).
 pub(crate) struct ResizeNormalize {
     out: (usize, usize),
     norm: Norm,
     keep_frame: bool,
+    bgr: bool,
     resampler: Resampler,
 }
 
@@ -93,6 +115,7 @@ impl ResizeNormalize {
             out: (p.height, p.width),
             norm: make_norm(Self::NAME, p.mean, p.std)?,
             keep_frame: p.keep_frame,
+            bgr: p.bgr,
             resampler: Resampler::default(),
         }))
     }
@@ -118,6 +141,9 @@ impl CpuStage for ResizeNormalize {
             &mut out,
         );
         drop(src);
+        if self.bgr {
+            swap_rb(&mut out);
+        }
         let nchw =
             ArrayD::from_shape_vec(IxDyn(&[1, 3, oh, ow]), out).expect("shape matches length");
         if self.keep_frame {
@@ -148,6 +174,10 @@ struct CropResizeParams {
     keep_frame: bool,
     #[serde(default)]
     keep_boxes: bool,
+    #[serde(default)]
+    bgr: bool,
+    #[serde(default)]
+    rotate_class: Option<i64>,
 }
 
 /// `crop_resize`: finds the first `[H, W, 3]` tensor (the frame) and the
@@ -156,7 +186,13 @@ struct CropResizeParams {
 /// width/height on each side, clipped to the frame; boxes smaller than a
 /// pixel after clipping are skipped) or the whole frame if there is none;
 /// resizes it bilinearly to `width × height` and normalises like
-/// `resize_normalize`. Output: `[nchw, (frame), (boxes), other tensors..]`.
+/// `resize_normalize` (`bgr` included). Output: `[nchw, (frame), (boxes), other
+/// tensors..]`.
+///
+/// With `rotate_class = k` the first tensor must be a classification result `[2]`
+/// (`softmax_top1`'s `(class, confidence)`): when its class is `k` the crop is rotated
+/// by 180° (PP-OCR's text direction classifier says "180" with class 1). That tensor is
+/// consumed.
 pub(crate) struct CropResize {
     out: (usize, usize),
     norm: Norm,
@@ -164,6 +200,8 @@ pub(crate) struct CropResize {
     min_score: f32,
     keep_frame: bool,
     keep_boxes: bool,
+    bgr: bool,
+    rotate_class: Option<i64>,
     resampler: Resampler,
 }
 
@@ -190,6 +228,8 @@ impl CropResize {
             min_score: p.min_score,
             keep_frame: p.keep_frame,
             keep_boxes: p.keep_boxes,
+            bgr: p.bgr,
+            rotate_class: p.rotate_class,
             resampler: Resampler::default(),
         }))
     }
@@ -227,6 +267,25 @@ impl CpuStage for CropResize {
     }
 
     fn run(&mut self, mut input: Data) -> Result<Data, OpError> {
+        let rotate = match self.rotate_class {
+            None => false,
+            Some(k) => {
+                let class = match input.first().map(|t| (t.shape(), t)) {
+                    Some(([2], t)) => t.iter().next().copied().unwrap_or(f32::NAN),
+                    other => {
+                        return Err(bad_input(
+                            Self::NAME,
+                            format!(
+                                "rotate_class is set: expected a classification result [2] first, got {}",
+                                other.map_or("no tensors".to_string(), |(_, t)| shape_str(t))
+                            ),
+                        ));
+                    }
+                };
+                input.remove(0);
+                class == k as f32
+            }
+        };
         let shapes = || input.iter().map(shape_str).collect::<Vec<_>>().join(", ");
         let fi = input.iter().position(is_frame).ok_or_else(|| {
             bad_input(
@@ -260,6 +319,12 @@ impl CpuStage for CropResize {
             &self.norm,
             &mut out,
         );
+        if self.bgr {
+            swap_rb(&mut out);
+        }
+        if rotate {
+            rotate180(&mut out);
+        }
         let nchw =
             ArrayD::from_shape_vec(IxDyn(&[1, 3, oh, ow]), out).expect("shape matches length");
 
@@ -712,6 +777,53 @@ mod tests {
         close(&out[0].as_slice().unwrap()[..4], &[5., 6., 9., 10.]);
         assert_eq!(out[1], boxes);
         assert_eq!(out[2], t(&[1], vec![3.]));
+    }
+
+    #[test]
+    fn crop_resize_bgr_and_rotation_by_class() {
+        let boxes = t(&[1, 6], vec![1., 1., 3., 3., 0.9, 0.]);
+        // bgr: the red plane (5, 6, 9, 10) comes last.
+        let mut s = stage(
+            "crop_resize",
+            "width = 2\nheight = 2\nstd = [1, 1, 1]\nbgr = true",
+        );
+        let out = s.run(vec![frame4(), boxes.clone()]).unwrap();
+        let v = out[0].as_slice().unwrap();
+        close(&v[8..], &[5., 6., 9., 10.]);
+        close(&v[..4], &[0., 0., 0., 0.]);
+        // rotate_class = 1: class 1 rotates by 180°, class 0 and -1 do not; the
+        // classification result is consumed.
+        let mut s = stage(
+            "crop_resize",
+            "width = 2\nheight = 2\nstd = [1, 1, 1]\nrotate_class = 1",
+        );
+        let flip = t(&[2], vec![1., 0.97]);
+        let out = s
+            .run(vec![flip, frame4(), boxes.clone(), t(&[1], vec![7.])])
+            .unwrap();
+        assert_eq!(out.len(), 2, "{out:?}");
+        close(&out[0].as_slice().unwrap()[..4], &[10., 9., 6., 5.]);
+        assert_eq!(out[1], t(&[1], vec![7.]));
+        for class in [0., -1.] {
+            let out = s
+                .run(vec![t(&[2], vec![class, 0.5]), frame4(), boxes.clone()])
+                .unwrap();
+            close(&out[0].as_slice().unwrap()[..4], &[5., 6., 9., 10.]);
+        }
+        let err = s.run(vec![frame4(), boxes]).unwrap_err();
+        assert!(err.to_string().contains("rotate_class is set"), "{err}");
+    }
+
+    #[test]
+    fn resize_normalize_bgr_swaps_planes() {
+        let mut s = stage(
+            "resize_normalize",
+            "width = 2\nheight = 2\nstd = [1, 1, 1]\nbgr = true",
+        );
+        let out = s.run(vec![frame2()]).unwrap();
+        let v = out[0].as_slice().unwrap();
+        close(&v[..4], &[200., 200., 200., 200.]);
+        close(&v[8..], &[0., 10., 20., 30.]);
     }
 
     #[test]

@@ -2,7 +2,31 @@
 //! functions (`rtmdl-ops`), GPU stages run ONNX models through an engine.
 //! A stage that names neither runs calibrated busy work drawn from its
 //! profile, so any config can be run for real, and says so.
+//!
+//! # GPU stage parameters
+//!
+//! `params` of an inference stage (all optional):
+//!
+//! * `file = "m.onnx"`: the model, instead of the variant's `file`;
+//! * `input_shape = [1, 3, 320, 320]`: the shape of the model's first input that
+//!   `inputs` does not fix to a constant (normally the one the job's first tensor
+//!   goes into), fixing its dynamic dims;
+//! * `outputs = ["name", ...]`: an output cut;
+//! * `inputs = { NAME = VALUE, ... }`: the model's other inputs. `VALUE` is a number
+//!   (every element; converted to the input's type, e.g. `sr = 16000` for an int64
+//!   scalar), `"zeros"`, or a table `{ fill = 0.0, shape = [2, 1, 128] }` (`shape`
+//!   for inputs with dynamic dims). An input named here is a constant fixed at load,
+//!   unless `feedback` feeds it, in which case this is its initial value;
+//! * `feedback = { OUTPUT = "INPUT", ... }`: recurrent state: the input gets the
+//!   output of the job before (Silero VAD: `feedback = { stateN = "state" }`). The
+//!   state is one per task and stage, shared by the GPU lanes; fed-back outputs are
+//!   not passed on to the next stage.
+//!
+//! The model inputs that `inputs` does not name take the job's first tensors, in the
+//! model's input order (each must be f32); the tensors after them travel on, after the
+//! model's outputs.
 
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -10,7 +34,10 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use rtmdl_config::Config;
 use rtmdl_core::{Assignment, ExecProfile, Resource};
-use rtmdl_engine::{Engine, ModelSpec, Session};
+use rtmdl_engine::{
+    DType, Engine, Feedback, InputValue, ModelSpec, RecurrentSession, Session, SharedState,
+    TensorView,
+};
 use rtmdl_ops::{CpuStage, Source};
 
 use crate::executor::{Bodies, Work};
@@ -24,6 +51,10 @@ pub struct ConfigBodies {
     /// Intra-op threads per engine session.
     threads: usize,
     sources: Vec<Mutex<Option<Box<dyn Source>>>>,
+    /// Per model, per stage: the parsed parameters of inference stages.
+    gpu: Vec<Vec<Option<GpuParams>>>,
+    /// Recurrent state per (task, stage), shared by the lanes' sessions.
+    states: Mutex<HashMap<(usize, usize), SharedState>>,
     seed: u64,
 }
 
@@ -51,14 +82,48 @@ impl ConfigBodies {
             };
             sources.push(Mutex::new(s));
         }
+        let ts = &cfg.taskset;
+        let mut gpu = Vec::new();
+        for (m, model) in ts.models.iter().enumerate() {
+            let mut per_stage = Vec::new();
+            for (s, st) in model.stages.iter().enumerate() {
+                if st.on != Resource::Gpu {
+                    per_stage.push(None);
+                    continue;
+                }
+                let field = format!("models.{}.stages[{s}].params", model.name);
+                let parsed = GpuParams::parse(&cfg.stages[m][s].params).map_err(|reason| {
+                    let task = ts
+                        .tasks
+                        .iter()
+                        .find(|t| t.model == m)
+                        .map_or_else(|| model.name.clone(), |t| t.name.clone());
+                    RuntimeError::Body {
+                        task,
+                        stage: st.name.clone(),
+                        reason: format!("{}: {field}.{reason}", cfg.path.display()),
+                    }
+                })?;
+                per_stage.push(Some(parsed));
+            }
+            gpu.push(per_stage);
+        }
         Ok(ConfigBodies {
             cfg,
             assign,
             engine,
             threads: threads.max(1),
             sources,
+            gpu,
+            states: Mutex::new(HashMap::new()),
             seed,
         })
+    }
+
+    /// The recurrent state of a task's stage (created on first use).
+    fn state(&self, task: usize, stage: usize) -> SharedState {
+        let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
+        states.entry((task, stage)).or_default().clone()
     }
 
     /// Stages that run emulated busy work (no function or model named).
@@ -107,13 +172,181 @@ fn resolve_paths(cfg: &Config, params: &toml::Table) -> toml::Table {
     p
 }
 
-fn shape_param(params: &toml::Table, key: &str) -> Option<Vec<usize>> {
-    params.get(key)?.as_array().map(|a| {
-        a.iter()
-            .filter_map(|v| v.as_integer())
-            .map(|i| i.max(0) as usize)
-            .collect()
-    })
+/// The value of one entry of a GPU stage's `inputs`.
+#[derive(Clone, Debug, PartialEq)]
+struct InputParam {
+    fill: f64,
+    shape: Option<Vec<usize>>,
+}
+
+/// The parameters of an inference stage (see the module docs).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct GpuParams {
+    input_shape: Option<Vec<usize>>,
+    outputs: Option<Vec<String>>,
+    inputs: BTreeMap<String, InputParam>,
+    /// (output, input)
+    feedback: Vec<(String, String)>,
+}
+
+const GPU_PARAMS: &[&str] = &["file", "input_shape", "outputs", "inputs", "feedback"];
+
+impl GpuParams {
+    /// Parses and checks the table; the error starts with the key at fault
+    /// (`inputs.sr: expected ...`).
+    fn parse(params: &toml::Table) -> Result<Self, String> {
+        let mut p = GpuParams::default();
+        for (key, value) in params {
+            match key.as_str() {
+                "file" => {
+                    if !value.is_str() {
+                        return Err(format!("file: expected a path string, got {value}"));
+                    }
+                }
+                "input_shape" => {
+                    p.input_shape = Some(shape(value).map_err(|e| format!("input_shape: {e}"))?)
+                }
+                "outputs" => {
+                    let list = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
+                        format!("outputs: expected a non-empty list of output names, got {value}")
+                    })?;
+                    let names = list
+                        .iter()
+                        .map(|v| v.as_str().map(String::from))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| {
+                            format!("outputs: expected output names (strings), got {value}")
+                        })?;
+                    p.outputs = Some(names);
+                }
+                "inputs" => {
+                    let table = value.as_table().ok_or_else(|| {
+                        format!("inputs: expected a table {{ NAME = value, ... }}, got {value}")
+                    })?;
+                    for (name, v) in table {
+                        let parsed = input_param(v).map_err(|e| {
+                            // Errors of a sub-key start with ".key".
+                            if e.starts_with('.') {
+                                format!("inputs.{name}{e}")
+                            } else {
+                                format!("inputs.{name}: {e}")
+                            }
+                        })?;
+                        p.inputs.insert(name.clone(), parsed);
+                    }
+                }
+                "feedback" => {
+                    let table = value.as_table().ok_or_else(|| {
+                        format!(
+                            "feedback: expected a table {{ OUTPUT = \"INPUT\", ... }}, got {value}"
+                        )
+                    })?;
+                    for (output, input) in table {
+                        let input = input.as_str().ok_or_else(|| {
+                            format!("feedback.{output}: expected the name of the input it feeds (a string), got {input}")
+                        })?;
+                        if p.feedback.iter().any(|(_, i)| i == input) {
+                            return Err(format!(
+                                "feedback.{output}: input {input:?} is already fed by another output"
+                            ));
+                        }
+                        p.feedback.push((output.clone(), input.to_string()));
+                    }
+                }
+                other => {
+                    return Err(format!(
+                        "{other}: unknown parameter of an inference stage; known: {}",
+                        GPU_PARAMS.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(p)
+    }
+
+    /// The engine spec for `path`, and the feedback links.
+    fn spec(&self, path: std::path::PathBuf, threads: usize) -> (ModelSpec, Vec<Feedback>) {
+        let mut spec = ModelSpec::new(path).with_threads(threads);
+        spec.input_shape = self.input_shape.clone();
+        spec.outputs = self.outputs.clone();
+        let mut feedback = Vec::new();
+        for (output, input) in &self.feedback {
+            let init = self.inputs.get(input);
+            if let Some(shape) = init.and_then(|i| i.shape.clone()) {
+                spec.input_shapes.push((input.clone(), shape));
+            }
+            feedback.push(Feedback {
+                output: output.clone(),
+                input: input.clone(),
+                initial: InputValue::scalar(init.map_or(0.0, |i| i.fill)),
+            });
+        }
+        for (name, value) in &self.inputs {
+            if self.feedback.iter().any(|(_, i)| i == name) {
+                continue;
+            }
+            spec.constants.push((
+                name.clone(),
+                InputValue::Fill {
+                    value: value.fill,
+                    shape: value.shape.clone(),
+                },
+            ));
+        }
+        (spec, feedback)
+    }
+}
+
+/// A list of positive integers.
+fn shape(value: &toml::Value) -> Result<Vec<usize>, String> {
+    let list = value.as_array().ok_or_else(|| {
+        format!("expected a list of positive integers like [1, 3, 320, 320], got {value}")
+    })?;
+    list.iter()
+        .map(|d| match d.as_integer() {
+            Some(i) if i > 0 => usize::try_from(i).map_err(|_| format!("dim {i} is too large")),
+            _ => Err(format!("expected a list of positive integers, got {value}")),
+        })
+        .collect()
+}
+
+fn input_param(value: &toml::Value) -> Result<InputParam, String> {
+    let number = |v: &toml::Value| match v {
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::Float(f) => Some(*f),
+        _ => None,
+    };
+    if let Some(fill) = number(value) {
+        return Ok(InputParam { fill, shape: None });
+    }
+    match value {
+        toml::Value::String(s) if s == "zeros" => Ok(InputParam {
+            fill: 0.0,
+            shape: None,
+        }),
+        toml::Value::Table(t) => {
+            let mut p = InputParam {
+                fill: 0.0,
+                shape: None,
+            };
+            for (k, v) in t {
+                match k.as_str() {
+                    "fill" => {
+                        p.fill =
+                            number(v).ok_or_else(|| format!(".fill: expected a number, got {v}"))?
+                    }
+                    "shape" => p.shape = Some(shape(v).map_err(|e| format!(".shape: {e}"))?),
+                    other => {
+                        return Err(format!(".{other}: unknown key; expected fill and/or shape"));
+                    }
+                }
+            }
+            Ok(p)
+        }
+        other => Err(format!(
+            "expected a number, \"zeros\" or {{ fill = number, shape = [..] }}, got {other}"
+        )),
+    }
 }
 
 impl Bodies for ConfigBodies {
@@ -142,18 +375,26 @@ impl Bodies for ConfigBodies {
                 rtmdl_ops::build(&f, &rt.params).map_err(|e| err(e.to_string()))?,
             )),
             (Resource::Gpu, Some(file)) => {
-                let mut spec = ModelSpec::new(self.cfg.resolve(&file)).with_threads(self.threads);
-                if let Some(shape) = shape_param(&rt.params, "input_shape") {
-                    spec = spec.with_input_shape(shape);
-                }
-                if let Some(outs) = rt.params.get("outputs").and_then(|o| o.as_array()) {
-                    spec = spec.with_outputs(
-                        outs.iter()
-                            .filter_map(|o| o.as_str().map(String::from))
-                            .collect::<Vec<_>>(),
+                let params = self.gpu[t.model][stage]
+                    .as_ref()
+                    .ok_or_else(|| err("no parsed parameters for an inference stage".into()))?;
+                let (spec, feedback) = params.spec(self.cfg.resolve(&file), self.threads);
+                let mut session = self.engine.load(&spec).map_err(|e| err(e.to_string()))?;
+                if !feedback.is_empty() {
+                    session = Box::new(
+                        RecurrentSession::new(session, &feedback, self.state(task, stage))
+                            .map_err(|e| err(e.to_string()))?,
                     );
                 }
-                let session = self.engine.load(&spec).map_err(|e| err(e.to_string()))?;
+                if let Some(i) = session.inputs().iter().find(|i| i.dtype != DType::F32) {
+                    return Err(err(format!(
+                        "model {}: input {:?} is {} but the job's tensors are f32; fix it with params.inputs.{} = VALUE",
+                        spec.path.display(),
+                        i.name,
+                        i.dtype,
+                        i.name
+                    )));
+                }
                 Box::new(EngineWork(session))
             }
         })
@@ -177,17 +418,28 @@ impl Work for OpWork {
     }
 }
 
-/// An inference: the first tensor goes into the model; the others (a
-/// frame kept for a later crop, say) travel on after the outputs.
+/// An inference: the first tensors go into the model's inputs (one each); the
+/// others (a frame kept for a later crop, say) travel on after the outputs.
 struct EngineWork(Box<dyn Session>);
 
 impl Work for EngineWork {
     fn run(&mut self, mut input: Data) -> Result<Data, String> {
-        if input.is_empty() {
-            return Err("no input tensor for the model".into());
+        let n = self.0.inputs().len();
+        if input.len() < n {
+            let names: Vec<&str> = self.0.inputs().iter().map(|i| i.name.as_str()).collect();
+            return Err(format!(
+                "the model takes {n} input tensor(s) ({}), the job has {}",
+                names.join(", "),
+                input.len()
+            ));
         }
-        let rest = input.split_off(1);
-        let mut out = self.0.run(&input[0]).map_err(|e| e.to_string())?;
+        let rest = input.split_off(n);
+        let views: Vec<TensorView<'_>> = input.iter().map(TensorView::from).collect();
+        let out = self.0.run_many(&views).map_err(|e| e.to_string())?;
+        let mut out: Data = out
+            .into_iter()
+            .map(rtmdl_engine::Tensor::into_f32)
+            .collect();
         out.extend(rest);
         Ok(out)
     }
