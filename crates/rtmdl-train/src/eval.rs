@@ -53,8 +53,18 @@ pub fn evaluate(
     dataset: &Dataset,
     engine: &dyn Engine,
 ) -> Result<Eval> {
+    evaluate_with(onnx_path.as_ref(), dataset, engine, &mut |_, _| {})
+}
+
+/// [`evaluate`] calling `progress(done, total)` after every sample.
+pub(crate) fn evaluate_with(
+    onnx_path: &Path,
+    dataset: &Dataset,
+    engine: &dyn Engine,
+    progress: &mut dyn FnMut(usize, usize),
+) -> Result<Eval> {
     let (h, w) = dataset.image_size();
-    let spec = ModelSpec::new(onnx_path.as_ref()).with_input_shape(vec![1, 3, h, w]);
+    let spec = ModelSpec::new(onnx_path).with_input_shape(vec![1, 3, h, w]);
     let mut session = engine.load(&spec)?;
     let names = session.output_names().to_vec();
     let li = names.iter().position(|n| n == "logits").unwrap_or(0);
@@ -89,6 +99,7 @@ pub fn evaluate(
             iou_sum += v;
             iou_50 += usize::from(v >= 0.5);
         }
+        progress(i + 1, dataset.len());
     }
     let n = dataset.len();
     let correct: usize = (0..k).map(|i| confusion[i][i]).sum();

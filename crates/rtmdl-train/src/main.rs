@@ -5,6 +5,15 @@
 //! ```text
 //! cargo run --release -p rtmdl-train -- --out assets/models
 //! ```
+//!
+//! `rtmdl-train scale` makes the variant families of those models (see
+//! `rtmdl_train::scale` and `scale --help`):
+//!
+//! ```text
+//! cargo run --release -p rtmdl-train -- scale --out target/variants
+//! ```
+
+mod scale_cmd;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -21,6 +30,7 @@ rtmdl-train: train rtmdl's base models (traffic lights, traffic signs) on seeded
 synthetic data, evaluate them on the test split and write ONNX + weights + README.
 
 USAGE: rtmdl-train [OPTIONS]
+       rtmdl-train scale [OPTIONS]   (variant families; see scale --help)
 
 OPTIONS:
   --out DIR         where the models go                 [assets/models]
@@ -132,6 +142,10 @@ struct Report {
 }
 
 fn main() -> anyhow::Result<()> {
+    let mut argv = std::env::args().skip(1);
+    if argv.next().as_deref() == Some("scale") {
+        return scale_cmd::main(argv.collect());
+    }
     let args = parse()?;
     let t0 = Instant::now();
     let (engine, note) = rtmdl_engine::select(args.engine)?;

@@ -126,11 +126,11 @@ impl Net {
             .ok_or_else(|| TrainError::Weights(format!("missing tensor {name}")))
     }
 
-    fn conv(&self, x: &Tensor, w: &str) -> Result<Tensor> {
+    pub(crate) fn conv(&self, x: &Tensor, w: &str) -> Result<Tensor> {
         Ok(ops::conv3x3(x, self.var(w)?)?)
     }
 
-    fn bn(&self, x: &Tensor, p: &str, train: bool) -> Result<Tensor> {
+    pub(crate) fn bn(&self, x: &Tensor, p: &str, train: bool) -> Result<Tensor> {
         let c = x.dim(1)?;
         let shape = (1, c, 1, 1);
         let [g, b, rm, rv] = BN_PARAMS.map(|s| format!("{p}.{s}"));
@@ -175,6 +175,13 @@ impl Net {
 
     /// Returns `(logits, box)`, box after the sigmoid.
     pub fn forward(&self, x: &Tensor, train: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let x = self.forward_shared(x, train)?;
+        self.forward_head(&x, train)
+    }
+
+    /// The shared layers (stem, down, residual blocks): images → the residual stream
+    /// `[N, c2, H/4, W/4]` (`blocks.{k-1}.out`, or `down.out` without blocks).
+    pub fn forward_shared(&self, x: &Tensor, train: bool) -> Result<Tensor> {
         let x = ops::max_pool2(&self.conv_bn_relu(x, "stem", train)?)?;
         let mut x = ops::max_pool2(&self.conv_bn_relu(&x, "down", train)?)?;
         for i in 0..self.arch.blocks {
@@ -185,7 +192,13 @@ impl Net {
             let y = self.bn(&y, &format!("{p}.bn2"), train)?;
             x = (y + &x)?.relu()?;
         }
-        let x = self.conv_bn_relu(&x, "head", train)?;
+        Ok(x)
+    }
+
+    /// The private layers (head conv + BN + ReLU, pooling, `fc`, `box`): the residual
+    /// stream → `(logits, box)`. Needs only the `head.*`, `fc.*` and `box.*` vars.
+    pub fn forward_head(&self, x: &Tensor, train: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let x = self.conv_bn_relu(x, "head", train)?;
         let feat = x.mean((D::Minus2, D::Minus1))?;
         let logits = self.linear(&feat, "fc")?;
         let bx = if self.arch.box_head {

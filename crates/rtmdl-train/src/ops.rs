@@ -202,27 +202,31 @@ impl CustomOp2 for Conv3x3 {
         let cout = wt.dim(0)?;
         let (hw, k) = (h * w, cin * 9);
         let need_dx = x.track_op();
+        // A frozen weight (a plain tensor, not a variable) needs no gradient.
+        let need_dw = wt.track_op();
         let xv = to_vec(x)?;
         let wv = to_vec(wt)?;
         let gv = to_vec(grad)?;
         let mut dx = vec![0.0f32; if need_dx { b * cin * hw } else { 0 }];
         let per = |(i, dxb): (usize, &mut [f32]), col: &mut Vec<f32>, dw: &mut Vec<f32>| {
             let gb = &gv[i * cout * hw..(i + 1) * cout * hw];
-            im2col(&xv[i * cin * hw..(i + 1) * cin * hw], cin, h, w, col);
-            // dW += g_b (Cout×HW) · col_bᵀ (HW×K)
-            matmul(
-                cout,
-                k,
-                hw,
-                dw,
-                true,
-                gb,
-                hw as isize,
-                1,
-                col,
-                1,
-                hw as isize,
-            );
+            if need_dw {
+                im2col(&xv[i * cin * hw..(i + 1) * cin * hw], cin, h, w, col);
+                // dW += g_b (Cout×HW) · col_bᵀ (HW×K)
+                matmul(
+                    cout,
+                    k,
+                    hw,
+                    dw,
+                    true,
+                    gb,
+                    hw as isize,
+                    1,
+                    col,
+                    1,
+                    hw as isize,
+                );
+            }
             if !dxb.is_empty() {
                 // dcol = Wᵀ (K×Cout) · g_b (Cout×HW), reusing `col`.
                 matmul(
@@ -278,7 +282,12 @@ impl CustomOp2 for Conv3x3 {
         } else {
             None
         };
-        Ok((dx, Some(Tensor::from_vec(dw, wt.shape(), wt.device())?)))
+        let dw = if need_dw {
+            Some(Tensor::from_vec(dw, wt.shape(), wt.device())?)
+        } else {
+            None
+        };
+        Ok((dx, dw))
     }
 }
 

@@ -87,7 +87,7 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TrainError + '_ {
     }
 }
 
-fn write_file(path: &Path, w: &Weights, meta: &BTreeMap<String, String>) -> Result<()> {
+pub(crate) fn write_file(path: &Path, w: &Weights, meta: &BTreeMap<String, String>) -> Result<()> {
     let mut header = serde_json::Map::new();
     if !meta.is_empty() {
         header.insert("__metadata__".into(), json!(meta));
@@ -120,7 +120,7 @@ fn write_file(path: &Path, w: &Weights, meta: &BTreeMap<String, String>) -> Resu
     std::fs::write(path, buf).map_err(io_err(path))
 }
 
-fn read_file(path: &Path) -> Result<(Weights, BTreeMap<String, String>)> {
+pub(crate) fn read_file(path: &Path) -> Result<(Weights, BTreeMap<String, String>)> {
     let bytes = std::fs::read(path).map_err(io_err(path))?;
     let bad = |why: String| TrainError::Weights(format!("{}: {why}", path.display()));
     if bytes.len() < 8 {
