@@ -8,6 +8,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rtmdl_core::units::parse_duration;
 use rtmdl_core::{PolicyKind, RunReport, SimOptions, TaskSet, VariantChoice, simulate};
 
+mod demo;
+mod plots;
+
 /// Run several periodic deep-learning tasks on one edge device and keep
 /// their deadlines at the highest accuracy the device allows.
 ///
@@ -69,6 +72,82 @@ impl From<VariantsArg> for VariantChoice {
 
 #[derive(Subcommand)]
 enum Command {
+    /// The driving demo end to end: data, models, variants, profile, plan,
+    /// real runs of rtmdl and every baseline at a light and a heavy load,
+    /// and a report (table, SVG plots, Chrome trace).
+    ///
+    /// Uses the trained models in assets/models (or trains them), scales
+    /// them into width × depth variants within the storage budget, measures
+    /// them on this machine, plans, then runs each policy for real. Steps
+    /// done before are reused. The report lands in OUT/report.json,
+    /// OUT/report.md and OUT/*.svg.
+    Demo {
+        /// Small data, few variants, 2-second runs (a smoke test, minutes).
+        #[arg(long)]
+        quick: bool,
+        /// Length of each real run (default 20s, 2s with --quick).
+        #[arg(long, value_parser = duration_arg)]
+        duration: Option<u64>,
+        /// Where everything goes.
+        #[arg(long, default_value = "target/rtmdl-demo")]
+        out: PathBuf,
+        /// Inference engine: tract (pure Rust, the same everywhere), ort, cuda, auto.
+        #[arg(long, default_value = "tract")]
+        engine: String,
+        /// Storage budget for all variants of all models (default "5 MiB").
+        #[arg(long)]
+        storage_budget: Option<String>,
+        /// Intra-op threads per engine session.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Ask for SCHED_FIFO, CPU affinity and mlockall (off by default in
+        /// the demo: on a busy 2-core machine a heavy-load run with real-time
+        /// priorities was seen to crawl; see the README).
+        #[arg(long)]
+        rt: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+    /// Scale a trained base model into a family of width × depth variants.
+    ///
+    /// Early layers are shared (channels ranked by importance, nested
+    /// prefixes of one reordered weight set, stored once); the last block
+    /// and the classifier are private to each variant and re-fitted on the
+    /// training data with the shared layers frozen. Every variant's
+    /// accuracy is measured on the validation data through the runtime's
+    /// engine. Writes the variant ONNX files, the shared and private parts
+    /// and a manifest (JSON) that configs can reference.
+    Scale {
+        /// The base model: an ONNX file of rtmdl's CNN family (rtmdl-train).
+        base: PathBuf,
+        /// Training data: a dataset folder written by rtmdl-scenes.
+        #[arg(long)]
+        train: PathBuf,
+        /// Validation data (held out), same format.
+        #[arg(long)]
+        val: PathBuf,
+        /// Width levels (fractions of the channels).
+        #[arg(long, value_delimiter = ',', default_value = "1,0.75,0.5,0.25")]
+        widths: Vec<f32>,
+        /// Depth levels (residual blocks kept); default: every level.
+        #[arg(long, value_delimiter = ',')]
+        depths: Vec<usize>,
+        /// Epochs of the private re-fit.
+        #[arg(long)]
+        epochs: Option<usize>,
+        /// Keep only variants that fit this size (shared once + private).
+        #[arg(long)]
+        storage_budget: Option<String>,
+        /// Model name in the manifest (default: the file stem).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, default_value = "tract")]
+        engine: String,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, short, default_value = "variants")]
+        out: PathBuf,
+    },
     /// Simulate a task set on a virtual clock (seeded, deterministic).
     ///
     /// Execution times are drawn from the profiles in the config. Prints a
@@ -293,6 +372,50 @@ pub const BASELINES: [(&str, PolicyKind, VariantChoice); 6] = [
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Demo {
+            quick,
+            duration,
+            out,
+            engine,
+            storage_budget,
+            threads,
+            rt,
+            seed,
+        } => demo::demo(demo::DemoArgs {
+            quick,
+            duration,
+            out,
+            engine,
+            no_rt: !rt,
+            seed,
+            storage_budget,
+            threads,
+        })?,
+        Command::Scale {
+            base,
+            train,
+            val,
+            widths,
+            depths,
+            epochs,
+            storage_budget,
+            name,
+            engine,
+            seed,
+            out,
+        } => demo::scale_command(demo::ScaleArgs {
+            base,
+            train,
+            val,
+            widths,
+            depths,
+            epochs,
+            storage_budget,
+            name,
+            engine,
+            seed,
+            out,
+        })?,
         Command::Simulate {
             config,
             policy,

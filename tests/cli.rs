@@ -273,3 +273,71 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report_and_trace() {
             .any(|e| e["ph"] == "X")
     );
 }
+
+#[test]
+fn scale_names_a_missing_or_foreign_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    // Not a dataset folder.
+    let out = rtmdl(&[
+        "scale",
+        "assets/models/signs.onnx",
+        "--train",
+        d,
+        "--val",
+        d,
+        "-o",
+        d,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--train") && err.contains(d), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    // A width out of range is refused before any work.
+    let out = rtmdl(&[
+        "scale",
+        "assets/models/signs.onnx",
+        "--train",
+        d,
+        "--val",
+        d,
+        "--widths",
+        "1,1.5",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--widths"));
+    // A model file that is not ONNX: the error names it.
+    let bad = dir.path().join("bad.onnx");
+    std::fs::write(&bad, b"not a model").unwrap();
+    let data = dir.path().join("data");
+    let (train, _) = rtmdl_scenes::cached(
+        rtmdl_scenes::Kind::Signs,
+        rtmdl_scenes::Split::Train,
+        8,
+        1,
+        &data,
+    )
+    .unwrap();
+    drop(train);
+    let set = std::fs::read_dir(&data)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let set = set.to_str().unwrap();
+    let out = rtmdl(&[
+        "scale",
+        bad.to_str().unwrap(),
+        "--train",
+        set,
+        "--val",
+        set,
+        "-o",
+        d,
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("bad.onnx"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}

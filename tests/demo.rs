@@ -1,0 +1,93 @@
+//! `rtmdl demo --quick` end to end: data, variants, profile, plan, real runs
+//! of every policy at both loads, report.
+
+use std::process::Command;
+
+#[test]
+fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    let o = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args(["demo", "--quick", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    assert!(stdout.contains("report:"), "{stdout}");
+    assert!(stdout.contains("goal (heavy)"), "{stdout}");
+
+    let text = std::fs::read_to_string(out.join("report.json")).unwrap();
+    let r: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for load in ["light", "heavy"] {
+        let runs = r[load]
+            .as_array()
+            .unwrap_or_else(|| panic!("no {load} runs"));
+        let labels: Vec<&str> = runs
+            .iter()
+            .map(|run| run["notes"]["label"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            labels,
+            ["rtmdl+plan", "DM-NMC", "DM-MC", "UM-NMC", "FIFO", "EDF"],
+            "{load}"
+        );
+        for run in runs {
+            // Exactly the JSON of `rtmdl run --json`: policy, variants, mode.
+            assert_eq!(run["mode"], "run");
+            assert!(run["policy"].is_string() && run["variants"].is_string());
+            let tasks = run["tasks"].as_array().unwrap();
+            assert!(tasks.len() >= 2);
+            for t in tasks {
+                let jobs = t["jobs"].as_u64().unwrap();
+                let done = ["completed", "missed", "dropped", "failed"]
+                    .iter()
+                    .map(|k| t[*k].as_u64().unwrap())
+                    .sum::<u64>();
+                assert!(jobs > 0, "{load}: no job of {}", t["name"]);
+                assert_eq!(jobs, done, "{load}: every job accounted for");
+            }
+        }
+    }
+    let variants = r["variants"].as_array().unwrap();
+    for model in ["lights", "signs"] {
+        let rows: Vec<_> = variants.iter().filter(|v| v["model"] == model).collect();
+        assert!(!rows.is_empty(), "no {model} variant kept");
+        for v in rows {
+            let acc = v["accuracy"].as_f64().unwrap();
+            assert!((0.0..=1.0).contains(&acc));
+            let file = out.join("variants").join(v["file"].as_str().unwrap());
+            assert!(file.is_file(), "{} missing", file.display());
+        }
+    }
+    assert!(r["storage_used"].as_u64().unwrap() <= r["storage_budget"].as_u64().unwrap());
+    for f in [
+        "report.md",
+        "miss-rate.svg",
+        "response-light.svg",
+        "response-heavy.svg",
+        "variants.svg",
+        "trace.json",
+        "light.toml",
+        "heavy.toml",
+        "light.plan.toml",
+        "heavy.plan.toml",
+    ] {
+        let p = out.join(f);
+        assert!(p.is_file(), "{f} missing");
+        if f.ends_with(".svg") {
+            let svg = std::fs::read_to_string(&p).unwrap();
+            assert!(svg.starts_with("<svg") && svg.contains("</svg>"), "{f}");
+        }
+    }
+    // The written configs are ordinary configs: `rtmdl simulate` takes them.
+    let o = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args(["simulate", "--duration", "1s"])
+        .arg(out.join("heavy.toml"))
+        .arg("--plan")
+        .arg(out.join("heavy.plan.toml"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
