@@ -42,19 +42,19 @@ fn tensor_names_and_counts() {
     let shapes = a.tensor_shapes();
     assert_eq!(
         shapes[0],
-        ("stem.conv.weight".to_string(), vec![16, 3, 3, 3])
+        ("stem.conv.weight".to_string(), vec![32, 3, 3, 3])
     );
     assert!(
         shapes
             .iter()
-            .any(|(n, s)| n == "blocks.1.bn2.running_var" && s == &vec![32])
+            .any(|(n, s)| n == "blocks.1.bn2.running_var" && s == &vec![64])
     );
     assert!(!shapes.iter().any(|(n, _)| n.starts_with("box.")));
     assert!(
         Arch::lights()
             .tensor_shapes()
             .iter()
-            .any(|(n, s)| n == "box.weight" && s == &vec![4, 64])
+            .any(|(n, s)| n == "box.weight" && s == &vec![4, 128])
     );
     // Well under the 2 MB file budget.
     assert!(Arch::lights().param_count() * 4 < 1 << 20);
