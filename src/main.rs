@@ -10,6 +10,7 @@ use rtmdl_core::{PolicyKind, RunReport, SimOptions, TaskSet, VariantChoice, simu
 
 mod demo;
 mod plots;
+mod stress;
 
 /// Run several periodic deep-learning tasks on one edge device and keep
 /// their deadlines at the highest accuracy the device allows.
@@ -233,6 +234,61 @@ enum Command {
         #[arg(long)]
         trace: Option<PathBuf>,
     },
+    /// A real run at a chosen load, watched: overload and soak tests.
+    ///
+    /// Runs the task set for real (like `run`) with every release rate
+    /// multiplied by --load; or, with --overload F, keeps the most urgent
+    /// task's rate and releases every other task F times as fast as the
+    /// highest rate at which the simulator finds the set schedulable (no miss
+    /// at all) for this policy and these variants. Prints the per-task table, whether every job is
+    /// accounted for (released = completed + missed + dropped + failed),
+    /// release lateness, the longest ready queues and the resident memory
+    /// after warm-up, at the end and at its peak. E.g. an overload test:
+    /// `rtmdl stress examples/driving.toml --overload 2 --duration 60s`;
+    /// a soak test: `rtmdl stress examples/driving.toml --duration 10min`.
+    Stress {
+        config: PathBuf,
+        #[arg(long, value_enum, default_value = "rtmdl")]
+        policy: PolicyArg,
+        #[arg(long, value_enum, default_value = "plan")]
+        variants: VariantsArg,
+        #[arg(long)]
+        plan: Option<PathBuf>,
+        /// Execution times measured by `rtmdl profile` (used to find the
+        /// schedulable load for --overload).
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Release every task this many times as often (periods ÷ LOAD).
+        #[arg(long, conflicts_with = "overload")]
+        load: Option<f64>,
+        /// Release the tasks below the most urgent one at this multiple of
+        /// their highest schedulable rate (simulated).
+        #[arg(long)]
+        overload: Option<f64>,
+        #[arg(long, default_value = "60s", value_parser = duration_arg)]
+        duration: u64,
+        /// Fraction of the run before memory counts as warmed up.
+        #[arg(long, default_value_t = 0.1)]
+        warmup: f64,
+        /// How often to sample the resident memory.
+        #[arg(long, default_value = "1s", value_parser = duration_arg)]
+        sample: u64,
+        #[arg(long, default_value = "auto")]
+        engine: String,
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Ask for SCHED_FIFO, CPU affinity and mlockall.
+        #[arg(long)]
+        rt: bool,
+        /// Fail a job whose sub-task runs longer than this (e.g. "500ms").
+        #[arg(long, value_parser = duration_arg)]
+        watchdog: Option<u64>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the whole result, memory samples included, as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Choose a variant and a priority for every task.
     ///
     /// Minimises the summed normalised accuracy loss subject to every task's
@@ -415,6 +471,41 @@ fn run(cli: Cli) -> Result<()> {
             engine,
             seed,
             out,
+        })?,
+        Command::Stress {
+            config,
+            policy,
+            variants,
+            plan,
+            profile,
+            load,
+            overload,
+            duration,
+            warmup,
+            sample,
+            engine,
+            threads,
+            rt,
+            watchdog,
+            seed,
+            json,
+        } => stress::stress(stress::StressArgs {
+            config,
+            plan,
+            profile,
+            policy: policy.into(),
+            variants: variants.into(),
+            load,
+            overload,
+            duration,
+            warmup: warmup.clamp(0.0, 0.9),
+            sample,
+            engine,
+            threads,
+            rt,
+            watchdog,
+            seed,
+            json,
         })?,
         Command::Simulate {
             config,

@@ -17,9 +17,14 @@ use toml::Spanned;
 
 /// A config or plan file that cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[error("{file}:{line}:{column}: {field}{sep}{message}", sep = if field.is_empty() { "" } else { ": " })]
+#[error(
+    "{file}{at}: {field}{sep}{message}",
+    at = if *line == 0 { String::new() } else { format!(":{line}:{column}") },
+    sep = if field.is_empty() { "" } else { ": " }
+)]
 pub struct ConfigError {
     pub file: String,
+    /// 1-based; 0 when the error is about the whole file (it cannot be read).
     pub line: usize,
     pub column: usize,
     /// The key at fault (`tasks[1].period`), when known.
@@ -125,8 +130,33 @@ impl Src<'_> {
             line,
             column,
             field,
-            message: e.message().trim().to_string(),
+            message: with_suggestion(e.message().trim()),
         }
+    }
+}
+
+/// serde's "unknown field `perod`, expected one of `name`, `period`, ..."
+/// (and "unknown variant ..."), with the nearest expected name when it is
+/// close enough to be a typo: "... (did you mean `period`?)".
+fn with_suggestion(message: &str) -> String {
+    let nearest = || {
+        let rest = message
+            .strip_prefix("unknown field `")
+            .or_else(|| message.strip_prefix("unknown variant `"))?;
+        let (bad, rest) = rest.split_once('`')?;
+        let (_, expected) = rest.split_once("expected")?;
+        let (best, dist) = expected
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(|k| (k, strsim::levenshtein(bad, k)))
+            .min_by_key(|&(_, d)| d)?;
+        let limit = (bad.chars().count().max(best.len()) / 3).max(2);
+        (dist <= limit).then_some(best)
+    };
+    match nearest() {
+        Some(best) => format!("{message} (did you mean `{best}`?)"),
+        None => message.to_string(),
     }
 }
 

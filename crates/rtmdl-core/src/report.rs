@@ -106,6 +106,21 @@ impl Recorder {
         }
     }
 
+    /// Room for `per_task[i]` responses of task `i`, reserved and touched
+    /// up front (a real run does not grow its memory while it runs).
+    pub fn with_capacity(per_task: &[usize]) -> Self {
+        Recorder {
+            responses: per_task
+                .iter()
+                .map(|&n| {
+                    let mut v: Vec<Time> = vec![0; n];
+                    v.clear();
+                    v
+                })
+                .collect(),
+        }
+    }
+
     /// Take note of one decision.
     pub fn observe(&mut self, d: &Decision) {
         if let Decision::Complete {

@@ -28,11 +28,21 @@ const SIZE_UNITS: &[(&str, f64)] = &[
 
 fn split_number(s: &str) -> Option<(f64, &str)> {
     let s = s.trim();
-    let end = s
-        .char_indices()
-        .find(|&(_, c)| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == '_'))
-        .map(|(i, _)| i)
-        .unwrap_or(s.len());
+    let number_end = |s: &str| {
+        s.char_indices()
+            .find(|&(_, c)| !(c.is_ascii_digit() || c == '.' || c == '-' || c == '+' || c == '_'))
+            .map_or(s.len(), |(i, _)| i)
+    };
+    let mut end = number_end(s);
+    // An exponent ("1e30 s"): no unit starts with `e` followed by a digit.
+    let exp = &s[end..];
+    if exp.starts_with(['e', 'E'])
+        && exp[1..]
+            .trim_start_matches(['-', '+'])
+            .starts_with(|c: char| c.is_ascii_digit())
+    {
+        end += 1 + number_end(&exp[1..]);
+    }
     let number: f64 = s[..end].replace('_', "").parse().ok()?;
     Some((number, s[end..].trim()))
 }
@@ -121,7 +131,13 @@ mod tests {
         assert!(parse_duration("33").unwrap_err().contains("no unit"));
         assert!(parse_duration("-3 ms").is_err());
         assert!(parse_duration("ms").is_err());
-        assert!(parse_duration("1e30 s").is_err());
+        assert!(
+            parse_duration("1e30 s")
+                .unwrap_err()
+                .contains("over a year")
+        );
+        assert_eq!(parse_duration("1e3 us"), Ok(1_000_000));
+        assert_eq!(parse_duration("2.5E-3 s"), Ok(2_500_000));
     }
 
     #[test]

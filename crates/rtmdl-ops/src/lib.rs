@@ -180,6 +180,11 @@ const REGISTRY: &[(&str, &str, Builder)] = &[
         misc::Identity::build,
     ),
     (
+        "fault",
+        "fault injection for robustness tests: passes the data through, but after `skip` clean calls every `every`-th call (at most `times`) fails; params: mode = \"error\" | \"panic\" | \"hang\", skip=0, every=1, times (unlimited), hang_ms=3600000",
+        misc::Fault::build,
+    ),
+    (
         "busy",
         "spins the CPU for `ms` milliseconds (monotonic clock), then passes the data through; params: ms",
         misc::Busy::build,
@@ -280,6 +285,7 @@ mod tests {
                 "resize_normalize" | "crop_resize" => "width = 4\nheight = 4",
                 "decode_boxes" => "anchors = [[10, 10]]\nclasses = 2\nstride = 8",
                 "busy" => "ms = 0",
+                "fault" => "mode = \"error\"",
                 "reshape" => "shape = [-1]",
                 _ => "",
             };

@@ -75,6 +75,121 @@ impl CpuStage for Busy {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+struct FaultParams {
+    mode: String,
+    #[serde(default)]
+    skip: u64,
+    #[serde(default = "one")]
+    every: u64,
+    times: Option<u64>,
+    #[serde(default = "an_hour")]
+    hang_ms: f64,
+}
+
+fn one() -> u64 {
+    1
+}
+
+fn an_hour() -> f64 {
+    3_600_000.0
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum FaultMode {
+    Error,
+    Panic,
+    Hang,
+}
+
+/// `fault`: fault injection, to show that a failing sub-task fails only
+/// its own job. Passes the data through, except on the calls it is told
+/// to fail: after `skip` clean calls, every `every`-th call (at most
+/// `times` in all) returns an error, panics, or sleeps for `hang_ms`
+/// (a hang, for the runtime's watchdog) and then passes the data on.
+pub(crate) struct Fault {
+    mode: FaultMode,
+    skip: u64,
+    every: u64,
+    times: Option<u64>,
+    hang: Duration,
+    calls: u64,
+    faults: u64,
+}
+
+impl Fault {
+    const NAME: &'static str = "fault";
+
+    pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn CpuStage>, OpError> {
+        let p: FaultParams = parse(Self::NAME, params)?;
+        let mode = match p.mode.as_str() {
+            "error" => FaultMode::Error,
+            "panic" => FaultMode::Panic,
+            "hang" => FaultMode::Hang,
+            other => {
+                return Err(bad(
+                    Self::NAME,
+                    "mode",
+                    format!("\"error\", \"panic\" or \"hang\", got {other:?}"),
+                ));
+            }
+        };
+        if p.every == 0 {
+            return Err(bad(Self::NAME, "every", "a count of at least 1, got 0"));
+        }
+        if !(p.hang_ms.is_finite() && (0.0..=86_400_000.0).contains(&p.hang_ms)) {
+            return Err(bad(
+                Self::NAME,
+                "hang_ms",
+                format!("milliseconds in 0..=86400000, got {}", p.hang_ms),
+            ));
+        }
+        Ok(Box::new(Fault {
+            mode,
+            skip: p.skip,
+            every: p.every,
+            times: p.times,
+            hang: Duration::from_secs_f64(p.hang_ms / 1000.0),
+            calls: 0,
+            faults: 0,
+        }))
+    }
+
+    /// Whether call number `self.calls` (counted from 0) faults.
+    fn due(&self) -> bool {
+        self.calls >= self.skip
+            && (self.calls - self.skip).is_multiple_of(self.every)
+            && self.times.is_none_or(|t| self.faults < t)
+    }
+}
+
+impl CpuStage for Fault {
+    fn name(&self) -> &str {
+        Self::NAME
+    }
+
+    fn run(&mut self, input: Data) -> Result<Data, OpError> {
+        let due = self.due();
+        self.calls += 1;
+        if !due {
+            return Ok(input);
+        }
+        self.faults += 1;
+        match self.mode {
+            FaultMode::Error => Err(bad_input(
+                Self::NAME,
+                format!("injected error (fault {})", self.faults),
+            )),
+            FaultMode::Panic => panic!("injected panic (fault {})", self.faults),
+            FaultMode::Hang => {
+                std::thread::sleep(self.hang);
+                Ok(input)
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ReshapeParams {
     shape: Vec<i64>,
 }
@@ -235,6 +350,51 @@ mod tests {
             assert!(
                 matches!(
                     build("busy", &p.parse().unwrap()),
+                    Err(OpError::BadParam { .. })
+                ),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn fault_fails_the_calls_it_is_told_to() {
+        let mut s = build(
+            "fault",
+            &"mode = \"error\"\nskip = 1\nevery = 2\ntimes = 2"
+                .parse()
+                .unwrap(),
+        )
+        .unwrap();
+        let failed: Vec<bool> = (0..8).map(|_| s.run(data()).is_err()).collect();
+        assert_eq!(
+            failed,
+            [false, true, false, true, false, false, false, false]
+        );
+        let mut s = build("fault", &"mode = \"panic\"".parse().unwrap()).unwrap();
+        let p = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| s.run(data())));
+        assert!(p.is_err());
+        let mut s = build(
+            "fault",
+            &"mode = \"hang\"\nhang_ms = 30\ntimes = 1".parse().unwrap(),
+        )
+        .unwrap();
+        let t = Instant::now();
+        assert_eq!(s.run(data()).unwrap(), data());
+        assert!(t.elapsed() >= Duration::from_millis(30));
+        let t = Instant::now();
+        assert_eq!(s.run(data()).unwrap(), data());
+        assert!(t.elapsed() < Duration::from_millis(30));
+        for p in [
+            "mode = \"melt\"",
+            "",
+            "mode = \"hang\"\nevery = 0",
+            "mode = \"hang\"\nhang_ms = -1",
+            "mode = \"error\"\nbogus = 1",
+        ] {
+            assert!(
+                matches!(
+                    build("fault", &p.parse().unwrap()),
                     Err(OpError::BadParam { .. })
                 ),
                 "{p}"

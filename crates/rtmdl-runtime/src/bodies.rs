@@ -75,7 +75,7 @@ impl ConfigBodies {
                     |e| RuntimeError::Body {
                         task: cfg.taskset.tasks[t].name.clone(),
                         stage: "source".into(),
-                        reason: e.to_string(),
+                        reason: format!("{}: tasks[{t}].source: {e}", cfg.path.display()),
                     },
                 )?),
                 None => None,
@@ -87,12 +87,8 @@ impl ConfigBodies {
         for (m, model) in ts.models.iter().enumerate() {
             let mut per_stage = Vec::new();
             for (s, st) in model.stages.iter().enumerate() {
-                if st.on != Resource::Gpu {
-                    per_stage.push(None);
-                    continue;
-                }
-                let field = format!("models.{}.stages[{s}].params", model.name);
-                let parsed = GpuParams::parse(&cfg.stages[m][s].params).map_err(|reason| {
+                let field = format!("models.{}.stages[{s}]", model.name);
+                let body_err = |reason: String| {
                     let task = ts
                         .tasks
                         .iter()
@@ -103,7 +99,24 @@ impl ConfigBodies {
                         stage: st.name.clone(),
                         reason: format!("{}: {field}.{reason}", cfg.path.display()),
                     }
-                })?;
+                };
+                if st.on != Resource::Gpu {
+                    // Built once here to check the name and parameters; each
+                    // worker builds its own.
+                    if let Some(f) = &cfg.stages[m][s].function {
+                        rtmdl_ops::build(f, &cfg.stages[m][s].params).map_err(|e| {
+                            let key = match e {
+                                rtmdl_ops::OpError::UnknownFunction { .. } => "function",
+                                _ => "params",
+                            };
+                            body_err(format!("{key}: {e}"))
+                        })?;
+                    }
+                    per_stage.push(None);
+                    continue;
+                }
+                let parsed = GpuParams::parse(&cfg.stages[m][s].params)
+                    .map_err(|reason| body_err(format!("params.{reason}")))?;
                 per_stage.push(Some(parsed));
             }
             gpu.push(per_stage);
@@ -159,6 +172,32 @@ impl ConfigBodies {
                         .clone()
                 }),
         }
+    }
+
+    /// The shape of the first tensor that the stage before `stage` hands on,
+    /// where its function and parameters fix it: (stage, function, shape).
+    /// Checked against the model's input when an inference body is built, so
+    /// a mismatch is an error before the first release, not a failed job.
+    fn produced_shape(&self, model: usize, stage: usize) -> Option<(String, String, Vec<usize>)> {
+        let prev = stage.checked_sub(1)?;
+        let st = &self.cfg.taskset.models[model].stages[prev];
+        let rt = &self.cfg.stages[model][prev];
+        let function = rt.function.as_deref().filter(|_| st.on == Resource::Cpu)?;
+        // Both write NCHW [1, 3, height, width] (see rtmdl-ops).
+        if !matches!(function, "resize_normalize" | "crop_resize") {
+            return None;
+        }
+        let dim = |k: &str| {
+            rt.params
+                .get(k)?
+                .as_integer()
+                .and_then(|v| usize::try_from(v).ok())
+        };
+        Some((
+            st.name.clone(),
+            function.to_string(),
+            vec![1, 3, dim("height")?, dim("width")?],
+        ))
     }
 }
 
@@ -393,6 +432,19 @@ impl Bodies for ConfigBodies {
                         i.name,
                         i.dtype,
                         i.name
+                    )));
+                }
+                if let (Some(input), Some((producer, function, produced))) = (
+                    session.inputs().first(),
+                    self.produced_shape(t.model, stage),
+                ) && input.shape != produced
+                {
+                    return Err(err(format!(
+                        "model {}: input {:?} takes {:?}, but stage `{producer}` ({function}) produces {:?}; make the stage's width and height match the model",
+                        spec.path.display(),
+                        input.name,
+                        input.shape,
+                        produced
                     )));
                 }
                 Box::new(EngineWork(session))

@@ -90,6 +90,14 @@ pub struct RunOutcome {
     /// CPU worker threads and GPU lanes the run used.
     pub cpu_slots: usize,
     pub gpu_lanes: usize,
+    /// The longest the CPU and GPU ready queues grew (sub-tasks waiting).
+    pub max_queued: (usize, usize),
+    /// Workers found hung by the watchdog and replaced: (slot, when, ns).
+    pub replaced: Vec<(Slot, Time)>,
+    /// Hung workers that could not be replaced, and why.
+    pub worker_errors: Vec<String>,
+    /// Sub-tasks still running when the run ended (abandoned).
+    pub hung_at_end: usize,
 }
 
 enum Cmd {
@@ -141,6 +149,41 @@ struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
+/// Makes a panic on a worker or lane thread print one line instead of going
+/// through the default hook: with `RUST_BACKTRACE` set, that hook resolves a
+/// backtrace, which stalls the thread for hundreds of milliseconds, long
+/// enough to make the next jobs of every task late. The panic is still
+/// caught and reported as the job's failure. Other threads keep the hook
+/// they had. Installed once per process.
+fn quiet_worker_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            let name = std::thread::current().name().unwrap_or("").to_string();
+            if name.starts_with("rtmdl-cpu") || name.starts_with("rtmdl-gpu") {
+                let msg = info
+                    .payload()
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                let at = info
+                    .location()
+                    .map(|l| format!(" at {}:{}", l.file(), l.line()))
+                    .unwrap_or_default();
+                eprintln!("{name}: sub-task panicked{at}: {msg} (its job fails)");
+            } else {
+                previous(info);
+            }
+        }));
+    });
+}
+
+/// What a starting worker reports: whether its real-time settings were
+/// granted, or why its bodies could not be built.
+type Ready = Receiver<Result<Result<(), String>, RuntimeError>>;
+
 /// Run `ts` for real with the given variants/priorities and policy.
 pub fn run(
     ts: &TaskSet,
@@ -148,6 +191,7 @@ pub fn run(
     bodies: Arc<dyn Bodies>,
     opts: &RunOptions,
 ) -> Result<RunOutcome, RuntimeError> {
+    quiet_worker_panics();
     let sched_tasks = SchedTask::from_taskset(ts);
     let mut sched = Scheduler::new(sched_tasks.clone(), &ts.platform, policy);
     let rt_report = if opts.realtime {
@@ -160,89 +204,134 @@ pub fn run(
     let epoch = Arc::new(std::sync::OnceLock::<Clock>::new());
     let per_task = sched.dispatch_mode() == Dispatch::ThreadPerTask;
 
+    // A worker or lane builds its own bodies (engine sessions, functions)
+    // on its own thread, then reports whether it is ready.
     let spawn = |slot: Slot,
                  stages: Vec<(usize, usize)>,
-                 rt_prio: Option<i32>,
-                 rt_log: &mut RtReport|
-     -> Result<Worker, RuntimeError> {
-        let mut works: HashMap<(usize, usize), Box<dyn Work>> = HashMap::new();
-        for (task, stage) in stages {
-            works.insert((task, stage), bodies.work(task, stage)?);
-        }
+                 rt_prio: Option<i32>|
+     -> Result<(Worker, Ready), RuntimeError> {
         let (tx, rx) = bounded::<Cmd>(4);
         let done_tx = done_tx.clone();
         let bodies = bodies.clone();
         let epoch = epoch.clone();
-        let name = match slot {
-            Slot::Cpu(i) => format!("rtmdl-cpu{i}"),
-            Slot::Gpu(i) => format!("rtmdl-gpu{i}"),
-        };
-        let (ready_tx, ready_rx) = bounded::<Result<(), String>>(1);
+        let name = slot_name(slot);
+        let (ready_tx, ready_rx) = bounded(1);
         let pin = match slot {
             Slot::Cpu(i) if opts.realtime => Some(i),
             _ => None,
         };
         let handle = std::thread::Builder::new()
-            .name(name.clone())
+            .name(name)
             .spawn(move || {
+                let mut works: HashMap<(usize, usize), Box<dyn Work>> = HashMap::new();
+                for (task, stage) in stages {
+                    match bodies.work(task, stage) {
+                        Ok(w) => {
+                            works.insert((task, stage), w);
+                        }
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    }
+                }
                 let status = rt::configure_thread(rt_prio, pin);
-                let _ = ready_tx.send(status);
+                let _ = ready_tx.send(Ok(status));
                 worker_loop(slot, works, rx, done_tx, bodies, epoch)
             })
             .map_err(|e| RuntimeError::Thread(e.to_string()))?;
-        // Only threads that asked for a real-time priority are reported
-        // (with `realtime` off the report says "off").
-        if let Ok(status) = ready_rx.recv()
-            && rt_prio.is_some()
-        {
-            rt_log.thread(&name, status);
-        }
-        Ok(Worker {
-            tx,
-            handle: Some(handle),
-        })
+        Ok((
+            Worker {
+                tx,
+                handle: Some(handle),
+            },
+            ready_rx,
+        ))
     };
 
     let mut rt_log = rt_report;
     let prio = |p: i32| opts.realtime.then_some(p);
+    let stages_of = |slot: Slot| match slot {
+        Slot::Cpu(s) => cpu_stages(&sched_tasks, per_task.then_some(s)),
+        Slot::Gpu(_) => gpu_stages(&sched_tasks),
+    };
+    let slots: Vec<Slot> = (0..sched.cpu_slots())
+        .map(Slot::Cpu)
+        .chain((0..sched.gpu_lanes()).map(Slot::Gpu))
+        .collect();
+    // Every worker builds at once; then wait for all of them.
+    let mut starting = Vec::new();
+    for &slot in &slots {
+        starting.push(spawn(slot, stages_of(slot), prio(rt::WORKER_PRIO))?);
+    }
     let mut cpu_workers = Vec::new();
-    for s in 0..sched.cpu_slots() {
-        let stages = cpu_stages(&sched_tasks, per_task.then_some(s));
-        cpu_workers.push(spawn(
-            Slot::Cpu(s),
-            stages,
-            prio(rt::WORKER_PRIO),
-            &mut rt_log,
-        )?);
-    }
     let mut gpu_lanes = Vec::new();
-    for l in 0..sched.gpu_lanes() {
-        let stages = gpu_stages(&sched_tasks);
-        gpu_lanes.push(spawn(
-            Slot::Gpu(l),
-            stages,
-            prio(rt::WORKER_PRIO),
-            &mut rt_log,
-        )?);
+    let mut first_error = None;
+    for (&slot, (worker, ready)) in slots.iter().zip(starting) {
+        match ready.recv() {
+            Ok(Ok(status)) => {
+                // Only threads that asked for a real-time priority are
+                // reported (with `realtime` off the report says "off").
+                if opts.realtime {
+                    rt_log.thread(&slot_name(slot), status);
+                }
+            }
+            Ok(Err(e)) => {
+                first_error.get_or_insert(e);
+            }
+            Err(_) => {
+                first_error.get_or_insert(RuntimeError::Thread(format!(
+                    "{} stopped while building its sub-tasks",
+                    slot_name(slot)
+                )));
+            }
+        }
+        match slot {
+            Slot::Cpu(_) => cpu_workers.push(worker),
+            Slot::Gpu(_) => gpu_lanes.push(worker),
+        }
     }
-    drop(done_tx);
+    if let Some(e) = first_error {
+        for w in cpu_workers.iter().chain(gpu_lanes.iter()) {
+            let _ = w.tx.try_send(Cmd::Stop);
+        }
+        return Err(e);
+    }
     if opts.realtime {
         let status = rt::configure_thread(Some(rt::DISPATCHER_PRIO), None);
         rt_log.thread("rtmdl-dispatcher", status);
     }
+    // Replacements for hung workers that are still building: (slot, ready).
+    let mut rebuilding: Vec<(Slot, Ready)> = Vec::new();
+    let mut replaced = Vec::new();
+    let mut worker_errors = Vec::new();
 
     // Start shortly after now, so that the first releases are on time.
     let clock = Clock(Instant::now() + Duration::from_millis(20));
     let _ = epoch.set(clock);
 
-    let n = ts.tasks.len();
     let mut next_release: Vec<Time> = ts.tasks.iter().map(|t| t.offset).collect();
-    let mut recorder = Recorder::new(n);
+    // Everything a run records grows with its jobs: reserve (and touch) the
+    // room for all of them now, so that the hot path does not reallocate and
+    // the resident memory stays flat through a long run.
+    let expected: Vec<usize> = ts
+        .tasks
+        .iter()
+        .map(|t| (opts.duration.saturating_sub(t.offset) / t.period.max(1)) as usize + 2)
+        .collect();
+    let total_jobs: usize = expected.iter().sum();
+    let mut recorder = Recorder::with_capacity(&expected);
+    let prefaulted = |n: usize| {
+        let mut v: Vec<Time> = vec![0; n];
+        v.clear();
+        v
+    };
     let mut data: HashMap<JobId, Data> = HashMap::new();
     let mut running: HashMap<Slot, InFlight> = HashMap::new();
     let mut trace = opts.trace.then(Trace::default);
-    let mut dispatch_latency = Vec::new();
-    let mut release_lateness = Vec::new();
+    let mut dispatch_latency = prefaulted(total_jobs);
+    let mut release_lateness = prefaulted(total_jobs);
+    let mut max_queued = (0usize, 0usize);
     let mut failures = Vec::new();
     let mut end_of_releases = opts.duration;
     let mut hard_stop = opts.duration.saturating_add(opts.grace);
@@ -321,8 +410,38 @@ pub fn run(
                     format!("watchdog: still running after {:.1} ms", limit as f64 / 1e6),
                 ));
                 sched.failed(r.job, now);
+                // The hung thread is left behind (it cannot be killed); a new
+                // one takes its slot and builds its own bodies. Work sent to
+                // the slot meanwhile waits in its queue.
+                match spawn(slot, stages_of(slot), prio(rt::WORKER_PRIO)) {
+                    Ok((fresh, ready)) => {
+                        let w = match slot {
+                            Slot::Cpu(s) => &mut cpu_workers[s],
+                            Slot::Gpu(l) => &mut gpu_lanes[l],
+                        };
+                        let old = std::mem::replace(w, fresh);
+                        drop(old.tx);
+                        rebuilding.push((slot, ready));
+                        replaced.push((slot, now));
+                    }
+                    Err(e) => {
+                        worker_errors.push(format!("cannot replace hung {}: {e}", slot_name(slot)))
+                    }
+                }
             }
         }
+        rebuilding.retain(|(slot, ready)| match ready.try_recv() {
+            Ok(Ok(_)) => false,
+            Ok(Err(e)) => {
+                worker_errors.push(format!(
+                    "replacement for {} failed to build: {e}",
+                    slot_name(*slot)
+                ));
+                false
+            }
+            Err(crossbeam_channel::TryRecvError::Empty) => true,
+            Err(crossbeam_channel::TryRecvError::Disconnected) => false,
+        });
         sched.advance(now);
         while let Some(d) = sched.poll() {
             recorder.observe(&d);
@@ -376,6 +495,8 @@ pub fn run(
                 Decision::Complete { .. } | Decision::Fail { .. } | Decision::Drop { .. } => {}
             }
         }
+        max_queued.0 = max_queued.0.max(sched.queued(Resource::Cpu));
+        max_queued.1 = max_queued.1.max(sched.queued(Resource::Gpu));
         let released_all = next_release.iter().all(|&t| t >= end_of_releases);
         if released_all && sched.is_idle() {
             break;
@@ -441,6 +562,7 @@ pub fn run(
         let _ = w.tx.try_send(Cmd::Stop);
     }
     let deadline = Instant::now() + Duration::from_millis(500);
+    let hung_at_end = running.len();
     for w in cpu_workers.iter_mut().chain(gpu_lanes.iter_mut()) {
         if let Some(h) = w.handle.take() {
             while !h.is_finished() && Instant::now() < deadline {
@@ -466,7 +588,18 @@ pub fn run(
         stopped_at: stopped_early,
         cpu_slots: sched.cpu_slots(),
         gpu_lanes: sched.gpu_lanes(),
+        max_queued,
+        replaced,
+        worker_errors,
+        hung_at_end,
     })
+}
+
+fn slot_name(slot: Slot) -> String {
+    match slot {
+        Slot::Cpu(i) => format!("rtmdl-cpu{i}"),
+        Slot::Gpu(i) => format!("rtmdl-gpu{i}"),
+    }
 }
 
 fn cpu_stages(tasks: &[SchedTask], only: Option<usize>) -> Vec<(usize, usize)> {

@@ -107,6 +107,26 @@ pub fn run_config(
             ),
         );
     }
+    if !outcome.replaced.is_empty() || !outcome.worker_errors.is_empty() {
+        let when: Vec<String> = outcome
+            .replaced
+            .iter()
+            .map(|(slot, t)| format!("{slot:?} at {:.3} s", *t as f64 / 1e9))
+            .collect();
+        report.notes.insert(
+            "watchdog".into(),
+            format!(
+                "{} hung worker(s) replaced: {}{}",
+                outcome.replaced.len(),
+                when.join(", "),
+                outcome
+                    .worker_errors
+                    .iter()
+                    .map(|e| format!("; {e}"))
+                    .collect::<String>()
+            ),
+        );
+    }
     if let Some(t) = outcome.stopped_at {
         report.notes.insert(
             "stopped".into(),

@@ -313,3 +313,138 @@ source = { kind = "tensor", shape = [1, 3, 7, 7] }
         real.report.notes
     );
 }
+
+/// A model whose CPU stage is the `fault` function with `params`, then an
+/// emulated 1 ms GPU stage.
+fn faulty_model(name: &str, params: &str) -> String {
+    format!(
+        r#"
+[models.{name}]
+stages = [
+  {{ name = "pre", on = "cpu", function = "fault", params = {{ {params} }}, time = "0.1 ms" }},
+  {{ name = "infer", on = "gpu" }},
+]
+[[models.{name}.variants]]
+name = "full"
+accuracy = 0.5
+times.infer = "1 ms"
+"#
+    )
+}
+
+#[test]
+fn a_panicking_or_hanging_sub_task_fails_only_its_own_jobs() {
+    let dir = tempfile::tempdir().unwrap();
+    let alone_path = write_config(dir.path(), (50, 80), "");
+    let faulty = format!(
+        "{}{}{}",
+        faulty_model("panics", "mode = \"panic\""),
+        // The second call of each instance hangs (for a minute: only the
+        // watchdog, shorter than the deadline, ends it).
+        faulty_model(
+            "hangs",
+            "mode = \"hang\", skip = 1, times = 1, hang_ms = 60000"
+        ),
+        r#"
+[[tasks]]
+name = "panicky"
+model = "panics"
+period = "60 ms"
+max_miss_rate = 0.05
+source = { kind = "tensor", shape = [4] }
+
+[[tasks]]
+name = "stuck"
+model = "hangs"
+period = "150 ms"
+max_miss_rate = 0.05
+overrun = "skip"
+source = { kind = "tensor", shape = [4] }
+"#
+    );
+    // TOML lets the new models' tables follow the tasks.
+    let both_dir = dir.path().join("both");
+    std::fs::create_dir(&both_dir).unwrap();
+    let both_path = write_config(&both_dir, (50, 80), &faulty);
+    let alone = rtmdl_config::load(&alone_path).unwrap();
+    let both = rtmdl_config::load(&both_path).unwrap();
+    let mut o = opts(1.5, false);
+    o.watchdog = Some(100_000_000);
+    let run = |cfg: &rtmdl_config::Config| {
+        run_config(
+            cfg,
+            PolicyKind::Rtmdl,
+            VariantChoice::Original,
+            tract(),
+            1,
+            &o,
+            1,
+        )
+        .unwrap()
+    };
+    // A loaded machine may stall a run now and then: the healthy tasks must
+    // do as well beside the faults as alone in one of three tries.
+    let mut last = String::new();
+    for _ in 0..3 {
+        let a = run(&alone);
+        let b = run(&both);
+        let idx = |name: &str| {
+            both.taskset
+                .tasks
+                .iter()
+                .position(|t| t.name == name)
+                .unwrap()
+        };
+        let c = &b.outcome.counters;
+        // Faulty tasks: every job accounted for, releases never stopped.
+        let panicky = &c[idx("panicky")];
+        assert_eq!(panicky.released, 25);
+        // Every job fails (one delayed past its deadline by a stalled
+        // machine counts as missed instead).
+        assert_eq!(panicky.completed, 0, "{panicky:?}");
+        assert_eq!(panicky.failed + panicky.missed, panicky.released);
+        assert!(panicky.failed * 2 > panicky.released, "{panicky:?}");
+        let stuck = &c[idx("stuck")];
+        assert_eq!(stuck.released, 10);
+        // Each worker has its own instance of the stage, so each instance
+        // hangs once (its second call): every hang fails one job and gets
+        // its worker replaced.
+        assert!(stuck.failed >= 1, "{stuck:?}");
+        assert_eq!(stuck.failed, b.outcome.replaced.len() as u64, "{stuck:?}");
+        assert_eq!(
+            stuck.completed + stuck.missed + stuck.dropped + stuck.failed,
+            stuck.released
+        );
+        assert!(b.outcome.worker_errors.is_empty());
+        assert!(
+            b.report.notes["watchdog"].contains("hung worker(s) replaced"),
+            "{:?}",
+            b.report.notes
+        );
+        assert!(b.report.notes["failures"].contains("panicked: injected panic"));
+        // Healthy tasks: nothing failed, and no more misses than alone.
+        let mut same = true;
+        for name in ["light", "sign"] {
+            let h = &c[idx(name)];
+            let s = &a.outcome.counters[alone
+                .taskset
+                .tasks
+                .iter()
+                .position(|t| t.name == name)
+                .unwrap()];
+            assert_eq!(h.failed, 0);
+            assert_eq!(h.released, s.released);
+            assert_eq!(h.completed + h.missed + h.dropped, h.released);
+            same &= h.missed + h.dropped <= s.missed + s.dropped;
+        }
+        if same {
+            return;
+        }
+        last = format!(
+            "alone:\n{}\nwith faults:\n{}",
+            a.report.table(),
+            b.report.table()
+        );
+    }
+    panic!("the healthy tasks missed more beside the faulty ones, three times:\n{last}");
+}

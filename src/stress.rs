@@ -1,0 +1,358 @@
+//! `rtmdl stress`: a real run at a chosen load, watched from outside —
+//! per-task misses, job accounting, release lateness, queue lengths and the
+//! process's resident memory over time. Overload runs (`--overload 2`) and
+//! long soak runs (`--duration 10min`) are this one command.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use rtmdl_core::report::Percentiles;
+use rtmdl_core::{PolicyKind, RunReport, SimOptions, TaskSet, Time, VariantChoice, simulate};
+use serde::Serialize;
+
+pub struct StressArgs {
+    pub config: PathBuf,
+    pub plan: Option<PathBuf>,
+    pub profile: Option<PathBuf>,
+    pub policy: PolicyKind,
+    pub variants: VariantChoice,
+    pub load: Option<f64>,
+    pub overload: Option<f64>,
+    pub duration: Time,
+    pub warmup: f64,
+    pub sample: Time,
+    pub engine: String,
+    pub threads: usize,
+    pub rt: bool,
+    pub watchdog: Option<Time>,
+    pub seed: u64,
+    pub json: Option<PathBuf>,
+}
+
+/// Resident memory of this process, in bytes: (VmRSS, VmHWM), from
+/// `/proc/self/status` (Linux only).
+pub fn memory() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
+/// The tasks released `factor` times as often (periods, deadlines and
+/// offsets divided by `factor`): those in `which`, or all of them.
+pub fn scale_load(ts: &TaskSet, factor: f64, which: Option<&[usize]>) -> TaskSet {
+    let mut t = ts.clone();
+    for (i, task) in t.tasks.iter_mut().enumerate() {
+        if which.is_some_and(|w| !w.contains(&i)) {
+            continue;
+        }
+        let s = |x: Time| ((x as f64 / factor).round() as Time).max(1);
+        task.period = s(task.period);
+        task.deadline = s(task.deadline);
+        task.offset = (task.offset as f64 / factor).round() as Time;
+    }
+    t
+}
+
+/// The highest factor on the release rates of the tasks in `which` at which
+/// the simulator predicts no miss at all for this policy and these
+/// variants (bisection on a log scale).
+pub fn schedulable_factor(
+    ts: &TaskSet,
+    which: &[usize],
+    policy: PolicyKind,
+    choice: VariantChoice,
+    seed: u64,
+) -> Result<f64> {
+    let slowest = ts.tasks.iter().map(|t| t.period).max().unwrap_or(1);
+    let clean = |f: f64| {
+        let t = scale_load(ts, f, Some(which));
+        // 200 periods of the slowest task, at least 2 s of simulated time.
+        let horizon = (slowest as f64 * 200.0).max(2e9) as Time;
+        (0..3).all(|s| {
+            simulate(
+                &t,
+                policy,
+                choice,
+                SimOptions {
+                    duration: horizon,
+                    seed: seed + s,
+                },
+            )
+            .miss_rate
+                == 0.0
+        })
+    };
+    let (mut lo, mut hi) = (1.0 / 64.0, 1.0);
+    if !clean(lo) {
+        bail!("the set misses deadlines in simulation even at 1/64 of its load");
+    }
+    while clean(hi) {
+        lo = hi;
+        hi *= 2.0;
+        if hi > 1e4 {
+            bail!("the set never misses in simulation (are its execution times zero?)");
+        }
+    }
+    for _ in 0..12 {
+        let mid = (lo * hi).sqrt();
+        if clean(mid) { lo = mid } else { hi = mid }
+    }
+    Ok(lo)
+}
+
+#[derive(Serialize)]
+pub struct MemorySample {
+    pub t_s: f64,
+    pub rss_bytes: u64,
+}
+
+#[derive(Serialize)]
+pub struct StressReport {
+    pub config: String,
+    /// Release-rate factor the run used (every task with --load, the tasks
+    /// below the most urgent one with --overload).
+    pub load: f64,
+    /// The schedulable factor found by simulation, with `--overload`.
+    pub schedulable_load: Option<f64>,
+    pub requested_s: f64,
+    /// Wall time from the start of the run to its report.
+    pub wall_s: f64,
+    pub report: RunReport,
+    /// released = completed + missed + dropped + failed, for every task.
+    pub accounting_exact: bool,
+    pub release_lateness_ms: Percentiles,
+    pub max_queued_cpu: usize,
+    pub max_queued_gpu: usize,
+    pub replaced_workers: usize,
+    pub rss_after_warmup_bytes: Option<u64>,
+    pub rss_end_bytes: Option<u64>,
+    /// (end − after warm-up) / after warm-up.
+    pub rss_growth: Option<f64>,
+    pub peak_rss_bytes: Option<u64>,
+    pub memory: Vec<MemorySample>,
+}
+
+pub fn stress(a: StressArgs) -> Result<()> {
+    let mut cfg = crate::load_config(&a.config, a.plan.as_deref(), a.profile.as_deref())?;
+    if cfg.taskset.tasks.is_empty() {
+        bail!("{}: no tasks", a.config.display());
+    }
+    let mut choice = if a.plan.is_some() {
+        VariantChoice::Plan
+    } else {
+        a.variants
+    };
+    let (load, schedulable) = match (a.load, a.overload) {
+        (Some(_), Some(_)) => bail!("give --load or --overload, not both"),
+        (Some(l), None) => {
+            if !(l.is_finite() && l > 0.0) {
+                bail!("--load must be a positive number, got {l}");
+            }
+            cfg.taskset = scale_load(&cfg.taskset, l, None);
+            (l, None)
+        }
+        (None, Some(o)) => {
+            // Overload comes from the lower-priority tasks: the most urgent
+            // task keeps its rate (alone it must stay schedulable), every
+            // other task is released faster until the simulator finds the
+            // set just schedulable, then `o` times faster than that.
+            // Priorities are fixed before the rates change (deadline-monotonic
+            // ones would follow the shortened deadlines).
+            let assign = cfg.taskset.assignments(choice);
+            for (t, a) in cfg.taskset.tasks.iter_mut().zip(&assign) {
+                t.variant = Some(a.variant);
+                t.priority = Some(a.priority);
+            }
+            let top = (0..assign.len())
+                .min_by_key(|&i| assign[i].priority)
+                .unwrap_or(0);
+            let others: Vec<usize> = (0..assign.len()).filter(|&i| i != top).collect();
+            if others.is_empty() {
+                bail!("--overload needs at least two tasks (the most urgent keeps its rate)");
+            }
+            let s = schedulable_factor(&cfg.taskset, &others, a.policy, choice, a.seed)?;
+            println!(
+                "schedulable (simulated, {} + {choice}, {}): the tasks below {} at {s:.3}× their rate; running them at {o}× that = {:.3}×",
+                a.policy.name(),
+                if a.profile.is_some() {
+                    "measured profile"
+                } else {
+                    "the config's times"
+                },
+                cfg.taskset.tasks[top].name,
+                s * o
+            );
+            cfg.taskset = scale_load(&cfg.taskset, s * o, Some(&others));
+            choice = VariantChoice::Plan;
+            (s * o, Some(s))
+        }
+        (None, None) => (1.0, None),
+    };
+    let engine = crate::engine(&a.engine)?;
+
+    // Memory, sampled from outside the run on its own thread.
+    let done = Arc::new(AtomicBool::new(false));
+    let started = Instant::now();
+    let sampler = {
+        let done = done.clone();
+        let every = Duration::from_nanos(a.sample.max(1_000_000));
+        std::thread::spawn(move || {
+            let mut v = Vec::new();
+            while !done.load(Ordering::Relaxed) {
+                if let Some((rss, _)) = memory() {
+                    v.push(MemorySample {
+                        t_s: started.elapsed().as_secs_f64(),
+                        rss_bytes: rss,
+                    });
+                }
+                std::thread::sleep(every);
+            }
+            v
+        })
+    };
+    let stop = Arc::new(AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())
+        .context("cannot install the Ctrl-C handler")?;
+    let opts = rtmdl_runtime::RunOptions {
+        duration: a.duration,
+        realtime: a.rt,
+        watchdog: a.watchdog,
+        stop: Some(stop),
+        ..Default::default()
+    };
+    let bar = indicatif::ProgressBar::new(a.duration / 1_000_000_000);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{spinner} running [{bar:30}] {pos}/{len} s")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let ticker = {
+        let bar = bar.clone();
+        let done = done.clone();
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                bar.set_position(started.elapsed().as_secs());
+                std::thread::sleep(Duration::from_millis(200));
+            }
+        })
+    };
+    let real = rtmdl_runtime::run_config(&cfg, a.policy, choice, engine, a.threads, &opts, a.seed);
+    let wall = started.elapsed().as_secs_f64();
+    done.store(true, Ordering::Relaxed);
+    let _ = ticker.join();
+    bar.finish_and_clear();
+    let memory_samples = sampler.join().unwrap_or_default();
+    let real = real?;
+
+    let o = &real.outcome;
+    let accounting_exact = o
+        .counters
+        .iter()
+        .all(|c| c.released == c.completed + c.missed + c.dropped + c.failed);
+    let mut lateness = o.release_lateness.clone();
+    let release_lateness_ms = Percentiles::of(&mut lateness);
+    // The run's clock starts about when it is built: count warm-up from the
+    // first sample, as a fraction of the requested duration.
+    let warm_t =
+        memory_samples.first().map(|s| s.t_s).unwrap_or(0.0) + a.warmup * a.duration as f64 / 1e9;
+    let after_warmup = memory_samples
+        .iter()
+        .find(|s| s.t_s >= warm_t)
+        .map(|s| s.rss_bytes);
+    let end = memory_samples.last().map(|s| s.rss_bytes);
+    let growth = match (after_warmup, end) {
+        (Some(w), Some(e)) if w > 0 => Some((e as f64 - w as f64) / w as f64),
+        _ => None,
+    };
+    let peak = memory().map(|m| m.1);
+    let rep = StressReport {
+        config: a.config.display().to_string(),
+        load,
+        schedulable_load: schedulable,
+        requested_s: a.duration as f64 / 1e9,
+        wall_s: wall,
+        report: real.report,
+        accounting_exact,
+        release_lateness_ms,
+        max_queued_cpu: o.max_queued.0,
+        max_queued_gpu: o.max_queued.1,
+        replaced_workers: o.replaced.len(),
+        rss_after_warmup_bytes: after_warmup,
+        rss_end_bytes: end,
+        rss_growth: growth,
+        peak_rss_bytes: peak,
+        memory: memory_samples,
+    };
+    print!("{}", summary(&rep, &cfg.taskset));
+    if let Some(j) = &a.json {
+        crate::write_json(j, &rep)?;
+    }
+    Ok(())
+}
+
+fn mib(b: Option<u64>) -> String {
+    b.map(|b| format!("{:.1} MiB", b as f64 / (1 << 20) as f64))
+        .unwrap_or_else(|| "n/a".into())
+}
+
+fn summary(r: &StressReport, ts: &TaskSet) -> String {
+    let mut s = String::new();
+    let periods: Vec<String> = ts
+        .tasks
+        .iter()
+        .map(|t| format!("{} {:.2} ms", t.name, t.period as f64 / 1e6))
+        .collect();
+    s += &format!(
+        "load factor {:.3} ({}); {:.0} s requested, {:.1} s wall\n",
+        r.load,
+        periods.join(", "),
+        r.requested_s,
+        r.wall_s
+    );
+    s += &r.report.table();
+    s += &format!(
+        "accounting (released = completed + missed + dropped + failed, every task): {}\n",
+        if r.accounting_exact {
+            "exact"
+        } else {
+            "NOT exact"
+        }
+    );
+    let top = r.report.tasks.iter().min_by_key(|t| t.priority);
+    if let Some(t) = top {
+        s += &format!(
+            "highest-priority task {} (priority {}): {} missed, {} dropped of {}\n",
+            t.name, t.priority, t.missed, t.dropped, t.jobs
+        );
+    }
+    s += &format!(
+        "release lateness: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms\n",
+        r.release_lateness_ms.p50, r.release_lateness_ms.p99, r.release_lateness_ms.max
+    );
+    s += &format!(
+        "longest ready queues: cpu {} / gpu {} sub-tasks; hung workers replaced: {}\n",
+        r.max_queued_cpu, r.max_queued_gpu, r.replaced_workers
+    );
+    s += &format!(
+        "memory: RSS after warm-up {}, at the end {}, growth {}; peak RSS {}\n",
+        mib(r.rss_after_warmup_bytes),
+        mib(r.rss_end_bytes),
+        r.rss_growth
+            .map(|g| format!("{:+.2} %", g * 100.0))
+            .unwrap_or_else(|| "n/a".into()),
+        mib(r.peak_rss_bytes)
+    );
+    s
+}
