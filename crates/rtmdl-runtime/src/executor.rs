@@ -359,7 +359,10 @@ pub fn run(
         }
         match d.out {
             Ok(out) => {
-                if sched.finished(d.job, d.end) {
+                // Keep the output for the job's next sub-task; the last
+                // one's output has no reader (kept, it leaked every job).
+                let more = d.stage + 1 < sched_tasks[d.task].chain.len();
+                if sched.finished(d.job, d.end) && more {
                     data.insert(d.job, out);
                 }
             }
