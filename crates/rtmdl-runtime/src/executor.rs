@@ -162,12 +162,7 @@ fn quiet_worker_panics() {
         std::panic::set_hook(Box::new(move |info| {
             let name = std::thread::current().name().unwrap_or("").to_string();
             if name.starts_with("rtmdl-cpu") || name.starts_with("rtmdl-gpu") {
-                let msg = info
-                    .payload()
-                    .downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default();
+                let msg = panic_message(info.payload());
                 let at = info
                     .location()
                     .map(|l| format!(" at {}:{}", l.file(), l.line()))
@@ -183,6 +178,16 @@ fn quiet_worker_panics() {
 /// What a starting worker reports: whether its real-time settings were
 /// granted, or why its bodies could not be built.
 type Ready = Receiver<Result<Result<(), String>, RuntimeError>>;
+
+/// The text a panic was raised with (`panic!` payloads are a `String` or a
+/// `&str`).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_default()
+}
 
 /// Run `ts` for real with the given variants/priorities and policy.
 pub fn run(
@@ -662,15 +667,7 @@ fn worker_loop(
                 None => Err(format!("no body for task {task} stage {stage} on {slot:?}")),
             }
         }))
-        .unwrap_or_else(|p| {
-            Err(format!(
-                "panicked: {}",
-                p.downcast_ref::<String>()
-                    .cloned()
-                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                    .unwrap_or_default()
-            ))
-        });
+        .unwrap_or_else(|p| Err(format!("panicked: {}", panic_message(p.as_ref()))));
         let end = clock.now();
         if done
             .send(Done {
