@@ -106,18 +106,11 @@ impl Recorder {
         }
     }
 
-    /// Room for `per_task[i]` responses of task `i`, reserved and touched
-    /// up front (a real run does not grow its memory while it runs).
+    /// Room for `per_task[i]` responses of task `i`, reserved up front (a
+    /// real run does not reallocate while it runs).
     pub fn with_capacity(per_task: &[usize]) -> Self {
         Recorder {
-            responses: per_task
-                .iter()
-                .map(|&n| {
-                    let mut v: Vec<Time> = vec![0; n];
-                    v.clear();
-                    v
-                })
-                .collect(),
+            responses: per_task.iter().map(|&n| Vec::with_capacity(n)).collect(),
         }
     }
 
