@@ -192,16 +192,14 @@ source = {{ kind = "tensor", shape = {:?} }}
         1,
     )
     .expect("run");
-    let mut lat = real.outcome.dispatch_latency.clone();
-    let p = rtmdl_core::report::Percentiles::of(&mut lat);
-    let mut late = real.outcome.release_lateness.clone();
-    let l = rtmdl_core::report::Percentiles::of(&mut late);
+    let p = real.outcome.dispatch_latency.percentiles();
+    let l = real.outcome.release_lateness.percentiles();
     println!(
         "dispatch latency (release → first start): p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms over {} jobs; release lateness p99 {:.3} ms; realtime: {}",
         p.p50,
         p.p99,
         p.max,
-        lat.len(),
+        real.outcome.dispatch_latency.len(),
         l.p99,
         real.outcome.realtime.summary()
     );

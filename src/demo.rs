@@ -410,15 +410,12 @@ pub fn demo(args: DemoArgs) -> Result<()> {
             let mut norm = Vec::new();
             for (t, task) in cfg.taskset.tasks.iter().enumerate() {
                 let d = task.deadline as f64;
-                norm.extend(
-                    real.outcome.recorder.responses[t]
-                        .iter()
-                        .map(|&r| r as f64 / d),
-                );
+                let resp = &real.outcome.recorder.responses[t];
+                for (r, n) in resp.bins() {
+                    norm.extend(std::iter::repeat_n(r as f64 / d, n as usize));
+                }
                 let c = &real.outcome.counters[t];
-                let lost = c
-                    .released
-                    .saturating_sub(real.outcome.recorder.responses[t].len() as u64);
+                let lost = c.released.saturating_sub(resp.len());
                 norm.extend(std::iter::repeat_n(f64::INFINITY, lost as usize));
             }
             load_resp.push((row.to_string(), norm));

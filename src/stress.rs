@@ -261,8 +261,7 @@ pub fn stress(a: StressArgs) -> Result<()> {
         .counters
         .iter()
         .all(|c| c.released == c.completed + c.missed + c.dropped + c.failed);
-    let mut lateness = o.release_lateness.clone();
-    let release_lateness_ms = Percentiles::of(&mut lateness);
+    let release_lateness_ms = o.release_lateness.percentiles();
     // The run's clock starts about when it is built: count warm-up from the
     // first sample, as a fraction of the requested duration.
     let warm_t =

@@ -335,6 +335,21 @@ const CASES: &[Case] = &[
         ],
     },
     Case {
+        what: "bad fault injected into an inference",
+        args: RUN,
+        edits: &[(
+            "{ name = \"infer\", on = \"gpu\" }",
+            "{ name = \"infer\", on = \"gpu\", params = { fault = { mode = \"explode\" } } }",
+        )],
+        files: &[],
+        expect: &[
+            "stage `infer`",
+            "{cfg}: models.signs.stages[1].params.fault",
+            "\"error\", \"panic\" or \"hang\"",
+            "explode",
+        ],
+    },
+    Case {
         what: "unknown source kind",
         args: RUN,
         edits: &[("kind = \"synthetic_frames\"", "kind = \"synthetic_frame\"")],

@@ -2,6 +2,7 @@
 //! and the JSON tools read. Both drivers fill it from the same scheduler
 //! counters, so a simulation and a real run compare line by line.
 
+use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{Assignment, TaskSet, Time};
@@ -15,22 +16,84 @@ pub struct Percentiles {
     pub max: f64,
 }
 
-impl Percentiles {
-    /// Percentiles of nanosecond samples (sorted in place), in ms.
-    pub fn of(samples: &mut [Time]) -> Percentiles {
-        if samples.is_empty() {
+/// Nanosecond samples (response times, release lateness, ...) kept in
+/// memory that does not grow with the run: an HDR histogram with three
+/// significant digits up to one hour (longer values count as one hour), plus the exact largest value. A real run records every job into
+/// these, so a ten-minute soak and a ten-hour one use the same memory.
+#[derive(Clone, Debug)]
+pub struct Samples {
+    hist: Histogram<u64>,
+    max: Time,
+}
+
+impl Default for Samples {
+    fn default() -> Self {
+        Samples::new()
+    }
+}
+
+impl Samples {
+    /// Lowest value told apart from zero, in ns.
+    const LOW: Time = 1;
+    /// Highest value recorded as itself, in ns.
+    const HIGH: Time = 3_600_000_000_000;
+
+    /// An empty set (its ~270 KB are allocated and written here, not when
+    /// samples arrive).
+    pub fn new() -> Self {
+        Samples {
+            hist: Histogram::new_with_bounds(Self::LOW, Self::HIGH, 3)
+                .expect("constant histogram bounds are valid"),
+            max: 0,
+        }
+    }
+
+    pub fn record(&mut self, ns: Time) {
+        self.hist.saturating_record(ns);
+        self.max = self.max.max(ns);
+    }
+
+    /// How many samples were recorded.
+    pub fn len(&self) -> u64 {
+        self.hist.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hist.is_empty()
+    }
+
+    /// The exact largest sample (0 when empty).
+    pub fn max(&self) -> Time {
+        self.max
+    }
+
+    /// The value at quantile `q` in ns: the top of its histogram bin (so
+    /// within 0.1 % above the exact order statistic), never above `max`.
+    pub fn quantile(&self, q: f64) -> Time {
+        if self.is_empty() {
+            return 0;
+        }
+        self.hist.value_at_quantile(q).min(self.max)
+    }
+
+    /// p50, p99 and max, in ms.
+    pub fn percentiles(&self) -> Percentiles {
+        if self.is_empty() {
             return Percentiles::default();
         }
-        samples.sort_unstable();
-        let at = |q: f64| {
-            let i = ((q * samples.len() as f64).ceil() as usize).clamp(1, samples.len()) - 1;
-            samples[i] as f64 / 1e6
-        };
         Percentiles {
-            p50: at(0.5),
-            p99: at(0.99),
-            max: samples[samples.len() - 1] as f64 / 1e6,
+            p50: self.quantile(0.5) as f64 / 1e6,
+            p99: self.quantile(0.99) as f64 / 1e6,
+            max: self.max as f64 / 1e6,
         }
+    }
+
+    /// Every recorded bin, ascending: (value in ns, the top of the bin but
+    /// never above `max`; how many samples fell in it).
+    pub fn bins(&self) -> impl Iterator<Item = (Time, u64)> + '_ {
+        self.hist
+            .iter_recorded()
+            .map(|v| (v.value_iterated_to().min(self.max), v.count_at_value()))
     }
 }
 
@@ -93,24 +156,16 @@ fn serde_json_map_is_empty(m: &std::collections::BTreeMap<String, String>) -> bo
     m.is_empty()
 }
 
-/// Collects response times from the core's decisions.
+/// Collects response times from the core's decisions, per task.
 #[derive(Clone, Debug, Default)]
 pub struct Recorder {
-    pub responses: Vec<Vec<Time>>,
+    pub responses: Vec<Samples>,
 }
 
 impl Recorder {
     pub fn new(tasks: usize) -> Self {
         Recorder {
-            responses: vec![Vec::new(); tasks],
-        }
-    }
-
-    /// Room for `per_task[i]` responses of task `i`, reserved up front (a
-    /// real run does not reallocate while it runs).
-    pub fn with_capacity(per_task: &[usize]) -> Self {
-        Recorder {
-            responses: per_task.iter().map(|&n| Vec::with_capacity(n)).collect(),
+            responses: (0..tasks).map(|_| Samples::new()).collect(),
         }
     }
 
@@ -120,7 +175,7 @@ impl Recorder {
             task, release, at, ..
         } = *d
         {
-            self.responses[task].push(at - release);
+            self.responses[task].record(at - release);
         }
     }
 }
@@ -141,7 +196,7 @@ impl RunReport {
         ts: &TaskSet,
         assign: &[Assignment],
         counters: &[TaskCounters],
-        recorder: &mut Recorder,
+        recorder: &Recorder,
         info: RunInfo<'_>,
     ) -> RunReport {
         let tasks: Vec<TaskReport> = ts
@@ -163,7 +218,7 @@ impl RunReport {
                     miss_rate: c.miss_rate(),
                     max_miss_rate: t.max_miss_rate,
                     accuracy: v.accuracy,
-                    response_ms: Percentiles::of(&mut recorder.responses[i]),
+                    response_ms: recorder.responses[i].percentiles(),
                 }
             })
             .collect();
@@ -279,5 +334,69 @@ impl RunReport {
             let _ = writeln!(s, "{k}: {v}");
         }
         s
+    }
+}
+
+#[cfg(test)]
+mod samples_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn exact(sorted: &[Time], q: f64) -> Time {
+        let i = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len()) - 1;
+        sorted[i]
+    }
+
+    #[test]
+    fn one_value_is_reported_exactly() {
+        let mut s = Samples::new();
+        for _ in 0..10 {
+            s.record(5_000_000);
+        }
+        assert_eq!(s.len(), 10);
+        assert_eq!(
+            s.percentiles(),
+            Percentiles {
+                p50: 5.0,
+                p99: 5.0,
+                max: 5.0
+            }
+        );
+        assert_eq!(s.bins().collect::<Vec<_>>(), vec![(5_000_000, 10)]);
+    }
+
+    #[test]
+    fn empty_and_out_of_range() {
+        let s = Samples::new();
+        assert!(s.is_empty());
+        assert_eq!(s.percentiles(), Percentiles::default());
+        let mut s = Samples::new();
+        s.record(0);
+        s.record(10 * Samples::HIGH);
+        assert_eq!(s.max(), 10 * Samples::HIGH);
+        assert_eq!(s.quantile(0.0), 0);
+        assert!(s.quantile(1.0) <= s.max());
+        assert_eq!(s.bins().map(|b| b.1).sum::<u64>(), 2);
+    }
+
+    proptest! {
+        #[test]
+        fn quantiles_are_within_a_thousandth_above_the_exact_ones(
+            mut v in prop::collection::vec(0u64..2_000_000_000, 1..400),
+            q in 0.01f64..1.0,
+        ) {
+            let mut s = Samples::new();
+            for &x in &v {
+                s.record(x);
+            }
+            v.sort_unstable();
+            let want = exact(&v, q);
+            let got = s.quantile(q);
+            prop_assert!(got >= want, "{got} < {want}");
+            prop_assert!(got as f64 <= want as f64 * 1.001 + 1.0, "{got} vs {want}");
+            prop_assert_eq!(s.max(), *v.last().unwrap());
+            prop_assert_eq!(s.len(), v.len() as u64);
+            prop_assert_eq!(s.bins().map(|b| b.1).sum::<u64>(), v.len() as u64);
+        }
     }
 }

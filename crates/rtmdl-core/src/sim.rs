@@ -197,12 +197,12 @@ pub fn simulate(
     opts: SimOptions,
 ) -> RunReport {
     let assign = ts.assignments(choice);
-    let mut out = simulate_with(ts, &assign, policy.build(ts, &assign), opts, &mut ());
+    let out = simulate_with(ts, &assign, policy.build(ts, &assign), opts, &mut ());
     RunReport::build(
         ts,
         &assign,
         &out.counters,
-        &mut out.recorder,
+        &out.recorder,
         RunInfo {
             policy: policy.name(),
             variants: &choice.to_string(),

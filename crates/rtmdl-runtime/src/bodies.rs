@@ -20,7 +20,10 @@
 //! * `feedback = { OUTPUT = "INPUT", ... }`: recurrent state: the input gets the
 //!   output of the job before (Silero VAD: `feedback = { stateN = "state" }`). The
 //!   state is one per task and stage, shared by the GPU lanes; fed-back outputs are
-//!   not passed on to the next stage.
+//!   not passed on to the next stage;
+//! * `fault = { mode = "error" | "panic" | "hang", skip, every, times, hang_ms }`:
+//!   fault injection into the inference itself (the `fault` CPU function's
+//!   parameters, run before each inference), to test failure isolation.
 //!
 //! The model inputs that `inputs` does not name take the job's first tensors, in the
 //! model's input order (each must be f32); the tensors after them travel on, after the
@@ -226,9 +229,19 @@ struct GpuParams {
     inputs: BTreeMap<String, InputParam>,
     /// (output, input)
     feedback: Vec<(String, String)>,
+    /// Parameters of a `fault` run before each inference (fault injection:
+    /// an inference that errors, panics or hangs on chosen calls).
+    fault: Option<toml::Table>,
 }
 
-const GPU_PARAMS: &[&str] = &["file", "input_shape", "outputs", "inputs", "feedback"];
+const GPU_PARAMS: &[&str] = &[
+    "file",
+    "input_shape",
+    "outputs",
+    "inputs",
+    "feedback",
+    "fault",
+];
 
 impl GpuParams {
     /// Parses and checks the table; the error starts with the key at fault
@@ -291,6 +304,13 @@ impl GpuParams {
                         }
                         p.feedback.push((output.clone(), input.to_string()));
                     }
+                }
+                "fault" => {
+                    let table = value.as_table().ok_or_else(|| {
+                        format!("fault: expected a table {{ mode = \"error\" | \"panic\" | \"hang\", ... }}, got {value}")
+                    })?;
+                    rtmdl_ops::build("fault", table).map_err(|e| format!("fault: {e}"))?;
+                    p.fault = Some(table.clone());
                 }
                 other => {
                     return Err(format!(
@@ -408,7 +428,7 @@ impl Bodies for ConfigBodies {
                 rng: ChaCha8Rng::seed_from_u64(seed),
             })
         };
-        Ok(match (st.on, self.real_body(task, stage)) {
+        let work: Box<dyn Work> = match (st.on, self.real_body(task, stage)) {
             (_, None) => spin(),
             (Resource::Cpu, Some(f)) => Box::new(OpWork(
                 rtmdl_ops::build(&f, &rt.params).map_err(|e| err(e.to_string()))?,
@@ -449,6 +469,16 @@ impl Bodies for ConfigBodies {
                 }
                 Box::new(EngineWork(session))
             }
+        };
+        let fault = self.gpu[t.model][stage]
+            .as_ref()
+            .and_then(|p| p.fault.as_ref());
+        Ok(match fault {
+            Some(params) => Box::new(Faulty {
+                fault: rtmdl_ops::build("fault", params).map_err(|e| err(e.to_string()))?,
+                inner: work,
+            }),
+            None => work,
         })
     }
 
@@ -494,6 +524,20 @@ impl Work for EngineWork {
             .collect();
         out.extend(rest);
         Ok(out)
+    }
+}
+
+/// An inference with injected faults: the `fault` function runs first (it
+/// passes the data on, or errors, panics or sleeps on its chosen calls).
+struct Faulty {
+    fault: Box<dyn CpuStage>,
+    inner: Box<dyn Work>,
+}
+
+impl Work for Faulty {
+    fn run(&mut self, input: Data) -> Result<Data, String> {
+        let input = self.fault.run(input).map_err(|e| e.to_string())?;
+        self.inner.run(input)
     }
 }
 

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, bounded, unbounded};
 use rtmdl_core::policy::Dispatch;
-use rtmdl_core::report::Recorder;
+use rtmdl_core::report::{Recorder, Samples};
 use rtmdl_core::{
     Decision, JobId, Policy, Resource, SchedTask, Scheduler, Slot, TaskCounters, TaskSet, Time,
 };
@@ -72,6 +72,31 @@ impl Default for RunOptions {
     }
 }
 
+/// How many sub-task failures a run keeps with their messages.
+pub const FAILURES_KEPT: usize = 64;
+
+/// After this many of its sub-tasks hung, a task is quarantined: its jobs
+/// are still released and counted, but fail at once instead of running.
+/// Each hang leaves a thread behind, so this bounds the threads one broken
+/// model can cost, and the other tasks keep their workers.
+pub const MAX_HANGS: u32 = 3;
+
+/// Failures seen so far: the first [`FAILURES_KEPT`] and a count.
+#[derive(Default)]
+struct Failures {
+    first: Vec<(usize, u64, usize, String)>,
+    total: u64,
+}
+
+impl Failures {
+    fn push(&mut self, f: (usize, u64, usize, String)) {
+        self.total += 1;
+        if self.first.len() < FAILURES_KEPT {
+            self.first.push(f);
+        }
+    }
+}
+
 /// What a run produced.
 pub struct RunOutcome {
     pub counters: Vec<TaskCounters>,
@@ -79,12 +104,17 @@ pub struct RunOutcome {
     pub utilisation: (f64, f64),
     pub trace: Option<Trace>,
     pub realtime: RtReport,
-    /// Release → first sub-task start, per job (ns).
-    pub dispatch_latency: Vec<Time>,
+    /// Release → first sub-task start, over all jobs (ns).
+    pub dispatch_latency: Samples,
     /// How late each release was issued after its nominal time (ns).
-    pub release_lateness: Vec<Time>,
-    /// Sub-task failures: (task, seq, stage, message).
+    pub release_lateness: Samples,
+    /// Sub-task failures: (task, seq, stage, message), the first
+    /// [`FAILURES_KEPT`] of them (a model failing every job must not grow
+    /// memory); `failures_total` counts them all.
     pub failures: Vec<(usize, u64, usize, String)>,
+    pub failures_total: u64,
+    /// Tasks quarantined after [`MAX_HANGS`] hung sub-tasks: (task, when, ns).
+    pub quarantined: Vec<(usize, Time)>,
     /// When the run was stopped from outside (ns since start), if it was.
     pub stopped_at: Option<Time>,
     /// CPU worker threads and GPU lanes the run used.
@@ -316,24 +346,20 @@ pub fn run(
     let _ = epoch.set(clock);
 
     let mut next_release: Vec<Time> = ts.tasks.iter().map(|t| t.offset).collect();
-    // Everything a run records grows with its jobs: reserve the room for all
-    // of them now, so that the hot path never reallocates (the pages become
-    // resident as they are written, a few bytes per job).
-    let expected: Vec<usize> = ts
-        .tasks
-        .iter()
-        .map(|t| (opts.duration.saturating_sub(t.offset) / t.period.max(1)) as usize + 2)
-        .collect();
-    let total_jobs: usize = expected.iter().sum();
-    let mut recorder = Recorder::with_capacity(&expected);
+    // What a run records per job goes into fixed-size histograms, allocated
+    // here: memory does not grow with the length of the run.
+    let mut recorder = Recorder::new(ts.tasks.len());
 
     let mut data: HashMap<JobId, Data> = HashMap::new();
     let mut running: HashMap<Slot, InFlight> = HashMap::new();
     let mut trace = opts.trace.then(Trace::default);
-    let mut dispatch_latency = Vec::with_capacity(total_jobs);
-    let mut release_lateness = Vec::with_capacity(total_jobs);
+    let mut dispatch_latency = Samples::new();
+    let mut release_lateness = Samples::new();
     let mut max_queued = (0usize, 0usize);
-    let mut failures = Vec::new();
+    let mut failures = Failures::default();
+    // Hung sub-tasks per task; at MAX_HANGS the task is quarantined.
+    let mut hangs = vec![0u32; ts.tasks.len()];
+    let mut quarantined = Vec::new();
     let mut end_of_releases = opts.duration;
     let mut hard_stop = opts.duration.saturating_add(opts.grace);
     let mut stopped_early = None;
@@ -343,7 +369,7 @@ pub fn run(
                        data: &mut HashMap<JobId, Data>,
                        running: &mut HashMap<Slot, InFlight>,
                        trace: &mut Option<Trace>,
-                       failures: &mut Vec<(usize, u64, usize, String)>| {
+                       failures: &mut Failures| {
         if running.get(&d.slot).map(|r| r.job) == Some(d.job) {
             running.remove(&d.slot);
         }
@@ -390,7 +416,7 @@ pub fn run(
         // Releases due now, at their nominal times.
         for (task, t) in next_release.iter_mut().enumerate() {
             while *t < end_of_releases && *t <= now {
-                release_lateness.push(now - *t);
+                release_lateness.record(now - *t);
                 sched.release(task, *t);
                 *t = t.saturating_add(ts.tasks[task].period.max(1));
             }
@@ -414,6 +440,10 @@ pub fn run(
                     format!("watchdog: still running after {:.1} ms", limit as f64 / 1e6),
                 ));
                 sched.failed(r.job, now);
+                hangs[r.task] += 1;
+                if hangs[r.task] == MAX_HANGS {
+                    quarantined.push((r.task, now));
+                }
                 // The hung thread is left behind (it cannot be killed); a new
                 // one takes its slot and builds its own bodies. Work sent to
                 // the slot meanwhile waits in its queue.
@@ -459,9 +489,19 @@ pub fn run(
                     release,
                 } => {
                     if stage == 0 {
-                        dispatch_latency.push(now.saturating_sub(release));
+                        dispatch_latency.record(now.saturating_sub(release));
                     }
                     let input = data.remove(&job);
+                    if hangs[task] >= MAX_HANGS {
+                        failures.push((
+                            task,
+                            seq,
+                            stage,
+                            format!("quarantined after {MAX_HANGS} hung sub-tasks"),
+                        ));
+                        sched.failed(job, now);
+                        continue;
+                    }
                     let w = match slot {
                         Slot::Cpu(s) => &cpu_workers[s],
                         Slot::Gpu(l) => &gpu_lanes[l],
@@ -588,7 +628,9 @@ pub fn run(
         realtime: rt_log,
         dispatch_latency,
         release_lateness,
-        failures,
+        failures: failures.first,
+        failures_total: failures.total,
+        quarantined,
         stopped_at: stopped_early,
         cpu_slots: sched.cpu_slots(),
         gpu_lanes: sched.gpu_lanes(),

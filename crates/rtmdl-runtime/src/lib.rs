@@ -55,12 +55,12 @@ pub fn run_config(
     let bodies =
         bodies::ConfigBodies::new(cfg.clone(), assign.clone(), engine.clone(), threads, seed)?;
     let emulated = bodies.emulated();
-    let mut outcome = run(ts, policy.build(ts, &assign), Arc::new(bodies), opts)?;
+    let outcome = run(ts, policy.build(ts, &assign), Arc::new(bodies), opts)?;
     let mut report = RunReport::build(
         ts,
         &assign,
         &outcome.counters,
-        &mut outcome.recorder,
+        &outcome.recorder,
         RunInfo {
             policy: policy.name(),
             variants: &choice.to_string(),
@@ -103,7 +103,7 @@ pub fn run_config(
             "failures".into(),
             format!(
                 "{} sub-task(s) failed; first: {where_}: {msg}",
-                outcome.failures.len()
+                outcome.failures_total
             ),
         );
     }
@@ -127,6 +127,24 @@ pub fn run_config(
             ),
         );
     }
+    if !outcome.quarantined.is_empty() {
+        let which: Vec<String> = outcome
+            .quarantined
+            .iter()
+            .map(|&(t, at)| {
+                let name = ts.tasks.get(t).map_or("?", |t| t.name.as_str());
+                format!("{name} at {:.3} s", at as f64 / 1e9)
+            })
+            .collect();
+        report.notes.insert(
+            "quarantined".into(),
+            format!(
+                "{} (after {} hung sub-tasks each; their later jobs failed without running)",
+                which.join(", "),
+                executor::MAX_HANGS
+            ),
+        );
+    }
     if let Some(t) = outcome.stopped_at {
         report.notes.insert(
             "stopped".into(),
@@ -138,8 +156,7 @@ pub fn run_config(
         );
         report.duration_s = t as f64 / 1e9;
     }
-    let mut lat = outcome.dispatch_latency.clone();
-    let p = rtmdl_core::report::Percentiles::of(&mut lat);
+    let p = outcome.dispatch_latency.percentiles();
     report.notes.insert(
         "dispatch_latency".into(),
         format!(

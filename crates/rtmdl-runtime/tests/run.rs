@@ -408,9 +408,18 @@ source = { kind = "tensor", shape = [4] }
         assert_eq!(stuck.released, 10);
         // Each worker has its own instance of the stage, so each instance
         // hangs once (its second call): every hang fails one job and gets
-        // its worker replaced.
+        // its worker replaced, until the third hang quarantines the task
+        // and its later jobs fail without running.
+        let hung = b.outcome.replaced.len() as u64;
+        let quarantine_failures = b
+            .outcome
+            .failures
+            .iter()
+            .filter(|f| f.0 == idx("stuck") && f.3.starts_with("quarantined"))
+            .count() as u64;
         assert!(stuck.failed >= 1, "{stuck:?}");
-        assert_eq!(stuck.failed, b.outcome.replaced.len() as u64, "{stuck:?}");
+        assert!(hung <= u64::from(rtmdl_runtime::executor::MAX_HANGS));
+        assert_eq!(stuck.failed, hung + quarantine_failures, "{stuck:?}");
         assert_eq!(
             stuck.completed + stuck.missed + stuck.dropped + stuck.failed,
             stuck.released
@@ -447,4 +456,113 @@ source = { kind = "tensor", shape = [4] }
         );
     }
     panic!("the healthy tasks missed more beside the faulty ones, three times:\n{last}");
+}
+
+/// A model whose (emulated, 1 ms) inference runs the `fault` function with
+/// `params` first: an inference that errors, panics or hangs.
+fn faulty_inference(name: &str, params: &str) -> String {
+    format!(
+        r#"
+[models.{name}]
+stages = [
+  {{ name = "pre", on = "cpu", time = "0.1 ms" }},
+  {{ name = "infer", on = "gpu", params = {{ fault = {{ {params} }} }} }},
+]
+[[models.{name}.variants]]
+name = "full"
+accuracy = 0.5
+times.infer = "1 ms"
+"#
+    )
+}
+
+#[test]
+fn an_inference_that_panics_fails_its_jobs_and_one_that_keeps_hanging_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let faulty = format!(
+        "{}{}{}",
+        faulty_inference("panics", "mode = \"panic\""),
+        faulty_inference("hangs", "mode = \"hang\", hang_ms = 60000"),
+        r#"
+[[tasks]]
+name = "panicky"
+model = "panics"
+period = "60 ms"
+source = { kind = "tensor", shape = [4] }
+
+[[tasks]]
+name = "stuck"
+model = "hangs"
+period = "100 ms"
+overrun = "skip"
+source = { kind = "tensor", shape = [4] }
+"#
+    );
+    let cfg = rtmdl_config::load(&write_config(dir.path(), (50, 80), &faulty)).unwrap();
+    let idx = |name: &str| {
+        cfg.taskset
+            .tasks
+            .iter()
+            .position(|t| t.name == name)
+            .unwrap()
+    };
+    let mut o = opts(1.5, false);
+    o.watchdog = Some(100_000_000);
+    let real = run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract(),
+        1,
+        &o,
+        1,
+    )
+    .unwrap();
+    let c = &real.outcome.counters;
+    for c in c {
+        assert_eq!(
+            c.completed + c.missed + c.dropped + c.failed,
+            c.released,
+            "{c:?}"
+        );
+    }
+    // Every inference of `panicky` panics on its lane: each job fails (or,
+    // delayed by a stalled machine, misses), releases go on.
+    let panicky = &c[idx("panicky")];
+    assert_eq!(panicky.released, 25);
+    assert_eq!(panicky.completed, 0, "{panicky:?}");
+    assert!(panicky.failed * 2 > panicky.released, "{panicky:?}");
+    // Every inference of `stuck` hangs: three hangs (each fails its job and
+    // costs a lane replacement), then the task is quarantined.
+    let max = rtmdl_runtime::executor::MAX_HANGS as usize;
+    let stuck = &c[idx("stuck")];
+    assert_eq!(stuck.released, 15);
+    assert_eq!(stuck.completed, 0, "{stuck:?}");
+    assert_eq!(
+        real.outcome.replaced.len(),
+        max,
+        "{:?}",
+        real.outcome.replaced
+    );
+    assert!(
+        real.outcome
+            .replaced
+            .iter()
+            .all(|(slot, _)| matches!(slot, rtmdl_core::Slot::Gpu(_)))
+    );
+    assert_eq!(real.outcome.quarantined.len(), 1);
+    assert_eq!(real.outcome.quarantined[0].0, idx("stuck"));
+    assert!(stuck.failed > max as u64, "{stuck:?}");
+    assert!(
+        real.report.notes["quarantined"].contains("stuck"),
+        "{:?}",
+        real.report.notes
+    );
+    assert!(real.report.notes["failures"].contains("panicked: injected panic"));
+    // The healthy tasks never fail and keep being released.
+    for name in ["light", "sign"] {
+        let h = &c[idx(name)];
+        assert_eq!(h.failed, 0, "{name}: {h:?}");
+        assert!(h.completed > 0, "{name}: {h:?}");
+    }
 }
