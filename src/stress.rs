@@ -275,7 +275,13 @@ pub fn stress(a: StressArgs) -> Result<()> {
         (Some(w), Some(e)) if w > 0 => Some((e as f64 - w as f64) / w as f64),
         _ => None,
     };
-    let peak = memory().map(|m| m.1);
+    // VmHWM is updated lazily by the kernel: never report a peak below a
+    // sample.
+    let sampled_peak = memory_samples.iter().map(|s| s.rss_bytes).max();
+    let peak = match (memory().map(|m| m.1), sampled_peak) {
+        (Some(h), Some(s)) => Some(h.max(s)),
+        (h, s) => h.or(s),
+    };
     let rep = StressReport {
         config: a.config.display().to_string(),
         load,

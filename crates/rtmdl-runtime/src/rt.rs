@@ -17,6 +17,9 @@ pub struct RtReport {
     pub mlockall: Option<String>,
     pub granted: Vec<String>,
     pub refused: Vec<String>,
+    /// The kernel's budget for real-time threads, (runtime, period) in µs,
+    /// when it limits them (`kernel.sched_rt_runtime_us` < period).
+    pub throttle: Option<(u64, u64)>,
 }
 
 impl RtReport {
@@ -44,8 +47,17 @@ impl RtReport {
         }
         let mem = self.mlockall.as_deref().unwrap_or("ok");
         if self.refused.is_empty() {
+            let throttle = match self.throttle {
+                Some((runtime, period)) => format!(
+                    "; kernel RT throttling: FIFO threads get {:.0} of every {:.0} ms, so a run that keeps every core busy stalls for up to {:.0} ms each period (`sysctl kernel.sched_rt_runtime_us=-1` lifts it)",
+                    runtime as f64 / 1e3,
+                    period as f64 / 1e3,
+                    period.saturating_sub(runtime) as f64 / 1e3
+                ),
+                None => String::new(),
+            };
             format!(
-                "SCHED_FIFO granted to {} threads (dispatcher {DISPATCHER_PRIO}, workers {WORKER_PRIO}); mlockall {mem}",
+                "SCHED_FIFO granted to {} threads (dispatcher {DISPATCHER_PRIO}, workers {WORKER_PRIO}); mlockall {mem}{throttle}",
                 self.granted.len()
             )
         } else {
@@ -61,6 +73,7 @@ impl RtReport {
 pub(crate) fn lock_memory() -> RtReport {
     let mut r = RtReport {
         requested: true,
+        throttle: rt_throttle(),
         ..Default::default()
     };
     // SAFETY: plain syscall with constant flags.
@@ -69,6 +82,25 @@ pub(crate) fn lock_memory() -> RtReport {
         r.mlockall = Some(format!("refused: {}", std::io::Error::last_os_error()));
     }
     r
+}
+
+/// The kernel's real-time budget (runtime, period) in µs, where it limits
+/// real-time threads: `None` when unlimited (runtime -1 or ≥ period) or
+/// unreadable (not Linux).
+fn rt_throttle() -> Option<(u64, u64)> {
+    let read = |name: &str| -> Option<i64> {
+        std::fs::read_to_string(format!("/proc/sys/kernel/{name}"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    parse_throttle(read("sched_rt_runtime_us")?, read("sched_rt_period_us")?)
+}
+
+fn parse_throttle(runtime: i64, period: i64) -> Option<(u64, u64)> {
+    let (runtime, period) = (u64::try_from(runtime).ok()?, u64::try_from(period).ok()?);
+    (runtime < period).then_some((runtime, period))
 }
 
 /// Give the calling thread SCHED_FIFO priority `prio` and pin it to core
@@ -110,5 +142,29 @@ pub(crate) fn reset_thread() {
     unsafe {
         libc::sched_setscheduler(0, libc::SCHED_OTHER, &param);
         libc::munlockall();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttling_is_reported_only_where_it_limits() {
+        assert_eq!(
+            parse_throttle(950_000, 1_000_000),
+            Some((950_000, 1_000_000))
+        );
+        assert_eq!(parse_throttle(-1, 1_000_000), None);
+        assert_eq!(parse_throttle(1_000_000, 1_000_000), None);
+        let r = RtReport {
+            requested: true,
+            granted: vec!["rtmdl-dispatcher".into()],
+            throttle: Some((950_000, 1_000_000)),
+            ..Default::default()
+        };
+        let s = r.summary();
+        assert!(s.contains("950 of every 1000 ms"), "{s}");
+        assert!(s.contains("up to 50 ms"), "{s}");
     }
 }
