@@ -341,3 +341,86 @@ fn scale_names_a_missing_or_foreign_input() {
     assert!(err.contains("bad.onnx"), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn a_run_with_a_broken_model_exits_0_and_reports_the_failures() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = |name: &str, infer: &str| {
+        format!(
+            r#"
+[models.{name}]
+stages = [
+  {{ name = "pre", on = "cpu", time = "0.2 ms" }},
+  {{ name = "infer", on = "gpu"{infer} }},
+]
+[[models.{name}.variants]]
+name = "full"
+accuracy = 0.9
+times.infer = "1 ms"
+"#
+        )
+    };
+    let cfg = format!(
+        "[platform]\ncpu_workers = 1\ngpu_lanes = 1\n{}{}{}",
+        model("ok", ""),
+        model("bad", ", params = { fault = { mode = \"panic\" } }"),
+        r#"
+[[tasks]]
+name = "healthy"
+model = "ok"
+period = "20 ms"
+
+[[tasks]]
+name = "broken"
+model = "bad"
+period = "30 ms"
+"#
+    );
+    let path = dir.path().join("broken.toml");
+    std::fs::write(&path, cfg).unwrap();
+    let json = dir.path().join("r.json");
+    let out = rtmdl(&[
+        "run",
+        path.to_str().unwrap(),
+        "--duration",
+        "1500ms",
+        "--no-rt",
+        "--engine",
+        "tract",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    // Each panic is one line, not a backtrace.
+    assert!(
+        stderr
+            .lines()
+            .filter(|l| l.contains("injected panic"))
+            .count()
+            >= 10,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("stack backtrace"), "{stderr}");
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let note = v["notes"]["failures"].as_str().unwrap();
+    assert!(note.contains("broken/"), "{note}");
+    let task = |name: &str| {
+        v["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .unwrap()
+            .clone()
+    };
+    let (healthy, broken) = (task("healthy"), task("broken"));
+    assert_eq!(healthy["jobs"], 75);
+    assert_eq!(healthy["failed"], 0);
+    assert!(healthy["completed"].as_u64().unwrap() > 0);
+    assert_eq!(broken["jobs"], 50);
+    assert_eq!(broken["completed"], 0);
+    assert!(broken["failed"].as_u64().unwrap() * 2 > 50, "{broken}");
+}

@@ -179,12 +179,16 @@ struct Worker {
     handle: Option<JoinHandle<()>>,
 }
 
+/// How many worker panics a process prints (one line each).
+const PANICS_PRINTED: u32 = 20;
+
 /// Makes a panic on a worker or lane thread print one line instead of going
 /// through the default hook: with `RUST_BACKTRACE` set, that hook resolves a
 /// backtrace, which stalls the thread for hundreds of milliseconds, long
 /// enough to make the next jobs of every task late. The panic is still
 /// caught and reported as the job's failure. Other threads keep the hook
-/// they had. Installed once per process.
+/// they had. Installed once per process; it prints the first
+/// [`PANICS_PRINTED`] panics and then says it stops printing.
 fn quiet_worker_panics() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     ONCE.call_once(|| {
@@ -197,7 +201,18 @@ fn quiet_worker_panics() {
                     .location()
                     .map(|l| format!(" at {}:{}", l.file(), l.line()))
                     .unwrap_or_default();
-                eprintln!("{name}: sub-task panicked{at}: {msg} (its job fails)");
+                // A model that panics on every job would flood the
+                // terminal: the first lines say what, the report counts all.
+                static PRINTED: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+                match PRINTED.fetch_add(1, std::sync::atomic::Ordering::Relaxed) {
+                    n if n < PANICS_PRINTED => {
+                        eprintln!("{name}: sub-task panicked{at}: {msg} (its job fails)")
+                    }
+                    PANICS_PRINTED => eprintln!(
+                        "{name}: further sub-task panics are not printed (the report counts every failure)"
+                    ),
+                    _ => {}
+                }
             } else {
                 previous(info);
             }
