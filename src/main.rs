@@ -71,6 +71,58 @@ impl From<VariantsArg> for VariantChoice {
     }
 }
 
+/// The task set a command runs, and how: policy, variants, plan.
+#[derive(clap::Args)]
+struct SetArgs {
+    /// The task-set config (TOML).
+    config: PathBuf,
+    /// Scheduling policy.
+    #[arg(long, value_enum, default_value = "rtmdl")]
+    policy: PolicyArg,
+    /// Which variants to run.
+    #[arg(long, value_enum, default_value = "plan")]
+    variants: VariantsArg,
+    /// A plan file written by `rtmdl plan` (implies --variants plan).
+    #[arg(long)]
+    plan: Option<PathBuf>,
+}
+
+impl SetArgs {
+    /// The variants to run: the plan's when a plan file is given.
+    fn choice(&self) -> VariantChoice {
+        if self.plan.is_some() {
+            VariantChoice::Plan
+        } else {
+            self.variants.into()
+        }
+    }
+}
+
+/// How a real run executes its sub-tasks.
+#[derive(clap::Args)]
+struct RealArgs {
+    /// Inference engine: auto (ort if found, else tract), tract, ort, cuda.
+    #[arg(long, default_value = "auto")]
+    engine: String,
+    /// Intra-op threads per engine session.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Fail a job whose sub-task runs longer than this (e.g. "500ms").
+    #[arg(long, value_parser = duration_arg)]
+    watchdog: Option<u64>,
+}
+
+/// A flag raised by Ctrl-C (SIGINT) and SIGTERM: a real run stops its
+/// releases and still writes its report.
+fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())
+        .context("cannot install the Ctrl-C handler")?;
+    signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())
+        .context("cannot install the SIGTERM handler")?;
+    Ok(stop)
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// The driving demo end to end: data, models, variants, profile, plan,
@@ -155,16 +207,8 @@ enum Command {
     /// table per task: jobs, misses, drops, miss rate against ζ, accuracy of
     /// the variant used, response-time percentiles.
     Simulate {
-        /// The task-set config (TOML).
-        config: PathBuf,
-        #[arg(long, value_enum, default_value = "rtmdl")]
-        policy: PolicyArg,
-        /// Which variants to run.
-        #[arg(long, value_enum, default_value = "plan")]
-        variants: VariantsArg,
-        /// A plan file written by `rtmdl plan` (implies --variants plan).
-        #[arg(long)]
-        plan: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
         /// Execution times measured by `rtmdl profile` (replace the config's).
         #[arg(long)]
         profile: Option<PathBuf>,
@@ -205,27 +249,15 @@ enum Command {
     /// threads). Same table and JSON as `simulate`, plus the engine and
     /// whether real-time priorities were granted.
     Run {
-        config: PathBuf,
-        #[arg(long, value_enum, default_value = "rtmdl")]
-        policy: PolicyArg,
-        #[arg(long, value_enum, default_value = "plan")]
-        variants: VariantsArg,
-        #[arg(long)]
-        plan: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
         #[arg(long, default_value = "10s", value_parser = duration_arg)]
         duration: u64,
-        /// Inference engine: auto (ort if found, else tract), tract, ort, cuda.
-        #[arg(long, default_value = "auto")]
-        engine: String,
-        /// Intra-op threads per engine session.
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        #[command(flatten)]
+        real: RealArgs,
         /// Do not ask for SCHED_FIFO, CPU affinity or mlockall.
         #[arg(long)]
         no_rt: bool,
-        /// Fail a job whose sub-task runs longer than this (e.g. "500ms").
-        #[arg(long, value_parser = duration_arg)]
-        watchdog: Option<u64>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         #[arg(long)]
@@ -247,13 +279,8 @@ enum Command {
     /// `rtmdl stress examples/driving.toml --overload 2 --duration 60s`;
     /// a soak test: `rtmdl stress examples/driving.toml --duration 10min`.
     Stress {
-        config: PathBuf,
-        #[arg(long, value_enum, default_value = "rtmdl")]
-        policy: PolicyArg,
-        #[arg(long, value_enum, default_value = "plan")]
-        variants: VariantsArg,
-        #[arg(long)]
-        plan: Option<PathBuf>,
+        #[command(flatten)]
+        set: SetArgs,
         /// Execution times measured by `rtmdl profile` (used to find the
         /// schedulable load for --overload).
         #[arg(long)]
@@ -273,16 +300,11 @@ enum Command {
         /// How often to sample the resident memory.
         #[arg(long, default_value = "1s", value_parser = duration_arg)]
         sample: u64,
-        #[arg(long, default_value = "auto")]
-        engine: String,
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        #[command(flatten)]
+        real: RealArgs,
         /// Ask for SCHED_FIFO, CPU affinity and mlockall.
         #[arg(long)]
         rt: bool,
-        /// Fail a job whose sub-task runs longer than this (e.g. "500ms").
-        #[arg(long, value_parser = duration_arg)]
-        watchdog: Option<u64>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         /// Write the whole result, memory samples included, as JSON.
@@ -473,57 +495,45 @@ fn run(cli: Cli) -> Result<()> {
             out,
         })?,
         Command::Stress {
-            config,
-            policy,
-            variants,
-            plan,
+            set,
             profile,
             load,
             overload,
             duration,
             warmup,
             sample,
-            engine,
-            threads,
+            real,
             rt,
-            watchdog,
             seed,
             json,
         } => stress::stress(stress::StressArgs {
-            config,
-            plan,
+            choice: set.choice(),
+            policy: set.policy.into(),
+            config: set.config,
+            plan: set.plan,
             profile,
-            policy: policy.into(),
-            variants: variants.into(),
             load,
             overload,
             duration,
             warmup: warmup.clamp(0.0, 0.9),
             sample,
-            engine,
-            threads,
+            engine: real.engine,
+            threads: real.threads,
             rt,
-            watchdog,
+            watchdog: real.watchdog,
             seed,
             json,
         })?,
         Command::Simulate {
-            config,
-            policy,
-            variants,
-            plan,
+            set,
             profile,
             duration,
             seed,
             json,
         } => {
-            let ts = load(&config, plan.as_deref(), profile.as_deref())?;
-            let choice = if plan.is_some() {
-                VariantChoice::Plan
-            } else {
-                variants.into()
-            };
-            let report = simulate(&ts, policy.into(), choice, SimOptions { duration, seed });
+            let ts = load(&set.config, set.plan.as_deref(), profile.as_deref())?;
+            let opts = SimOptions { duration, seed };
+            let report = simulate(&ts, set.policy.into(), set.choice(), opts);
             if json.as_deref() != Some(Path::new("-")) {
                 print!("{}", report.table());
             }
@@ -561,26 +571,17 @@ fn run(cli: Cli) -> Result<()> {
             }
         }
         Command::Run {
-            config,
-            policy,
-            variants,
-            plan,
+            set,
             duration,
-            engine: engine_name,
-            threads,
+            real: real_args,
             no_rt,
-            watchdog,
             seed,
             json,
             trace,
         } => {
-            let cfg = load_config(&config, plan.as_deref(), None)?;
-            let choice = if plan.is_some() {
-                VariantChoice::Plan
-            } else {
-                variants.into()
-            };
-            let engine = engine(&engine_name)?;
+            let cfg = load_config(&set.config, set.plan.as_deref(), None)?;
+            let choice = set.choice();
+            let engine = engine(&real_args.engine)?;
             if !engine.name().contains("cuda") {
                 eprintln!(
                     "note: no GPU engine in use: the {} GPU lane(s) run the CPU engine on their own threads",
@@ -588,20 +589,16 @@ fn run(cli: Cli) -> Result<()> {
                 );
             }
             // Ctrl-C stops releases; the report and trace are still written.
-            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-            signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())
-                .context("cannot install the Ctrl-C handler")?;
-            signal_hook::flag::register(signal_hook::consts::SIGTERM, stop.clone())
-                .context("cannot install the SIGTERM handler")?;
             let opts = rtmdl_runtime::RunOptions {
                 duration,
                 realtime: !no_rt,
                 trace: trace.is_some(),
-                watchdog,
-                stop: Some(stop),
+                watchdog: real_args.watchdog,
+                stop: Some(stop_flag()?),
                 ..Default::default()
             };
-            let policy: PolicyKind = policy.into();
+            let policy: PolicyKind = set.policy.into();
+            let threads = real_args.threads;
             let real =
                 rtmdl_runtime::run_config(&cfg, policy, choice, engine, threads, &opts, seed)?;
             if json.as_deref() != Some(Path::new("-")) {

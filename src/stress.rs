@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use rtmdl_core::report::Percentiles;
 use rtmdl_core::{PolicyKind, RunReport, SimOptions, TaskSet, Time, VariantChoice, simulate};
 use serde::Serialize;
@@ -18,7 +18,8 @@ pub struct StressArgs {
     pub plan: Option<PathBuf>,
     pub profile: Option<PathBuf>,
     pub policy: PolicyKind,
-    pub variants: VariantChoice,
+    /// The variants to run (`Plan` when a plan file is given).
+    pub choice: VariantChoice,
     pub load: Option<f64>,
     pub overload: Option<f64>,
     pub duration: Time,
@@ -149,11 +150,7 @@ pub fn stress(a: StressArgs) -> Result<()> {
     if cfg.taskset.tasks.is_empty() {
         bail!("{}: no tasks", a.config.display());
     }
-    let mut choice = if a.plan.is_some() {
-        VariantChoice::Plan
-    } else {
-        a.variants
-    };
+    let mut choice = a.choice;
     let (load, schedulable) = match (a.load, a.overload) {
         (Some(_), Some(_)) => bail!("give --load or --overload, not both"),
         (Some(l), None) => {
@@ -222,14 +219,11 @@ pub fn stress(a: StressArgs) -> Result<()> {
             v
         })
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    signal_hook::flag::register(signal_hook::consts::SIGINT, stop.clone())
-        .context("cannot install the Ctrl-C handler")?;
     let opts = rtmdl_runtime::RunOptions {
         duration: a.duration,
         realtime: a.rt,
         watchdog: a.watchdog,
-        stop: Some(stop),
+        stop: Some(crate::stop_flag()?),
         ..Default::default()
     };
     let bar = indicatif::ProgressBar::new(a.duration / 1_000_000_000);

@@ -314,15 +314,27 @@ source = { kind = "tensor", shape = [1, 3, 7, 7] }
     );
 }
 
-/// A model whose CPU stage is the `fault` function with `params`, then an
-/// emulated 1 ms GPU stage.
-fn faulty_model(name: &str, params: &str) -> String {
+/// A model with a 0.1 ms CPU stage, then an emulated 1 ms inference; the
+/// `fault` function with `params` is the CPU stage or, with `in_inference`,
+/// runs inside the inference (an inference that errors, panics or hangs).
+fn faulty_model(name: &str, params: &str, in_inference: bool) -> String {
+    let (pre, infer) = if in_inference {
+        (
+            String::new(),
+            format!(", params = {{ fault = {{ {params} }} }}"),
+        )
+    } else {
+        (
+            format!(", function = \"fault\", params = {{ {params} }}"),
+            String::new(),
+        )
+    };
     format!(
         r#"
 [models.{name}]
 stages = [
-  {{ name = "pre", on = "cpu", function = "fault", params = {{ {params} }}, time = "0.1 ms" }},
-  {{ name = "infer", on = "gpu" }},
+  {{ name = "pre", on = "cpu"{pre}, time = "0.1 ms" }},
+  {{ name = "infer", on = "gpu"{infer} }},
 ]
 [[models.{name}.variants]]
 name = "full"
@@ -338,12 +350,13 @@ fn a_panicking_or_hanging_sub_task_fails_only_its_own_jobs() {
     let alone_path = write_config(dir.path(), (50, 80), "");
     let faulty = format!(
         "{}{}{}",
-        faulty_model("panics", "mode = \"panic\""),
+        faulty_model("panics", "mode = \"panic\"", false),
         // The second call of each instance hangs (for a minute: only the
         // watchdog, shorter than the deadline, ends it).
         faulty_model(
             "hangs",
-            "mode = \"hang\", skip = 1, times = 1, hang_ms = 60000"
+            "mode = \"hang\", skip = 1, times = 1, hang_ms = 60000",
+            false,
         ),
         r#"
 [[tasks]]
@@ -458,31 +471,13 @@ source = { kind = "tensor", shape = [4] }
     panic!("the healthy tasks missed more beside the faulty ones, three times:\n{last}");
 }
 
-/// A model whose (emulated, 1 ms) inference runs the `fault` function with
-/// `params` first: an inference that errors, panics or hangs.
-fn faulty_inference(name: &str, params: &str) -> String {
-    format!(
-        r#"
-[models.{name}]
-stages = [
-  {{ name = "pre", on = "cpu", time = "0.1 ms" }},
-  {{ name = "infer", on = "gpu", params = {{ fault = {{ {params} }} }} }},
-]
-[[models.{name}.variants]]
-name = "full"
-accuracy = 0.5
-times.infer = "1 ms"
-"#
-    )
-}
-
 #[test]
 fn an_inference_that_panics_fails_its_jobs_and_one_that_keeps_hanging_is_quarantined() {
     let dir = tempfile::tempdir().unwrap();
     let faulty = format!(
         "{}{}{}",
-        faulty_inference("panics", "mode = \"panic\""),
-        faulty_inference("hangs", "mode = \"hang\", hang_ms = 60000"),
+        faulty_model("panics", "mode = \"panic\"", true),
+        faulty_model("hangs", "mode = \"hang\", hang_ms = 60000", true),
         r#"
 [[tasks]]
 name = "panicky"
