@@ -18,8 +18,9 @@ pub struct Percentiles {
 
 /// Nanosecond samples (response times, release lateness, ...) kept in
 /// memory that does not grow with the run: an HDR histogram with three
-/// significant digits up to one hour (longer values count as one hour), plus the exact largest value. A real run records every job into
-/// these, so a ten-minute soak and a ten-hour one use the same memory.
+/// significant digits up to one hour (longer values count as one hour),
+/// plus the exact largest value. A real run records every job into these,
+/// so a ten-minute soak and a ten-hour one use the same memory.
 #[derive(Clone, Debug)]
 pub struct Samples {
     hist: Histogram<u64>,
