@@ -136,15 +136,10 @@ fn step(n: usize, what: &str) {
 }
 
 fn bar(len: u64, label: &str) -> indicatif::ProgressBar {
-    let b = indicatif::ProgressBar::new(len);
-    b.set_style(
-        indicatif::ProgressStyle::with_template(&format!(
-            "      {label:<10} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"
-        ))
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    b
+    crate::progress_bar(
+        len,
+        &format!("      {label:<10} [{{bar:30}}] {{pos}}/{{len}} {{msg}}"),
+    )
 }
 
 /// The folder holding the committed base models (`assets/models`): next

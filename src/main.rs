@@ -428,6 +428,17 @@ fn engine(name: &str) -> Result<std::sync::Arc<dyn rtmdl_engine::Engine>> {
     Ok(std::sync::Arc::from(engine))
 }
 
+/// A progress bar of `len` steps drawn with an indicatif `template`.
+fn progress_bar(len: u64, template: &str) -> indicatif::ProgressBar {
+    let b = indicatif::ProgressBar::new(len);
+    b.set_style(
+        indicatif::ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    b
+}
+
 fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
     let text = serde_json::to_string_pretty(value)? + "\n";
     if path == Path::new("-") {
@@ -648,14 +659,7 @@ fn run(cli: Cli) -> Result<()> {
                     ..Default::default()
                 })
             };
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} planning [{bar:30}] {pos}/{len} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            let bar = progress_bar(0, "{spinner} planning [{bar:30}] {pos}/{len} {msg}");
             bar.set_message(if exact {
                 "variant choices"
             } else {
@@ -774,14 +778,7 @@ fn run(cli: Cli) -> Result<()> {
                 threads,
                 seed: 1,
             };
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{spinner} profiling [{bar:30}] {pos}/{len} {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
+            let bar = progress_bar(0, "{spinner} profiling [{bar:30}] {pos}/{len} {msg}");
             let prof =
                 rtmdl_runtime::profile::profile(&cfg, engine, &opts, &mut |done, total, what| {
                     bar.set_length(total);

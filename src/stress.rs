@@ -226,11 +226,9 @@ pub fn stress(a: StressArgs) -> Result<()> {
         stop: Some(crate::stop_flag()?),
         ..Default::default()
     };
-    let bar = indicatif::ProgressBar::new(a.duration / 1_000_000_000);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template("{spinner} running [{bar:30}] {pos}/{len} s")
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-            .progress_chars("=> "),
+    let bar = crate::progress_bar(
+        a.duration / 1_000_000_000,
+        "{spinner} running [{bar:30}] {pos}/{len} s",
     );
     let ticker = {
         let bar = bar.clone();
