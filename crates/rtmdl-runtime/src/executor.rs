@@ -255,11 +255,15 @@ pub fn run(
     let per_task = sched.dispatch_mode() == Dispatch::ThreadPerTask;
 
     // A worker or lane builds its own bodies (engine sessions, functions)
-    // on its own thread, then reports whether it is ready.
-    let spawn = |slot: Slot,
-                 stages: Vec<(usize, usize)>,
-                 rt_prio: Option<i32>|
-     -> Result<(Worker, Ready), RuntimeError> {
+    // for the stages it runs, on its own thread, then reports whether it is
+    // ready. The same for the first workers and for replacements.
+    let stages_of = |slot: Slot| match slot {
+        Slot::Cpu(s) => cpu_stages(&sched_tasks, per_task.then_some(s)),
+        Slot::Gpu(_) => gpu_stages(&sched_tasks),
+    };
+    let spawn = |slot: Slot| -> Result<(Worker, Ready), RuntimeError> {
+        let stages = stages_of(slot);
+        let rt_prio = opts.realtime.then_some(rt::WORKER_PRIO);
         let (tx, rx) = bounded::<Cmd>(4);
         let done_tx = done_tx.clone();
         let bodies = bodies.clone();
@@ -300,11 +304,6 @@ pub fn run(
     };
 
     let mut rt_log = rt_report;
-    let prio = |p: i32| opts.realtime.then_some(p);
-    let stages_of = |slot: Slot| match slot {
-        Slot::Cpu(s) => cpu_stages(&sched_tasks, per_task.then_some(s)),
-        Slot::Gpu(_) => gpu_stages(&sched_tasks),
-    };
     let slots: Vec<Slot> = (0..sched.cpu_slots())
         .map(Slot::Cpu)
         .chain((0..sched.gpu_lanes()).map(Slot::Gpu))
@@ -312,7 +311,7 @@ pub fn run(
     // Every worker builds at once; then wait for all of them.
     let mut starting = Vec::new();
     for &slot in &slots {
-        starting.push(spawn(slot, stages_of(slot), prio(rt::WORKER_PRIO))?);
+        starting.push(spawn(slot)?);
     }
     let mut cpu_workers = Vec::new();
     let mut gpu_lanes = Vec::new();
@@ -462,7 +461,7 @@ pub fn run(
                 // The hung thread is left behind (it cannot be killed); a new
                 // one takes its slot and builds its own bodies. Work sent to
                 // the slot meanwhile waits in its queue.
-                match spawn(slot, stages_of(slot), prio(rt::WORKER_PRIO)) {
+                match spawn(slot) {
                     Ok((fresh, ready)) => {
                         let w = match slot {
                             Slot::Cpu(s) => &mut cpu_workers[s],
