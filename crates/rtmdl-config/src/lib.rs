@@ -145,14 +145,7 @@ fn with_suggestion(message: &str) -> String {
             .or_else(|| message.strip_prefix("unknown variant `"))?;
         let (bad, rest) = rest.split_once('`')?;
         let (_, expected) = rest.split_once("expected")?;
-        let (best, dist) = expected
-            .split('`')
-            .skip(1)
-            .step_by(2)
-            .map(|k| (k, strsim::levenshtein(bad, k)))
-            .min_by_key(|&(_, d)| d)?;
-        let limit = (bad.chars().count().max(best.len()) / 3).max(2);
-        (dist <= limit).then_some(best)
+        rtmdl_core::names::nearest(bad, expected.split('`').skip(1).step_by(2))
     };
     match nearest() {
         Some(best) => format!("{message} (did you mean `{best}`?)"),

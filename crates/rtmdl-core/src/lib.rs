@@ -6,6 +6,7 @@
 //! real-time runtime drives the very same [`sched::Scheduler`].
 
 pub mod model;
+pub mod names;
 pub mod policy;
 pub mod profile;
 pub mod report;

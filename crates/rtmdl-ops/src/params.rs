@@ -77,12 +77,7 @@ pub(crate) fn bad_input(function: &str, reason: impl Into<String>) -> OpError {
 
 /// The known name nearest to `name`, if it is close enough to be a typo.
 pub(crate) fn nearest(name: &str, known: &[&str]) -> Option<String> {
-    let (best, dist) = known
-        .iter()
-        .map(|k| (*k, strsim::levenshtein(name, k)))
-        .min_by_key(|(_, d)| *d)?;
-    let limit = (name.chars().count().max(best.len()) / 3).max(2);
-    (dist <= limit).then(|| best.to_string())
+    rtmdl_core::names::nearest(name, known.iter().copied()).map(String::from)
 }
 
 /// The first tensor of `input`, or a `BadInput` naming what was expected.
@@ -187,16 +182,5 @@ mod tests {
         let (_, p, e) = err("");
         assert_eq!(p, "width");
         assert!(e.contains("required"), "{e}");
-    }
-
-    #[test]
-    fn nearest_finds_typos_only() {
-        let known = ["nms", "softmax_top1", "identity"];
-        assert_eq!(
-            nearest("softmax_top", &known).as_deref(),
-            Some("softmax_top1")
-        );
-        assert_eq!(nearest("nsm", &known).as_deref(), Some("nms"));
-        assert_eq!(nearest("completely_else", &known), None);
     }
 }
