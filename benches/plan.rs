@@ -25,18 +25,9 @@ fn set(n: usize, seed: u64) -> TaskSet {
         models.push(Model {
             name: format!("m{t}"),
             stages: vec![
-                Stage {
-                    name: "pre".into(),
-                    on: Resource::Cpu,
-                },
-                Stage {
-                    name: "infer".into(),
-                    on: Resource::Gpu,
-                },
-                Stage {
-                    name: "post".into(),
-                    on: Resource::Cpu,
-                },
+                Stage::new("pre", Resource::Cpu),
+                Stage::new("infer", Resource::Gpu),
+                Stage::new("post", Resource::Cpu),
             ],
             shared_parts: vec![],
             variants: (0..8)

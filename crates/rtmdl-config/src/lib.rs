@@ -260,10 +260,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
                     format!("stage `{}` appears twice", st.name.get_ref()),
                 ));
             }
-            stages.push(Stage {
-                name: st.name.get_ref().clone(),
-                on: st.on,
-            });
+            stages.push(Stage::new(st.name.get_ref().clone(), st.on));
             defaults.push(st.time.map(|p| p.0));
             rts.push(StageRuntime {
                 function: st.function,

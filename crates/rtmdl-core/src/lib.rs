@@ -5,6 +5,7 @@
 //! Nothing here reads a clock, spawns a thread or touches a file: the
 //! real-time runtime drives the very same [`sched::Scheduler`].
 
+pub mod fault;
 pub mod model;
 pub mod names;
 pub mod policy;
@@ -14,6 +15,7 @@ pub mod sched;
 pub mod sim;
 pub mod units;
 
+pub use fault::{FailReason, FaultMode, FaultPolicy, FaultSpec};
 pub use model::{
     Assignment, ExecProfile, Model, Overrun, Platform, Resource, Stage, Task, TaskSet, Time,
     Variant, VariantChoice,

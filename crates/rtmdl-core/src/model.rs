@@ -57,6 +57,20 @@ impl std::fmt::Display for Resource {
 pub struct Stage {
     pub name: String,
     pub on: Resource,
+    /// Injected faults (config `function = "fault"` or `params.fault`), so
+    /// the simulator fails, hangs and quarantines like a real run.
+    pub fault: Option<crate::fault::FaultSpec>,
+}
+
+impl Stage {
+    /// A stage without injected faults.
+    pub fn new(name: impl Into<String>, on: Resource) -> Self {
+        Stage {
+            name: name.into(),
+            on,
+            fault: None,
+        }
+    }
 }
 
 /// Execution time of one sub-task: what the simulator samples from.

@@ -22,10 +22,7 @@ pub fn taskset(
             stages: chain
                 .iter()
                 .enumerate()
-                .map(|(i, (r, _))| Stage {
-                    name: format!("s{i}"),
-                    on: *r,
-                })
+                .map(|(i, (r, _))| Stage::new(format!("s{i}"), *r))
                 .collect(),
             shared_parts: vec![],
             variants: vec![Variant {

@@ -42,18 +42,9 @@ fn random_set(seed: u64) -> TaskSet {
         models.push(Model {
             name: format!("m{t}"),
             stages: vec![
-                Stage {
-                    name: "pre".into(),
-                    on: Resource::Cpu,
-                },
-                Stage {
-                    name: "infer".into(),
-                    on: Resource::Gpu,
-                },
-                Stage {
-                    name: "post".into(),
-                    on: Resource::Cpu,
-                },
+                Stage::new("pre", Resource::Cpu),
+                Stage::new("infer", Resource::Gpu),
+                Stage::new("post", Resource::Cpu),
             ],
             shared_parts: vec![("backbone".into(), 2_000_000)],
             variants,

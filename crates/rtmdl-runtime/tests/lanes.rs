@@ -16,10 +16,7 @@ fn gpu_tasks() -> TaskSet {
     let models = (0..4)
         .map(|i| Model {
             name: format!("m{i}"),
-            stages: vec![Stage {
-                name: "infer".into(),
-                on: Resource::Gpu,
-            }],
+            stages: vec![Stage::new("infer", Resource::Gpu)],
             shared_parts: vec![],
             variants: vec![Variant {
                 name: "v".into(),
