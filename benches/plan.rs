@@ -70,6 +70,7 @@ fn set(n: usize, seed: u64) -> TaskSet {
             gpu_lanes: 4,
             gpu_slowdown: vec![1.0, 1.2, 1.45, 1.7],
             storage_budget: None,
+            ..Default::default()
         },
         models,
         tasks,

@@ -233,6 +233,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
             gpu_lanes: lanes as usize,
             gpu_slowdown: slowdown,
             storage_budget: p.storage_budget.map(|s| s.0),
+            ..Default::default()
         }
     };
 

@@ -21,15 +21,18 @@ pub struct FaultPolicy {
     /// After this many hung sub-tasks a task is quarantined: its jobs are
     /// still released and counted, but fail at once without running. Each
     /// hang leaves a thread behind in a real run (threads cannot be killed),
-    /// so this bounds what one broken model costs.
+    /// so this bounds what one broken model costs. 0: never quarantine.
     pub max_hangs: u32,
 }
+
+/// Hung sub-tasks after which a task is quarantined, unless configured.
+pub const MAX_HANGS: u32 = 3;
 
 impl Default for FaultPolicy {
     fn default() -> Self {
         FaultPolicy {
             watchdog: None,
-            max_hangs: 3,
+            max_hangs: MAX_HANGS,
         }
     }
 }

@@ -10,6 +10,7 @@ pub mod model;
 pub mod names;
 pub mod policy;
 pub mod profile;
+pub mod releases;
 pub mod report;
 pub mod sched;
 pub mod sim;
@@ -21,6 +22,7 @@ pub use model::{
     Variant, VariantChoice,
 };
 pub use policy::{Dispatch, Policy, PolicyKind};
+pub use releases::Releases;
 pub use report::{RunReport, TaskReport};
 pub use sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};
 pub use sim::{Log, Observer, SimOptions, simulate, simulate_with};

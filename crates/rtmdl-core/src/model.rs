@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 pub type Time = u64;
 
 /// The device: CPU workers for CPU sub-tasks and GPU lanes for inference.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Platform {
     /// Threads (and cores) that run CPU sub-tasks.
     pub cpu_workers: usize,
@@ -19,6 +19,8 @@ pub struct Platform {
     pub gpu_slowdown: Vec<f64>,
     /// Bytes all variants of all tasks may occupy together, if bounded.
     pub storage_budget: Option<u64>,
+    /// Watchdog and quarantine rules: the core fails hung sub-tasks.
+    pub faults: crate::fault::FaultPolicy,
 }
 
 impl Platform {

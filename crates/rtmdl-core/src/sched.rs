@@ -2,12 +2,15 @@
 //!
 //! It has no clock and no threads. A driver (the simulator or the real-time
 //! runtime) tells it what happened — a job was released, a sub-task
-//! finished, time advanced — and then polls [`Decision`]s (work is handed
-//! out when polled, so events of one instant are all known first): start this
-//! sub-task on that CPU worker or GPU lane, a job was dropped, a job missed
-//! its deadline, a job completed. The [`Policy`] only orders queues and
-//! picks the dispatch mode; every decision is made here, once, for both
-//! drivers.
+//! finished or failed, time advanced — and then polls [`Decision`]s (work is
+//! handed out when polled, so events of one instant are all known first):
+//! start this sub-task on that CPU worker or GPU lane, a job was dropped,
+//! missed its deadline, failed or completed, a hung worker must be replaced,
+//! a task is quarantined. The [`Policy`] only orders queues and picks the
+//! dispatch mode; every decision is made here, once, for both drivers. The
+//! core owns every timer it needs: deadlines and the watchdog
+//! ([`FaultPolicy`]); [`Scheduler::next_timeout`] says when to call
+//! [`Scheduler::advance`] next.
 //!
 //! Invariants (checked by the property tests):
 //! - at most `cpu_slots()` CPU sub-tasks and `gpu_lanes()` GPU sub-tasks run
@@ -24,6 +27,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use serde::Serialize;
 
+use crate::fault::{FailReason, FaultPolicy};
 use crate::model::{Overrun, Platform, Resource, TaskSet, Time};
 use crate::policy::{Dispatch, JobView, Policy};
 
@@ -89,8 +93,29 @@ pub enum Decision {
         deadline: Time,
         at: Time,
     },
-    /// A sub-task of the job failed; the job is abandoned.
-    Fail { task: usize, seq: u64, at: Time },
+    /// The job failed (a sub-task failed or hung, the task is quarantined);
+    /// it is abandoned.
+    Fail {
+        task: usize,
+        seq: u64,
+        at: Time,
+        reason: FailReason,
+    },
+    /// The sub-task on `slot` ran past the watchdog: its job fails (a `Fail`
+    /// follows) and the slot is free again. The driver replaces the worker
+    /// of `slot` (a real thread cannot be stopped) before it runs anything
+    /// else there.
+    Abort {
+        job: JobId,
+        task: usize,
+        seq: u64,
+        stage: usize,
+        slot: Slot,
+        at: Time,
+    },
+    /// After [`FaultPolicy::max_hangs`] hung sub-tasks, `task` is
+    /// quarantined: from now on its jobs are released and fail at once.
+    Quarantine { task: usize, at: Time },
     /// A job finished its whole chain.
     Complete {
         task: usize,
@@ -116,7 +141,8 @@ pub struct TaskCounters {
 }
 
 impl TaskCounters {
-    /// Jobs released but not yet accounted as completed, missed or dropped.
+    /// Jobs released but not yet accounted as completed, missed, dropped or
+    /// failed.
     pub fn pending(&self) -> u64 {
         self.released - self.completed - self.missed - self.dropped - self.failed
     }
@@ -143,6 +169,8 @@ struct Job {
     /// The CPU worker held through the chain (black-box dispatch).
     holder: Option<usize>,
     running: Option<Slot>,
+    /// When the running sub-task started.
+    started: Time,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,6 +213,13 @@ pub struct Scheduler {
     cpu_running: usize,
     cpu_busy: u128,
     gpu_busy: u128,
+    faults: FaultPolicy,
+    /// Watchdog timers: (due, job uid, job index, stage); stale ones are
+    /// skipped when they come up.
+    watch: BinaryHeap<Reverse<(Time, u64, u32, u16)>>,
+    /// Hung sub-tasks per task.
+    hangs: Vec<u32>,
+    quarantined: Vec<bool>,
 }
 
 impl Scheduler {
@@ -230,17 +265,61 @@ impl Scheduler {
             cpu_running: 0,
             cpu_busy: 0,
             gpu_busy: 0,
+            faults: platform.faults,
+            watch: BinaryHeap::new(),
+            hangs: vec![0; n],
+            quarantined: vec![false; n],
         }
     }
 
-    /// Name of the policy in use.
-    pub fn policy_name(&self) -> &'static str {
-        self.policy.name()
+    /// The same scheduler with a watchdog and a quarantine rule.
+    pub fn with_faults(mut self, faults: FaultPolicy) -> Self {
+        self.faults = faults;
+        self
+    }
+
+    /// The failure rules in use.
+    pub fn faults(&self) -> FaultPolicy {
+        self.faults
+    }
+
+    /// Whether `task` is quarantined.
+    pub fn is_quarantined(&self, task: usize) -> bool {
+        self.quarantined[task]
+    }
+
+    /// The (task, stage) sub-tasks that `slot` may be given: under one
+    /// thread per task a CPU slot runs only its own task's CPU stages.
+    pub fn stages_on(&self, slot: Slot) -> Vec<(usize, usize)> {
+        let (resource, only) = match slot {
+            Slot::Cpu(s) => (
+                Resource::Cpu,
+                (self.mode == Dispatch::ThreadPerTask).then_some(s),
+            ),
+            Slot::Gpu(_) => (Resource::Gpu, None),
+        };
+        let mut v = Vec::new();
+        for (t, task) in self.tasks.iter().enumerate() {
+            if only.is_some_and(|o| o != t) {
+                continue;
+            }
+            for (s, r) in task.chain.iter().enumerate() {
+                if *r == resource {
+                    v.push((t, s));
+                }
+            }
+        }
+        v
     }
 
     /// How jobs are dispatched under this policy.
     pub fn dispatch_mode(&self) -> Dispatch {
         self.mode
+    }
+
+    /// Sub-tasks in a job of `task`.
+    pub fn stages_of(&self, task: usize) -> usize {
+        self.tasks[task].chain.len()
     }
 
     /// Number of CPU slots (workers, or one thread per task).
@@ -314,16 +393,31 @@ impl Scheduler {
     }
 
     /// When the driver must call [`advance`](Self::advance) next, at the
-    /// latest: one nanosecond after the earliest pending deadline.
+    /// latest: one nanosecond after the earliest pending deadline, or when
+    /// the watchdog of a running sub-task expires.
     pub fn next_timeout(&mut self) -> Option<Time> {
+        let mut next = None;
         while let Some(&Reverse((deadline, uid, idx))) = self.deadlines.peek() {
             let j = &self.jobs[idx as usize];
             if j.live && j.uid == uid && !j.missed {
-                return Some(deadline + 1);
+                next = Some(deadline + 1);
+                break;
             }
             self.deadlines.pop();
         }
-        None
+        while let Some(&Reverse((due, uid, idx, stage))) = self.watch.peek() {
+            if self.watched(uid, idx, stage) {
+                return Some(next.map_or(due, |n: Time| n.min(due)));
+            }
+            self.watch.pop();
+        }
+        next
+    }
+
+    /// Whether a watchdog entry still refers to a running sub-task.
+    fn watched(&self, uid: u64, idx: u32, stage: u16) -> bool {
+        let j = &self.jobs[idx as usize];
+        j.live && j.uid == uid && j.stage == stage && j.running.is_some()
     }
 
     /// Job `task` is released at `now` (absolute deadline `now + deadline`).
@@ -332,6 +426,16 @@ impl Scheduler {
         let seq = self.next_seq[task];
         self.next_seq[task] += 1;
         self.counters[task].released += 1;
+        if self.quarantined[task] {
+            self.counters[task].failed += 1;
+            self.out.push_back(Decision::Fail {
+                task,
+                seq,
+                at: now,
+                reason: FailReason::Quarantined,
+            });
+            return;
+        }
         if self.tasks[task].overrun == Overrun::Skip && self.pending[task] > 0 {
             self.counters[task].dropped += 1;
             self.out.push_back(Decision::Drop { task, seq, at: now });
@@ -351,6 +455,7 @@ impl Scheduler {
             live: true,
             holder: None,
             running: None,
+            started: now,
         };
         let idx = match self.free_jobs.pop() {
             Some(i) => {
@@ -387,12 +492,19 @@ impl Scheduler {
     }
 
     /// The running sub-task of `job` failed at `now` (an engine error, a
-    /// panic, a watchdog): its resources are freed and the job ends as
-    /// failed, unless it had already missed its deadline.
-    pub fn failed(&mut self, job: JobId, now: Time) -> bool {
+    /// panic, a worker that does not take work): its resources are freed
+    /// and the job ends as failed, unless it had already missed its deadline.
+    pub fn failed(&mut self, job: JobId, now: Time, reason: FailReason) -> bool {
         let Some(idx) = self.stop_running(job, now) else {
             return false;
         };
+        self.fail(idx, now, reason);
+        true
+    }
+
+    /// Job `idx` (not running) fails: free the worker it holds, count it,
+    /// forget it.
+    fn fail(&mut self, idx: u32, now: Time, reason: FailReason) {
         let j = &mut self.jobs[idx as usize];
         if let Some(s) = j.holder.take() {
             self.cpu[s] = CpuSlot::Free;
@@ -405,10 +517,10 @@ impl Scheduler {
             task,
             seq: j.seq,
             at: now,
+            reason,
         });
         self.retire(idx);
         self.dirty = true;
-        true
     }
 
     /// Common start of `finished` and `failed`: check the id, advance time
@@ -445,9 +557,15 @@ impl Scheduler {
         self.free_jobs.push(idx);
     }
 
-    /// Time advanced to `now`: flag jobs whose deadline has passed.
+    /// Time advanced to `now`: flag jobs whose deadline has passed, and
+    /// abort sub-tasks that ran past the watchdog.
     pub fn advance(&mut self, now: Time) {
         self.tick(now);
+        self.flag_misses(now);
+        self.watchdog(now);
+    }
+
+    fn flag_misses(&mut self, now: Time) {
         while let Some(&Reverse((deadline, uid, idx))) = self.deadlines.peek() {
             if deadline >= now {
                 break;
@@ -464,6 +582,41 @@ impl Scheduler {
                     deadline,
                     at: now,
                 });
+            }
+        }
+    }
+
+    /// Abort every sub-task that has run for longer than the watchdog
+    /// allows (started more than `watchdog` before `now`).
+    fn watchdog(&mut self, now: Time) {
+        while let Some(&Reverse((due, uid, idx, stage))) = self.watch.peek() {
+            if due > now {
+                break;
+            }
+            self.watch.pop();
+            if !self.watched(uid, idx, stage) {
+                continue;
+            }
+            let j = &self.jobs[idx as usize];
+            let (task, seq) = (j.task as usize, j.seq);
+            let Some(slot) = j.running else {
+                continue;
+            };
+            let job = JobId { idx, uid };
+            self.stop_running(job, now);
+            self.out.push_back(Decision::Abort {
+                job,
+                task,
+                seq,
+                stage: stage as usize,
+                slot,
+                at: now,
+            });
+            self.fail(idx, now, FailReason::Hung);
+            self.hangs[task] += 1;
+            if self.hangs[task] == self.faults.max_hangs {
+                self.quarantined[task] = true;
+                self.out.push_back(Decision::Quarantine { task, at: now });
             }
         }
     }
@@ -598,6 +751,11 @@ impl Scheduler {
     fn start(&mut self, idx: u32, slot: Slot) {
         let j = &mut self.jobs[idx as usize];
         j.running = Some(slot);
+        j.started = self.now;
+        if let Some(limit) = self.faults.watchdog {
+            let due = self.now.saturating_add(limit).saturating_add(1);
+            self.watch.push(Reverse((due, j.uid, idx, j.stage)));
+        }
         match slot {
             Slot::Cpu(s) => {
                 self.cpu[s] = CpuSlot::Running(idx);
@@ -621,11 +779,7 @@ impl Scheduler {
             if self.cpu[s] != CpuSlot::Free {
                 continue;
             }
-            let next = match self.mode {
-                Dispatch::ThreadPerTask => self.waiting[s].pop_front(),
-                _ => self.cpu_queue.pop().map(|Reverse(e)| e.3),
-            };
-            let Some(idx) = next else {
+            let Some(idx) = self.next_for_cpu(s) else {
                 if self.mode == Dispatch::ThreadPerTask {
                     continue;
                 }
@@ -642,10 +796,45 @@ impl Scheduler {
             if self.gpu[l].is_some() {
                 continue;
             }
-            let Some(Reverse(e)) = self.gpu_queue.pop() else {
+            let Some(idx) = self.next_for_gpu() else {
                 break;
             };
-            self.start(e.3, Slot::Gpu(l));
+            self.start(idx, Slot::Gpu(l));
+        }
+    }
+
+    /// The next job for CPU slot `s`; queued jobs of a quarantined task
+    /// fail on the way instead of running.
+    fn next_for_cpu(&mut self, s: usize) -> Option<u32> {
+        loop {
+            let idx = match self.mode {
+                Dispatch::ThreadPerTask => self.waiting[s].pop_front(),
+                _ => self.cpu_queue.pop().map(|Reverse(e)| e.3),
+            }?;
+            if !self.skip_quarantined(idx) {
+                return Some(idx);
+            }
+        }
+    }
+
+    /// The next job for a free GPU lane (see [`Self::next_for_cpu`]).
+    fn next_for_gpu(&mut self) -> Option<u32> {
+        loop {
+            let Reverse(e) = self.gpu_queue.pop()?;
+            if !self.skip_quarantined(e.3) {
+                return Some(e.3);
+            }
+        }
+    }
+
+    /// Fail job `idx` if its task is quarantined; whether it did.
+    fn skip_quarantined(&mut self, idx: u32) -> bool {
+        let task = self.jobs[idx as usize].task as usize;
+        if self.quarantined[task] {
+            self.fail(idx, self.now, FailReason::Quarantined);
+            true
+        } else {
+            false
         }
     }
 }

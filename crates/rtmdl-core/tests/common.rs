@@ -64,6 +64,7 @@ pub fn taskset(
                 slowdown
             },
             storage_budget: None,
+            ..Default::default()
         },
         models,
         tasks,

@@ -68,6 +68,7 @@ fn random_set(seed: u64) -> TaskSet {
             gpu_lanes: 2,
             gpu_slowdown: vec![1.0, 1.4],
             storage_budget: None,
+            ..Default::default()
         },
         models,
         tasks,

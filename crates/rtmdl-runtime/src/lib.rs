@@ -87,18 +87,18 @@ pub fn run_config(
             ),
         );
     }
-    if !outcome.failures.is_empty() {
-        let (t, seq, stage, msg) = &outcome.failures[0];
+    if let Some(f) = outcome.failures.first() {
         let where_ = ts
             .tasks
-            .get(*t)
+            .get(f.task)
             .map(|task| {
                 format!(
                     "{}/{}/{}",
-                    task.name, seq, ts.models[task.model].stages[*stage].name
+                    task.name, f.seq, ts.models[task.model].stages[f.stage].name
                 )
             })
             .unwrap_or_default();
+        let msg = &f.message;
         report.notes.insert(
             "failures".into(),
             format!(

@@ -49,6 +49,7 @@ fn gpu_tasks() -> TaskSet {
             gpu_lanes: 2,
             gpu_slowdown: vec![1.0, 1.0],
             storage_budget: None,
+            ..Default::default()
         },
         models,
         tasks,

@@ -428,7 +428,7 @@ source = { kind = "tensor", shape = [4] }
             .outcome
             .failures
             .iter()
-            .filter(|f| f.0 == idx("stuck") && f.3.starts_with("quarantined"))
+            .filter(|f| f.task == idx("stuck") && f.message.starts_with("quarantined"))
             .count() as u64;
         assert!(stuck.failed >= 1, "{stuck:?}");
         assert!(hung <= u64::from(rtmdl_runtime::executor::MAX_HANGS));

@@ -1,0 +1,126 @@
+//! When jobs are released: task `i`'s k-th job at `offset + k·period`, for
+//! releases before the end of the run. One definition for both drivers:
+//! the simulator pops releases on its virtual clock, the real-time
+//! dispatcher on the monotonic one, in the same order (time, then task).
+
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+
+use crate::model::{TaskSet, Time};
+
+/// The release times still to come.
+#[derive(Clone, Debug)]
+pub struct Releases {
+    due: BinaryHeap<Reverse<(Time, usize)>>,
+    periods: Vec<Time>,
+    end: Time,
+}
+
+impl Releases {
+    /// Every task's releases in `[0, end)`.
+    pub fn new(ts: &TaskSet, end: Time) -> Self {
+        Releases {
+            due: ts
+                .tasks
+                .iter()
+                .enumerate()
+                .filter(|(_, t)| t.offset < end)
+                .map(|(i, t)| Reverse((t.offset, i)))
+                .collect(),
+            periods: ts.tasks.iter().map(|t| t.period.max(1)).collect(),
+            end,
+        }
+    }
+
+    /// The nominal time of the next release, if any is left.
+    pub fn next_due(&self) -> Option<Time> {
+        self.due.peek().map(|Reverse((t, _))| *t)
+    }
+
+    /// The next release due at or before `now`: (task, nominal time).
+    pub fn pop_due(&mut self, now: Time) -> Option<(usize, Time)> {
+        let &Reverse((t, task)) = self.due.peek()?;
+        if t > now {
+            return None;
+        }
+        self.due.pop();
+        let next = t.saturating_add(self.periods[task]);
+        if next < self.end {
+            self.due.push(Reverse((next, task)));
+        }
+        Some((task, t))
+    }
+
+    /// No release at or after `at` (a run stopped early).
+    pub fn stop_at(&mut self, at: Time) {
+        self.end = self.end.min(at);
+        self.due.retain(|Reverse((t, _))| *t < at);
+    }
+
+    /// Whether every release has been popped.
+    pub fn is_done(&self) -> bool {
+        self.due.is_empty()
+    }
+
+    /// The end of the release window.
+    pub fn end(&self) -> Time {
+        self.end
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{Model, Overrun, Platform, Task};
+
+    fn ts(tasks: &[(Time, Time)]) -> TaskSet {
+        TaskSet {
+            platform: Platform::default(),
+            models: vec![Model {
+                name: "m".into(),
+                stages: vec![],
+                shared_parts: vec![],
+                variants: vec![],
+            }],
+            tasks: tasks
+                .iter()
+                .enumerate()
+                .map(|(i, &(period, offset))| Task {
+                    name: format!("t{i}"),
+                    model: 0,
+                    period,
+                    deadline: period,
+                    offset,
+                    max_miss_rate: 0.0,
+                    min_accuracy: 0.0,
+                    priority: None,
+                    variant: None,
+                    overrun: Overrun::Continue,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn releases_come_in_time_then_task_order_and_stop_at_the_end() {
+        let mut r = Releases::new(&ts(&[(10, 0), (4, 2)]), 12);
+        let mut got = Vec::new();
+        while let Some(t) = r.next_due() {
+            while let Some(x) = r.pop_due(t) {
+                got.push(x);
+            }
+        }
+        assert_eq!(got, vec![(0, 0), (1, 2), (1, 6), (0, 10), (1, 10)]);
+        assert!(r.is_done());
+    }
+
+    #[test]
+    fn stopping_early_drops_what_is_left() {
+        let mut r = Releases::new(&ts(&[(10, 0)]), 100);
+        assert_eq!(r.pop_due(0), Some((0, 0)));
+        assert_eq!(r.pop_due(5), None);
+        r.stop_at(10);
+        assert_eq!(r.next_due(), None);
+        assert!(r.is_done());
+    }
+}

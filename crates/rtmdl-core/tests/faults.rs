@@ -1,0 +1,230 @@
+//! Failures decided in the core: errors, hangs caught by the watchdog,
+//! quarantine — hand-computed, and as properties under the simulator.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use rtmdl_core::*;
+
+fn hang_every_call() -> FaultSpec {
+    FaultSpec {
+        mode: FaultMode::Hang,
+        skip: 0,
+        every: 1,
+        times: None,
+        hang: 3_600_000 * MS,
+    }
+}
+
+#[test]
+fn a_failed_sub_task_fails_its_job_and_frees_its_worker() {
+    let ts = taskset(1, 1, vec![], &[("a", 10, &[(Resource::Cpu, 2)])]);
+    let mut s = Scheduler::new(
+        SchedTask::from_taskset(&ts),
+        &ts.platform,
+        Box::new(policy::Rtmdl { priority: vec![1] }),
+    );
+    s.release(0, 0);
+    s.release(0, 1);
+    let Some(Decision::Start { job, .. }) = s.poll() else {
+        panic!("no start")
+    };
+    assert!(s.failed(job, 1 * MS, FailReason::Error));
+    assert_eq!(
+        s.poll(),
+        Some(Decision::Fail {
+            task: 0,
+            seq: 0,
+            at: MS,
+            reason: FailReason::Error
+        })
+    );
+    // The worker is free again: the second job starts at once.
+    assert!(matches!(s.poll(), Some(Decision::Start { seq: 1, .. })));
+    // A stale id is ignored.
+    assert!(!s.failed(job, 2 * MS, FailReason::Error));
+    let c = s.counters()[0];
+    assert_eq!((c.released, c.failed, c.pending()), (2, 1, 1));
+}
+
+#[test]
+fn the_watchdog_aborts_a_hung_sub_task_and_the_third_hang_quarantines_the_task() {
+    let mut ts = taskset(1, 1, vec![], &[("stuck", 10, &[(Resource::Cpu, 2)])]);
+    ts.models[0].stages[0].fault = Some(hang_every_call());
+    ts.platform.faults = FaultPolicy {
+        watchdog: Some(5 * MS),
+        max_hangs: 3,
+    };
+    let (log, c) = run(&ts, PolicyKind::Rtmdl, None, 40);
+    let aborts: Vec<(Time, u64)> = log
+        .iter()
+        .filter_map(|(t, d)| match d {
+            Decision::Abort { seq, .. } => Some((*t, *seq)),
+            _ => None,
+        })
+        .collect();
+    // Started at 0, 10, 20; each aborted 5 ms (and 1 ns) later.
+    assert_eq!(
+        aborts,
+        vec![(5 * MS + 1, 0), (15 * MS + 1, 1), (25 * MS + 1, 2)]
+    );
+    let quarantined: Vec<Time> = log
+        .iter()
+        .filter_map(|(t, d)| matches!(d, Decision::Quarantine { task: 0, .. }).then_some(*t))
+        .collect();
+    assert_eq!(quarantined, vec![25 * MS + 1]);
+    // The job released at 30 fails at its release, without running.
+    assert!(log.iter().any(|(t, d)| *t == 30 * MS
+        && matches!(
+            d,
+            Decision::Fail {
+                seq: 3,
+                reason: FailReason::Quarantined,
+                ..
+            }
+        )));
+    assert!(
+        !log.iter()
+            .any(|(_, d)| matches!(d, Decision::Start { seq: 3, .. }))
+    );
+    assert_eq!((c[0].released, c[0].failed, c[0].missed), (4, 4, 0));
+}
+
+#[test]
+fn a_hung_black_box_job_frees_the_worker_it_held() {
+    // dm holds the CPU worker through the GPU part; the lane hangs.
+    let mut ts = taskset(
+        1,
+        1,
+        vec![],
+        &[
+            ("a", 20, &[(Resource::Cpu, 1), (Resource::Gpu, 1)]),
+            ("b", 20, &[(Resource::Cpu, 1)]),
+        ],
+    );
+    ts.models[0].stages[1].fault = Some(FaultSpec {
+        times: Some(1),
+        ..hang_every_call()
+    });
+    ts.platform.faults.watchdog = Some(4 * MS);
+    let (log, c) = run(&ts, PolicyKind::Dm, None, 20);
+    // a: CPU 0..1, lane from 1, aborted at 5 ms + 1 ns; b waits for the
+    // worker a held and starts then.
+    assert_eq!(start_of(&log, 1, 0, 0), Some(5));
+    assert_eq!((c[0].failed, c[1].completed), (1, 1));
+}
+
+#[test]
+fn errors_and_panics_fail_the_calls_the_fault_hits() {
+    let mut ts = taskset(1, 1, vec![], &[("flaky", 10, &[(Resource::Cpu, 1)])]);
+    ts.models[0].stages[0].fault = Some(FaultSpec {
+        mode: FaultMode::Panic,
+        skip: 1,
+        every: 2,
+        times: None,
+        hang: 0,
+    });
+    let (log, c) = run(&ts, PolicyKind::Rtmdl, None, 100);
+    let failed: Vec<u64> = log
+        .iter()
+        .filter_map(|(_, d)| match d {
+            Decision::Fail {
+                seq,
+                reason: FailReason::Panic,
+                ..
+            } => Some(*seq),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(failed, vec![1, 3, 5, 7, 9]);
+    assert_eq!((c[0].completed, c[0].failed), (5, 5));
+}
+
+fn fault() -> impl Strategy<Value = Option<FaultSpec>> {
+    prop_oneof![
+        Just(None),
+        (0usize..3, 0u64..4, 1u64..4, prop::option::of(1u64..5)).prop_map(
+            |(mode, skip, every, times)| Some(FaultSpec {
+                mode: [FaultMode::Error, FaultMode::Panic, FaultMode::Hang][mode],
+                skip,
+                every,
+                times,
+                hang: 50 * MS,
+            })
+        ),
+    ]
+}
+
+type Spec = (Vec<(Resource, u64)>, u64, Option<FaultSpec>);
+
+fn setup() -> impl Strategy<Value = (TaskSet, usize)> {
+    let task = (
+        prop::collection::vec(
+            (
+                prop_oneof![Just(Resource::Cpu), Just(Resource::Gpu)],
+                1u64..=6,
+            ),
+            1..=3,
+        ),
+        8u64..=40,
+        fault(),
+    );
+    (
+        1usize..=2,
+        1usize..=2,
+        prop::collection::vec(task, 1..=4),
+        0usize..5,
+        1u32..=3,
+    )
+        .prop_map(|(cpu, lanes, tasks, policy, max_hangs)| {
+            let tasks: Vec<Spec> = tasks;
+            let names: Vec<String> = (0..tasks.len()).map(|i| format!("t{i}")).collect();
+            let refs: Vec<TaskSpec> = tasks
+                .iter()
+                .zip(&names)
+                .map(|((c, p, _), n)| (n.as_str(), *p, c.as_slice()))
+                .collect();
+            let mut ts = taskset(cpu, lanes, vec![], &refs);
+            for (i, (_, _, f)) in tasks.iter().enumerate() {
+                let stage = i % ts.models[i].stages.len();
+                ts.models[i].stages[stage].fault = *f;
+            }
+            ts.platform.faults = FaultPolicy {
+                watchdog: Some(20 * MS),
+                max_hangs,
+            };
+            (ts, policy)
+        })
+}
+
+proptest! {
+    #[test]
+    fn failures_are_accounted_once_and_stay_with_their_task((ts, policy) in setup()) {
+        let policy = PolicyKind::ALL[policy];
+        let (log, c) = run(&ts, policy, None, 400);
+        let faulty = |t: usize| ts.models[t].stages.iter().any(|s| s.fault.is_some());
+        let mut hangs = vec![0u32; ts.tasks.len()];
+        let mut quarantined_at = vec![None; ts.tasks.len()];
+        for (at, d) in &log {
+            match *d {
+                Decision::Fail { task, .. } => prop_assert!(faulty(task), "healthy task {task} failed"),
+                // A sub-task already running when its task is quarantined
+                // may still hang afterwards; nothing starts after.
+                Decision::Abort { task, .. } => hangs[task] += 1,
+                Decision::Quarantine { task, .. } => {
+                    prop_assert_eq!(hangs[task], ts.platform.faults.max_hangs);
+                    quarantined_at[task] = Some(*at);
+                }
+                Decision::Start { task, .. } => {
+                    prop_assert!(quarantined_at[task].is_none(), "a quarantined task ran");
+                }
+                _ => {}
+            }
+        }
+        for (t, c) in c.iter().enumerate() {
+            prop_assert_eq!(c.released, c.completed + c.missed + c.dropped + c.failed, "task {}", t);
+            prop_assert_eq!(quarantined_at[t].is_some(), hangs[t] >= ts.platform.faults.max_hangs);
+        }
+    }
+}

@@ -1,0 +1,92 @@
+//! The real-time executor: the scheduler core driven by a monotonic clock.
+//!
+//! One dispatcher thread owns the [`Scheduler`] and runs an event loop
+//! ([`dispatcher`]): it releases jobs at `offset + k·period`
+//! ([`rtmdl_core::Releases`], the simulator's own release schedule, so
+//! releases never drift), forwards the core's decisions (start a sub-task
+//! on a CPU worker or GPU lane, replace a hung worker) and feeds the
+//! workers' reports back as `finished`/`failed` events. It decides nothing
+//! itself: deadlines, the watchdog and quarantine are the core's timers and
+//! decisions. Workers and lanes ([`workers`]) own their sub-task bodies
+//! (functions, engine sessions), built and warmed before the first
+//! release: the hot path only moves data.
+
+mod dispatcher;
+mod outcome;
+mod workers;
+
+use std::sync::Arc;
+
+use rtmdl_core::fault::FaultPolicy;
+use rtmdl_core::{Policy, SchedTask, Scheduler, TaskSet, Time};
+
+use crate::{Data, RuntimeError};
+
+pub use outcome::{FAILURES_KEPT, Failure, Handoffs, RunOutcome};
+pub use rtmdl_core::fault::MAX_HANGS;
+
+/// The executable body of one sub-task, owned by one worker or lane.
+pub trait Work: Send {
+    fn run(&mut self, input: Data) -> Result<Data, String>;
+}
+
+/// Builds the bodies and produces the jobs' inputs.
+pub trait Bodies: Send + Sync {
+    /// The body of stage `stage` of task `task`, for one worker or lane.
+    fn work(&self, task: usize, stage: usize) -> Result<Box<dyn Work>, RuntimeError>;
+    /// The input of job `seq` of `task` (called when its first sub-task starts).
+    fn input(&self, task: usize, seq: u64) -> Result<Data, String>;
+}
+
+/// How to run.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Jobs are released in [0, duration).
+    pub duration: Time,
+    /// After the last release, wait this long for pending jobs, then count
+    /// them as missed.
+    pub grace: Time,
+    /// Ask for SCHED_FIFO, CPU affinity and mlockall.
+    pub realtime: bool,
+    /// Keep a trace of every sub-task.
+    pub trace: bool,
+    /// A sub-task running longer than this fails its job (overrides the
+    /// platform's watchdog).
+    pub watchdog: Option<Time>,
+    /// Set from outside (Ctrl-C) to stop early: releases stop at once,
+    /// running sub-tasks get `stop_grace` to finish, then the rest count as
+    /// missed and the report is written as usual.
+    pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
+    pub stop_grace: Time,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions {
+            duration: 10_000_000_000,
+            grace: 1_000_000_000,
+            realtime: true,
+            trace: false,
+            watchdog: None,
+            stop: None,
+            stop_grace: 500_000_000,
+        }
+    }
+}
+
+/// Run `ts` for real with the given variants/priorities and policy.
+pub fn run(
+    ts: &TaskSet,
+    policy: Box<dyn Policy>,
+    bodies: Arc<dyn Bodies>,
+    opts: &RunOptions,
+) -> Result<RunOutcome, RuntimeError> {
+    workers::quiet_worker_panics();
+    let faults = FaultPolicy {
+        watchdog: opts.watchdog.or(ts.platform.faults.watchdog),
+        ..ts.platform.faults
+    };
+    let sched =
+        Scheduler::new(SchedTask::from_taskset(ts), &ts.platform, policy).with_faults(faults);
+    dispatcher::Dispatcher::start(ts, sched, bodies, opts)?.run()
+}
