@@ -348,6 +348,34 @@ enum Command {
         #[arg(long, short, default_value = "plan.toml")]
         out: PathBuf,
     },
+    /// Does the simulator predict the real runs? At each load, for rtmdl and
+    /// every baseline, one real run and one simulation of the same config,
+    /// profile, policy and seed; a table per task (miss rate, p50 and p99
+    /// response, real next to simulated) and one summary line: the largest
+    /// miss-rate gap and the range of p99 ratios (real / simulated).
+    Fidelity {
+        config: PathBuf,
+        /// The profile the simulator uses (`rtmdl profile`); measured first
+        /// when not given.
+        #[arg(long)]
+        profile: Option<PathBuf>,
+        /// Loads: every release rate multiplied by each (periods ÷ load).
+        #[arg(long, value_delimiter = ',', default_value = "0.5,0.8,1.0,1.2")]
+        loads: Vec<f64>,
+        /// Length of each real run and simulation.
+        #[arg(long, default_value = "10s", value_parser = duration_arg)]
+        duration: u64,
+        #[command(flatten)]
+        real: RealArgs,
+        /// Ask for SCHED_FIFO, CPU affinity and mlockall.
+        #[arg(long)]
+        rt: bool,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Write the sweep as JSON to this path ("-" for stdout).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Measure every variant's sub-tasks on this machine.
     ///
     /// Runs each variant's chain in isolation (after warm-up) and the GPU
@@ -761,6 +789,62 @@ fn run(cli: Cli) -> Result<()> {
                 bail!("no plan meets every constraint");
             }
         }
+        Command::Fidelity {
+            config,
+            profile,
+            loads,
+            duration,
+            real,
+            rt,
+            seed,
+            json,
+        } => {
+            if loads.is_empty() || loads.iter().any(|l| !(l.is_finite() && *l > 0.0)) {
+                bail!("--loads: every load must be a positive number, e.g. 0.5,0.8,1.0,1.2");
+            }
+            let mut cfg = load_config(&config, None, profile.as_deref())?;
+            let engine = engine(&real.engine)?;
+            if profile.is_none() {
+                eprintln!("no --profile: measuring one first (as `rtmdl profile` would)");
+                let prof = measure_profile(&cfg, engine.clone(), 50, None, real.threads)?;
+                prof.apply(&mut cfg.taskset)
+                    .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
+            }
+            let rows = BASELINES
+                .iter()
+                .map(|&(label, policy, variants)| rtmdl_runtime::fidelity::Row {
+                    label: label.to_string(),
+                    policy,
+                    variants,
+                })
+                .collect();
+            let opts = rtmdl_runtime::fidelity::FidelityOptions {
+                loads,
+                rows,
+                duration,
+                seed,
+                realtime: rt,
+                threads: real.threads,
+            };
+            let bar = progress_bar(
+                0,
+                "{spinner} real runs [{bar:30}] {pos}/{len} {msg} (ETA {eta})",
+            );
+            let f =
+                rtmdl_runtime::fidelity::fidelity(&cfg, engine, &opts, &mut |done, total, what| {
+                    bar.set_length(total);
+                    bar.set_position(done);
+                    bar.set_message(what.to_string());
+                });
+            bar.finish_and_clear();
+            let f = f?;
+            if json.as_deref() != Some(Path::new("-")) {
+                print!("{}", f.table());
+            }
+            if let Some(j) = json {
+                write_json(&j, &f)?;
+            }
+        }
         Command::Profile {
             config,
             runs,
@@ -771,22 +855,7 @@ fn run(cli: Cli) -> Result<()> {
         } => {
             let cfg = load_config(&config, None, None)?;
             let engine = engine(&engine_name)?;
-            let opts = rtmdl_runtime::profile::ProfileOptions {
-                runs: runs.max(1),
-                warmup: (runs / 10).clamp(1, 20),
-                lanes: lanes.unwrap_or(cfg.taskset.platform.gpu_lanes).max(1),
-                threads,
-                seed: 1,
-            };
-            let bar = progress_bar(0, "{spinner} profiling [{bar:30}] {pos}/{len} {msg}");
-            let prof =
-                rtmdl_runtime::profile::profile(&cfg, engine, &opts, &mut |done, total, what| {
-                    bar.set_length(total);
-                    bar.set_position(done);
-                    bar.set_message(what.to_string());
-                });
-            bar.finish_and_clear();
-            let prof = prof?;
+            let prof = measure_profile(&cfg, engine, runs, lanes, threads)?;
             for m in &prof.models {
                 for v in &m.variants {
                     let parts: Vec<String> = v
@@ -803,6 +872,34 @@ fn run(cli: Cli) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Measure a config's profile with a progress bar.
+fn measure_profile(
+    cfg: &rtmdl_config::Config,
+    engine: std::sync::Arc<dyn rtmdl_engine::Engine>,
+    runs: usize,
+    lanes: Option<usize>,
+    threads: usize,
+) -> Result<rtmdl_core::profile::Profile> {
+    let opts = rtmdl_runtime::profile::ProfileOptions {
+        runs: runs.max(1),
+        warmup: (runs / 10).clamp(1, 20),
+        lanes: lanes.unwrap_or(cfg.taskset.platform.gpu_lanes).max(1),
+        threads,
+        seed: 1,
+    };
+    let bar = progress_bar(
+        0,
+        "{spinner} profiling [{bar:30}] {pos}/{len} {msg} (ETA {eta})",
+    );
+    let prof = rtmdl_runtime::profile::profile(cfg, engine, &opts, &mut |done, total, what| {
+        bar.set_length(total);
+        bar.set_position(done);
+        bar.set_message(what.to_string());
+    });
+    bar.finish_and_clear();
+    Ok(prof?)
 }
 
 /// One line per policy: overall and worst-task miss rate, accuracy loss.

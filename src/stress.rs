@@ -327,11 +327,16 @@ fn summary(r: &StressReport, ts: &TaskSet) -> String {
             "NOT exact"
         }
     );
-    let top = r.report.tasks.iter().min_by_key(|t| t.priority);
-    if let Some(t) = top {
+    let top = r
+        .report
+        .tasks
+        .iter()
+        .filter_map(|t| t.priority.map(|p| (p, t)))
+        .min_by_key(|(p, _)| *p);
+    if let Some((p, t)) = top {
         s += &format!(
-            "highest-priority task {} (priority {}): {} missed, {} dropped of {}\n",
-            t.name, t.priority, t.missed, t.dropped, t.jobs
+            "highest-priority task {} (priority {p}): {} missed, {} dropped of {}\n",
+            t.name, t.missed, t.dropped, t.jobs
         );
     }
     s += &format!(

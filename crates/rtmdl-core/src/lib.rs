@@ -18,11 +18,11 @@ pub mod units;
 
 pub use fault::{FailReason, FaultMode, FaultPolicy, FaultSpec};
 pub use model::{
-    Assignment, ExecProfile, Model, Overrun, Platform, Resource, Stage, Task, TaskSet, Time,
-    Variant, VariantChoice,
+    Assignment, ExecProfile, Model, Overheads, Overrun, Platform, Resource, Stage, Task, TaskSet,
+    Time, Variant, VariantChoice,
 };
 pub use policy::{Dispatch, Policy, PolicyKind};
 pub use releases::Releases;
-pub use report::{RunReport, TaskReport};
+pub use report::{Predicted, RunReport, TaskReport};
 pub use sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};
 pub use sim::{Log, Observer, SimOptions, simulate, simulate_with};

@@ -21,9 +21,56 @@ pub struct Platform {
     pub storage_budget: Option<u64>,
     /// Watchdog and quarantine rules: the core fails hung sub-tasks.
     pub faults: crate::fault::FaultPolicy,
+    /// Physical cores the compute threads share: the CPU workers and, when
+    /// `lanes_on_cpu`, the GPU lanes. When more of them compute at once,
+    /// they share the cores equally. `None`: the CPU workers have a core
+    /// each (and share `cpu_workers` cores under one thread per task).
+    pub cores: Option<usize>,
+    /// The GPU lanes run a CPU engine (no GPU here): their inferences
+    /// compute on the same cores as the CPU workers, and `contention`
+    /// replaces `gpu_slowdown`.
+    pub lanes_on_cpu: bool,
+    /// `contention[n-1]`: measured slowdown of every computing sub-task
+    /// while n compute threads run at once, beyond sharing the cores
+    /// (caches, memory bandwidth); the last value holds beyond the end.
+    /// Empty: none.
+    pub contention: Vec<f64>,
+    /// The real runtime's own delays, which the simulator adds.
+    pub overheads: Overheads,
+}
+
+/// Delays of the real runtime around the work (thread wake-ups and
+/// hand-offs), measured by `rtmdl profile` or in a real run. Each is drawn
+/// per event; `None` is no delay.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Overheads {
+    /// A job's nominal release → the dispatcher releases it.
+    #[serde(default)]
+    pub release: Option<ExecProfile>,
+    /// The core decides a start → the worker begins ([CPU, GPU]): the slot
+    /// is taken and idle meanwhile.
+    #[serde(default)]
+    pub dispatch: [Option<ExecProfile>; 2],
+    /// The work ends → the core is told ([CPU, GPU]): the slot is still
+    /// taken meanwhile, and the next stage waits.
+    #[serde(default)]
+    pub back: [Option<ExecProfile>; 2],
 }
 
 impl Platform {
+    /// Contention factor while `n` compute threads run (1.0 when unknown).
+    pub fn contention(&self, n: usize) -> f64 {
+        if n == 0 {
+            return 1.0;
+        }
+        self.contention
+            .get(n - 1)
+            .or(self.contention.last())
+            .copied()
+            .unwrap_or(1.0)
+            .max(1.0)
+    }
+
     /// Slowdown factor while `busy` lanes run (1.0 when idle or unknown).
     pub fn slowdown(&self, busy: usize) -> f64 {
         if busy == 0 {
@@ -265,16 +312,31 @@ impl Model {
     }
 }
 
-/// What a task does when a job is released while its previous job is
-/// still pending.
+/// What a task does with a job that overruns: one released while its
+/// previous job is still pending, or one past its deadline.
+///
+/// Whatever the rule, a task's jobs run in order, as in the classical
+/// periodic task model: with split queues a job's sub-task waits until the
+/// task's previous job has finished that stage (so consecutive jobs may
+/// pipeline across stages but never overtake), and a job that holds a
+/// thread start to end (black box, one thread per task) waits for the
+/// previous job to end.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Overrun {
     /// Queue the new job; late jobs still finish (and count as missed).
     #[default]
     Continue,
-    /// Drop the new job; it counts as missed (and as dropped).
+    /// Drop the new job; it counts as missed (and as dropped). A late job
+    /// keeps running and keeps dropping the releases behind it.
     Skip,
+    /// A late result is worthless (perception): a job still unfinished at
+    /// its deadline is retired then (counted missed; a sub-task it is
+    /// running ends, nothing after it starts) and no longer holds up the
+    /// next release, so one overrun costs one miss. A job released while
+    /// the previous one is pending and still on time is dropped, as with
+    /// `skip`.
+    Firm,
 }
 
 /// A periodic deep-learning task.
@@ -422,6 +484,23 @@ impl TaskSet {
             })
             .sum();
         total / self.tasks.len() as f64
+    }
+
+    /// The same set with the release rates of the tasks in `which` (all
+    /// when `None`) multiplied by `factor`: periods, deadlines and offsets
+    /// divided by it.
+    pub fn scale_rates(&self, factor: f64, which: Option<&[usize]>) -> TaskSet {
+        let mut t = self.clone();
+        for (i, task) in t.tasks.iter_mut().enumerate() {
+            if which.is_some_and(|w| !w.contains(&i)) {
+                continue;
+            }
+            let s = |x: Time| ((x as f64 / factor).round() as Time).max(1);
+            task.period = s(task.period);
+            task.deadline = s(task.deadline);
+            task.offset = (task.offset as f64 / factor).round() as Time;
+        }
+        t
     }
 
     /// Least common multiple of the periods, capped at `cap`.

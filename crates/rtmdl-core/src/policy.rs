@@ -42,6 +42,11 @@ pub trait Policy: Send {
     /// Queue order: smaller keys are served first (ties: earlier release,
     /// then earlier enqueue).
     fn key(&self, job: &JobView) -> u64;
+    /// The fixed priority (1 = most urgent) this policy gives `task`, if
+    /// it orders by fixed priorities at all (EDF and FIFO do not).
+    fn priority(&self, _task: usize) -> Option<u32> {
+        None
+    }
 }
 
 /// RT-mDL: fixed priorities from the plan, split CPU/GPU queues, up to K
@@ -62,6 +67,9 @@ impl Policy for Rtmdl {
     }
     fn key(&self, job: &JobView) -> u64 {
         self.priority[job.task] as u64
+    }
+    fn priority(&self, task: usize) -> Option<u32> {
+        self.priority.get(task).copied()
     }
 }
 
@@ -127,6 +135,9 @@ impl Policy for BlackBoxFixed {
     }
     fn key(&self, job: &JobView) -> u64 {
         self.priority[job.task] as u64
+    }
+    fn priority(&self, task: usize) -> Option<u32> {
+        self.priority.get(task).copied()
     }
 }
 

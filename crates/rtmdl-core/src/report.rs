@@ -98,12 +98,61 @@ impl Samples {
     }
 }
 
+/// A measured distribution in a report: percentiles and coarse bins.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Distribution {
+    pub count: u64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub max_ms: f64,
+    /// (upper bound in ms, count) per power-of-two bin from 1 µs.
+    pub bins: Vec<(f64, u64)>,
+}
+
+impl Samples {
+    /// The samples as a report distribution.
+    pub fn distribution(&self) -> Distribution {
+        let p = self.percentiles();
+        let mut bins = Vec::new();
+        if !self.is_empty() {
+            for v in self.hist.iter_log(1_000, 2.0) {
+                let n = v.count_since_last_iteration();
+                if n > 0 {
+                    bins.push((v.value_iterated_to() as f64 / 1e6, n));
+                }
+            }
+        }
+        Distribution {
+            count: self.len(),
+            p50_ms: p.p50,
+            p99_ms: p.p99,
+            max_ms: p.max,
+            bins,
+        }
+    }
+}
+
+/// What only a real run measures about the runtime itself.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct RuntimeStats {
+    /// Nominal release → the dispatcher released the job.
+    pub release_lateness: Distribution,
+    /// The core decided a start → the CPU worker / GPU lane began.
+    pub dispatch_cpu: Distribution,
+    pub dispatch_gpu: Distribution,
+    /// The sub-task ended → the dispatcher told the core.
+    pub back_cpu: Distribution,
+    pub back_gpu: Distribution,
+}
+
 /// One task's line of a report.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TaskReport {
     pub name: String,
     pub variant: String,
-    pub priority: u32,
+    /// The fixed priority the policy ran the task at (1 = most urgent);
+    /// none for policies without fixed priorities (EDF, FIFO).
+    pub priority: Option<u32>,
     /// Jobs released.
     pub jobs: u64,
     /// Jobs completed on time.
@@ -119,6 +168,17 @@ pub struct TaskReport {
     /// ζ, the tolerated miss rate.
     pub max_miss_rate: f64,
     pub accuracy: f64,
+    pub response_ms: Percentiles,
+    /// For a real run: what the simulator predicted for the same config,
+    /// profile, policy and seed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<Predicted>,
+}
+
+/// A simulated prediction of one task, next to a measurement.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Predicted {
+    pub miss_rate: f64,
     pub response_ms: Percentiles,
 }
 
@@ -148,6 +208,9 @@ pub struct RunReport {
     /// Mean normalised accuracy loss over tasks.
     pub accuracy_loss: f64,
     pub utilisation: Utilisation,
+    /// A real run's measured hand-offs and release lateness.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runtime: Option<RuntimeStats>,
     /// Extra facts from the driver (engine, real-time priorities, ...).
     #[serde(default, skip_serializing_if = "serde_json_map_is_empty")]
     pub notes: std::collections::BTreeMap<String, String>,
@@ -189,6 +252,8 @@ pub struct RunInfo<'a> {
     pub duration: Time,
     pub seed: Option<u64>,
     pub utilisation: (f64, f64),
+    /// The priority the policy gave each task ([`crate::Policy::priority`]).
+    pub priorities: Vec<Option<u32>>,
 }
 
 impl RunReport {
@@ -210,7 +275,7 @@ impl RunReport {
                 TaskReport {
                     name: t.name.clone(),
                     variant: v.name.clone(),
-                    priority: assign[i].priority,
+                    priority: info.priorities.get(i).copied().flatten(),
                     jobs: c.released,
                     completed: c.completed,
                     missed: c.missed,
@@ -220,6 +285,7 @@ impl RunReport {
                     max_miss_rate: t.max_miss_rate,
                     accuracy: v.accuracy,
                     response_ms: recorder.responses[i].percentiles(),
+                    predicted: None,
                 }
             })
             .collect();
@@ -243,7 +309,18 @@ impl RunReport {
                 gpu: info.utilisation.1,
             },
             tasks,
+            runtime: None,
             notes: Default::default(),
+        }
+    }
+
+    /// Put `sim`'s figures beside this (real) run's, task by task.
+    pub fn set_predicted(&mut self, sim: &RunReport) {
+        for (t, p) in self.tasks.iter_mut().zip(&sim.tasks) {
+            t.predicted = Some(Predicted {
+                miss_rate: p.miss_rate,
+                response_ms: p.response_ms,
+            });
         }
     }
 
@@ -298,18 +375,23 @@ impl RunReport {
             "p99 ms",
             "max ms"
         );
+        let predicted = self.tasks.iter().any(|t| t.predicted.is_some());
+        if predicted {
+            s.pop();
+            s += "  pred miss %  pred p99 ms\n";
+        }
         for t in &self.tasks {
             let flag = if t.miss_rate > t.max_miss_rate {
                 " !"
             } else {
                 ""
             };
-            let _ = writeln!(
+            let _ = write!(
                 s,
-                "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>6}  {:>8.2}  {:>6.1}  {:>6.2}  {:>9.3}  {:>9.3}  {:>9.3}{flag}",
+                "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>6}  {:>8.2}  {:>6.1}  {:>6.2}  {:>9.3}  {:>9.3}  {:>9.3}",
                 t.name,
                 t.variant,
-                t.priority,
+                t.priority.map_or("-".to_string(), |p| p.to_string()),
                 t.jobs,
                 t.missed,
                 t.dropped,
@@ -321,6 +403,18 @@ impl RunReport {
                 t.response_ms.p99,
                 t.response_ms.max
             );
+            if let Some(p) = t.predicted {
+                let _ = write!(
+                    s,
+                    "  {:>11.2}  {:>11.3}",
+                    p.miss_rate * 100.0,
+                    p.response_ms.p99
+                );
+            }
+            let _ = writeln!(s, "{flag}");
+        }
+        if predicted {
+            s += "pred: simulated on the same config, profile, policy, length and seed\n";
         }
         let _ = writeln!(
             s,

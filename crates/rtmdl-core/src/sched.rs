@@ -28,7 +28,7 @@ use std::collections::{BinaryHeap, VecDeque};
 use serde::Serialize;
 
 use crate::fault::{FailReason, FaultPolicy};
-use crate::model::{Overrun, Platform, Resource, TaskSet, Time};
+use crate::model::{Assignment, Overrun, Platform, Resource, TaskSet, Time};
 use crate::policy::{Dispatch, JobView, Policy};
 
 /// What the core needs to know about a task.
@@ -39,17 +39,28 @@ pub struct SchedTask {
     /// Relative deadline.
     pub deadline: Time,
     pub overrun: Overrun,
+    /// A high estimate (the profile's 99th percentile) of each sub-task's
+    /// time alone, for packing admission: a GPU sub-task is not packed
+    /// beside a more urgent one that the packing would make miss.
+    pub estimate: Vec<Time>,
 }
 
 impl SchedTask {
-    /// The scheduling view of every task of a task set.
-    pub fn from_taskset(ts: &TaskSet) -> Vec<SchedTask> {
+    /// The scheduling view of every task of a task set, running the
+    /// assigned variants.
+    pub fn from_taskset(ts: &TaskSet, assign: &[Assignment]) -> Vec<SchedTask> {
         ts.tasks
             .iter()
-            .map(|t| SchedTask {
+            .zip(assign)
+            .map(|(t, a)| SchedTask {
                 chain: ts.models[t.model].stages.iter().map(|s| s.on).collect(),
                 deadline: t.deadline,
                 overrun: t.overrun,
+                estimate: ts.models[t.model].variants[a.variant]
+                    .times
+                    .iter()
+                    .map(|p| p.quantile(0.99))
+                    .collect(),
             })
             .collect()
     }
@@ -171,6 +182,17 @@ struct Job {
     running: Option<Slot>,
     /// When the running sub-task started.
     started: Time,
+    /// Firm overrun: retired at its deadline; no longer pending, only its
+    /// running sub-task (if any) is left to end.
+    retired: bool,
+    /// Waiting for the task's previous job to finish this stage (a task's
+    /// jobs run in order).
+    blocked: bool,
+    /// GPU work done on the running sub-task, at full speed (ns), for
+    /// packing admission.
+    gpu_done: f64,
+    /// The queue key the job was ordered with (lower = more urgent).
+    key: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -181,8 +203,9 @@ enum CpuSlot {
     Held(u32),
 }
 
-/// Queue entry: (key, release, enqueue order, job index); smallest first.
-type Entry = Reverse<(u64, Time, u64, u32)>;
+/// Queue entry: (key, release, enqueue order, job index, job uid);
+/// smallest first. Entries of jobs retired while queued are skipped.
+type Entry = Reverse<(u64, Time, u64, u32, u64)>;
 
 /// The scheduler core. See the module documentation.
 pub struct Scheduler {
@@ -198,7 +221,12 @@ pub struct Scheduler {
     cpu_queue: BinaryHeap<Entry>,
     gpu_queue: BinaryHeap<Entry>,
     /// Thread-per-task dispatch: jobs waiting for their task's thread.
-    waiting: Vec<VecDeque<u32>>,
+    waiting: Vec<VecDeque<(u32, u64)>>,
+    /// Per task, its live (unretired) jobs in release order.
+    in_order: Vec<VecDeque<u32>>,
+    platform: Platform,
+    /// When the GPU lanes' work was last integrated (packing admission).
+    gpu_clock: Time,
     cpu: Vec<CpuSlot>,
     gpu: Vec<Option<u32>>,
     deadlines: BinaryHeap<Reverse<(Time, u64, u32)>>,
@@ -252,6 +280,9 @@ impl Scheduler {
                     0
                 }
             ],
+            in_order: vec![VecDeque::new(); n],
+            platform: platform.clone(),
+            gpu_clock: 0,
             cpu: vec![CpuSlot::Free; cpu_slots],
             gpu: vec![None; lanes],
             deadlines: BinaryHeap::new(),
@@ -363,6 +394,13 @@ impl Scheduler {
         }
     }
 
+    /// Whether the most urgent waiting GPU sub-task is held back by packing
+    /// admission (a free lane stays idle so that a more urgent running
+    /// inference keeps its deadline).
+    pub fn packing_holds_back(&self) -> bool {
+        self.packing_timeout().is_some()
+    }
+
     /// Busy GPU lanes.
     pub fn gpu_running(&self) -> usize {
         self.gpu.iter().filter(|l| l.is_some()).count()
@@ -393,8 +431,9 @@ impl Scheduler {
     }
 
     /// When the driver must call [`advance`](Self::advance) next, at the
-    /// latest: one nanosecond after the earliest pending deadline, or when
-    /// the watchdog of a running sub-task expires.
+    /// latest: one nanosecond after the earliest pending deadline, when the
+    /// watchdog of a running sub-task expires, or when packing admission may
+    /// let a held-back inference start.
     pub fn next_timeout(&mut self) -> Option<Time> {
         let mut next = None;
         while let Some(&Reverse((deadline, uid, idx))) = self.deadlines.peek() {
@@ -407,11 +446,15 @@ impl Scheduler {
         }
         while let Some(&Reverse((due, uid, idx, stage))) = self.watch.peek() {
             if self.watched(uid, idx, stage) {
-                return Some(next.map_or(due, |n: Time| n.min(due)));
+                next = Some(next.map_or(due, |n: Time| n.min(due)));
+                break;
             }
             self.watch.pop();
         }
-        next
+        match self.packing_timeout() {
+            Some(t) => Some(next.map_or(t, |n| n.min(t))),
+            None => next,
+        }
     }
 
     /// Whether a watchdog entry still refers to a running sub-task.
@@ -436,7 +479,13 @@ impl Scheduler {
             });
             return;
         }
-        if self.tasks[task].overrun == Overrun::Skip && self.pending[task] > 0 {
+        let overrun = self.tasks[task].overrun;
+        if overrun == Overrun::Firm {
+            // A job still pending at its deadline can no longer be on time
+            // (completions at this instant are already in): it gives way.
+            self.retire_late(task, now);
+        }
+        if overrun != Overrun::Continue && self.pending[task] > 0 {
             self.counters[task].dropped += 1;
             self.out.push_back(Decision::Drop { task, seq, at: now });
             return;
@@ -456,6 +505,10 @@ impl Scheduler {
             holder: None,
             running: None,
             started: now,
+            retired: false,
+            blocked: false,
+            gpu_done: 0.0,
+            key: 0,
         };
         let idx = match self.free_jobs.pop() {
             Some(i) => {
@@ -468,17 +521,37 @@ impl Scheduler {
             }
         };
         self.pending[task] += 1;
+        self.in_order[task].push_back(idx);
         self.deadlines.push(Reverse((deadline, uid, idx)));
         self.enqueue(idx);
         self.dirty = true;
     }
 
-    /// The running sub-task of `job` finished at `now`. Unknown or stale
-    /// ids are ignored (and reported as `false`).
+    /// Firm overrun: retire the pending jobs of `task` whose deadline is at
+    /// or before `now`.
+    fn retire_late(&mut self, task: usize, now: Time) {
+        while let Some(&idx) = self.in_order[task].front() {
+            if self.jobs[idx as usize].deadline > now {
+                break;
+            }
+            self.flag_missed(idx, now);
+            self.retire_firm(idx);
+        }
+    }
+
+    /// The running sub-task of `job` finished at `now` (as told; the core's
+    /// clock never goes back, so a report that arrives late counts at the
+    /// core's time). Unknown or stale ids are ignored (and reported as
+    /// `false`).
     pub fn finished(&mut self, job: JobId, now: Time) -> bool {
         let Some(idx) = self.stop_running(job, now) else {
             return false;
         };
+        let now = self.now;
+        if self.jobs[idx as usize].retired {
+            self.forget_retired(idx);
+            return true;
+        }
         let j = &mut self.jobs[idx as usize];
         j.stage += 1;
         let task = j.task as usize;
@@ -486,6 +559,7 @@ impl Scheduler {
             self.complete(idx, now);
         } else {
             self.enqueue(idx);
+            self.unblock_next(idx);
         }
         self.dirty = true;
         true
@@ -498,7 +572,11 @@ impl Scheduler {
         let Some(idx) = self.stop_running(job, now) else {
             return false;
         };
-        self.fail(idx, now, reason);
+        if self.jobs[idx as usize].retired {
+            self.forget_retired(idx);
+        } else {
+            self.fail(idx, self.now, reason);
+        }
         true
     }
 
@@ -551,18 +629,57 @@ impl Scheduler {
 
     /// A job has ended: forget it.
     fn retire(&mut self, idx: u32) {
-        let j = &mut self.jobs[idx as usize];
-        j.live = false;
-        self.pending[j.task as usize] -= 1;
-        self.free_jobs.push(idx);
+        if !self.jobs[idx as usize].retired {
+            self.retire_firm(idx);
+        }
+        self.forget_retired(idx);
     }
 
-    /// Time advanced to `now`: flag jobs whose deadline has passed, and
-    /// abort sub-tasks that ran past the watchdog.
+    /// The job no longer counts as pending nor blocks its task's next job;
+    /// a running sub-task of it may still be ending (firm overrun).
+    fn retire_firm(&mut self, idx: u32) {
+        let j = &mut self.jobs[idx as usize];
+        j.retired = true;
+        let task = j.task as usize;
+        self.pending[task] -= 1;
+        let at = self.in_order[task].iter().position(|&i| i == idx);
+        let next = at.and_then(|at| {
+            self.in_order[task].remove(at);
+            self.in_order[task].get(at).copied()
+        });
+        if let Some(next) = next {
+            self.try_unblock(next);
+        }
+        if self.jobs[idx as usize].running.is_none() {
+            self.forget_retired(idx);
+        }
+    }
+
+    /// Forget a retired job whose last sub-task has ended; free the worker
+    /// it held.
+    fn forget_retired(&mut self, idx: u32) {
+        let j = &mut self.jobs[idx as usize];
+        if !j.live {
+            return;
+        }
+        if let Some(s) = j.holder.take() {
+            self.cpu[s] = CpuSlot::Free;
+        }
+        j.live = false;
+        self.free_jobs.push(idx);
+        self.dirty = true;
+    }
+
+    /// Time advanced to `now`: flag jobs whose deadline has passed (firm
+    /// tasks retire them), and abort sub-tasks that ran past the watchdog.
     pub fn advance(&mut self, now: Time) {
         self.tick(now);
         self.flag_misses(now);
         self.watchdog(now);
+        // Packing admission may have held an inference back until now.
+        if self.gpu_running() < self.gpu.len() && !self.gpu_queue.is_empty() {
+            self.dirty = true;
+        }
     }
 
     fn flag_misses(&mut self, now: Time) {
@@ -571,19 +688,32 @@ impl Scheduler {
                 break;
             }
             self.deadlines.pop();
-            let j = &mut self.jobs[idx as usize];
+            let j = &self.jobs[idx as usize];
             if j.live && j.uid == uid && !j.missed {
-                j.missed = true;
-                let task = j.task as usize;
-                self.counters[task].missed += 1;
-                self.out.push_back(Decision::Miss {
-                    task,
-                    seq: j.seq,
-                    deadline,
-                    at: now,
-                });
+                let firm = self.tasks[j.task as usize].overrun == Overrun::Firm;
+                self.flag_missed(idx, now);
+                if firm {
+                    self.retire_firm(idx);
+                }
             }
         }
+    }
+
+    /// Count job `idx` as missed, once.
+    fn flag_missed(&mut self, idx: u32, now: Time) {
+        let j = &mut self.jobs[idx as usize];
+        if j.missed {
+            return;
+        }
+        j.missed = true;
+        let task = j.task as usize;
+        self.counters[task].missed += 1;
+        self.out.push_back(Decision::Miss {
+            task,
+            seq: j.seq,
+            deadline: j.deadline,
+            at: now,
+        });
     }
 
     /// Abort every sub-task that has run for longer than the watchdog
@@ -612,7 +742,11 @@ impl Scheduler {
                 slot,
                 at: now,
             });
-            self.fail(idx, now, FailReason::Hung);
+            if self.jobs[idx as usize].retired {
+                self.forget_retired(idx);
+            } else {
+                self.fail(idx, now, FailReason::Hung);
+            }
             self.hangs[task] += 1;
             if self.hangs[task] == self.faults.max_hangs {
                 self.quarantined[task] = true;
@@ -626,24 +760,15 @@ impl Scheduler {
     pub fn abandon_all(&mut self, now: Time) -> u64 {
         self.tick(now);
         let mut n = 0;
-        for idx in 0..self.jobs.len() {
-            let j = &mut self.jobs[idx];
+        for idx in 0..self.jobs.len() as u32 {
+            let j = &self.jobs[idx as usize];
             if !j.live {
                 continue;
             }
             n += 1;
-            let task = j.task as usize;
-            if !j.missed {
-                j.missed = true;
-                self.counters[task].missed += 1;
-                self.out.push_back(Decision::Miss {
-                    task,
-                    seq: j.seq,
-                    deadline: j.deadline,
-                    at: now,
-                });
-            }
-            self.retire(idx as u32);
+            self.flag_missed(idx, now);
+            self.jobs[idx as usize].running = None;
+            self.retire(idx);
         }
         self.cpu_queue.clear();
         self.gpu_queue.clear();
@@ -666,32 +791,39 @@ impl Scheduler {
             self.cpu_busy += dt * self.cpu_running.min(self.cpu_cores) as u128;
             self.gpu_busy += dt * self.gpu_running().min(self.gpu_capacity) as u128;
         }
+        self.integrate_gpu(now);
         self.now = now;
     }
 
-    fn complete(&mut self, idx: u32, now: Time) {
-        let j = &mut self.jobs[idx as usize];
-        let task = j.task as usize;
-        if let Some(s) = j.holder.take() {
-            self.cpu[s] = CpuSlot::Free;
+    /// Account the GPU work done since the last event under the packing
+    /// slowdown, for packing admission.
+    fn integrate_gpu(&mut self, now: Time) {
+        let dt = now.saturating_sub(self.gpu_clock) as f64;
+        self.gpu_clock = now;
+        if dt == 0.0 {
+            return;
         }
-        let late = now > j.deadline;
-        if late && !j.missed {
-            j.missed = true;
-            self.counters[task].missed += 1;
-            self.out.push_back(Decision::Miss {
-                task,
-                seq: j.seq,
-                deadline: j.deadline,
-                at: now,
-            });
-        } else if !late {
+        let rate = 1.0 / self.platform.slowdown(self.gpu_running());
+        for l in 0..self.gpu.len() {
+            if let Some(idx) = self.gpu[l] {
+                self.jobs[idx as usize].gpu_done += dt * rate;
+            }
+        }
+    }
+
+    fn complete(&mut self, idx: u32, now: Time) {
+        let j = &self.jobs[idx as usize];
+        let (task, seq, release, deadline) = (j.task as usize, j.seq, j.release, j.deadline);
+        let late = now > deadline;
+        if late {
+            self.flag_missed(idx, now);
+        } else if !j.missed {
             self.counters[task].completed += 1;
         }
         self.out.push_back(Decision::Complete {
             task,
-            seq: j.seq,
-            release: j.release,
+            seq,
+            release,
             at: now,
             late,
         });
@@ -707,12 +839,54 @@ impl Scheduler {
             enqueued: self.now,
             resource,
         };
+        let key = self.policy.key(&view);
         self.order += 1;
-        Reverse((self.policy.key(&view), j.release, self.order, idx))
+        let (release, uid) = (j.release, j.uid);
+        self.jobs[idx as usize].key = key;
+        Reverse((key, release, self.order, idx, uid))
+    }
+
+    /// Whether job `idx` must wait for its task's previous job: a task's
+    /// jobs run in order, stage by stage (split queues) or whole (a job
+    /// that holds a thread start to end).
+    fn must_wait(&self, idx: u32) -> bool {
+        let j = &self.jobs[idx as usize];
+        let order = &self.in_order[j.task as usize];
+        let Some(at) = order.iter().position(|&i| i == idx) else {
+            return false;
+        };
+        let Some(&prev) = at.checked_sub(1).and_then(|p| order.get(p)) else {
+            return false;
+        };
+        self.mode != Dispatch::Split || self.jobs[prev as usize].stage <= j.stage
+    }
+
+    /// The job after `idx` in its task may have been waiting for it.
+    fn unblock_next(&mut self, idx: u32) {
+        let order = &self.in_order[self.jobs[idx as usize].task as usize];
+        let next = order
+            .iter()
+            .position(|&i| i == idx)
+            .and_then(|at| order.get(at + 1).copied());
+        if let Some(next) = next {
+            self.try_unblock(next);
+        }
+    }
+
+    fn try_unblock(&mut self, idx: u32) {
+        if self.jobs[idx as usize].blocked && !self.must_wait(idx) {
+            self.jobs[idx as usize].blocked = false;
+            self.enqueue(idx);
+            self.dirty = true;
+        }
     }
 
     /// Put job `idx` where its current stage waits.
     fn enqueue(&mut self, idx: u32) {
+        if self.jobs[idx as usize].holder.is_none() && self.must_wait(idx) {
+            self.jobs[idx as usize].blocked = true;
+            return;
+        }
         let j = &self.jobs[idx as usize];
         let res = self.tasks[j.task as usize].chain[j.stage as usize];
         match (self.mode, j.holder) {
@@ -724,7 +898,10 @@ impl Scheduler {
                 }
             }
             // Black box, no thread yet: wait for one.
-            (Dispatch::ThreadPerTask, None) => self.waiting[j.task as usize].push_back(idx),
+            (Dispatch::ThreadPerTask, None) => {
+                let uid = j.uid;
+                self.waiting[j.task as usize].push_back((idx, uid))
+            }
             (Dispatch::BlackBox, None) => {
                 let e = self.entry(idx, Resource::Cpu);
                 self.cpu_queue.push(e);
@@ -752,6 +929,7 @@ impl Scheduler {
         let j = &mut self.jobs[idx as usize];
         j.running = Some(slot);
         j.started = self.now;
+        j.gpu_done = 0.0;
         if let Some(limit) = self.faults.watchdog {
             let due = self.now.saturating_add(limit).saturating_add(1);
             self.watch.push(Reverse((due, j.uid, idx, j.stage)));
@@ -803,28 +981,102 @@ impl Scheduler {
         }
     }
 
+    /// Whether a queue entry still stands for a job waiting there.
+    fn current(&self, idx: u32, uid: u64) -> bool {
+        let j = &self.jobs[idx as usize];
+        j.live && j.uid == uid && !j.retired
+    }
+
     /// The next job for CPU slot `s`; queued jobs of a quarantined task
     /// fail on the way instead of running.
     fn next_for_cpu(&mut self, s: usize) -> Option<u32> {
         loop {
-            let idx = match self.mode {
+            let (idx, uid) = match self.mode {
                 Dispatch::ThreadPerTask => self.waiting[s].pop_front(),
-                _ => self.cpu_queue.pop().map(|Reverse(e)| e.3),
+                _ => self.cpu_queue.pop().map(|Reverse(e)| (e.3, e.4)),
             }?;
-            if !self.skip_quarantined(idx) {
+            if self.current(idx, uid) && !self.skip_quarantined(idx) {
                 return Some(idx);
             }
         }
     }
 
-    /// The next job for a free GPU lane (see [`Self::next_for_cpu`]).
+    /// The next job for a free GPU lane (see [`Self::next_for_cpu`]). A job
+    /// is not packed beside a more urgent running one that the packing
+    /// slowdown would make miss its deadline (it waits for a lane to free).
     fn next_for_gpu(&mut self) -> Option<u32> {
         loop {
-            let Reverse(e) = self.gpu_queue.pop()?;
+            let &Reverse(e) = self.gpu_queue.peek()?;
+            if !self.current(e.3, e.4) {
+                self.gpu_queue.pop();
+                continue;
+            }
+            if !self.packing_admits(e.0) {
+                return None;
+            }
+            self.gpu_queue.pop();
             if !self.skip_quarantined(e.3) {
                 return Some(e.3);
             }
         }
+    }
+
+    /// Whether one more GPU sub-task of queue key `key` may start now: every
+    /// more urgent running one that meets its deadline as it runs still
+    /// meets it at the slowdown of one more busy lane (on its estimate).
+    fn packing_admits(&self, key: u64) -> bool {
+        self.packing_wait(key).is_none()
+    }
+
+    /// When a GPU sub-task of queue key `key` that packing admission holds
+    /// back now may start (with nothing else changing: the more urgent
+    /// inferences progress until one more busy lane no longer makes them
+    /// miss); `None` if it may start now.
+    fn packing_wait(&self, key: u64) -> Option<Time> {
+        let busy = self.gpu_running();
+        if busy == 0 {
+            return None;
+        }
+        let (now_s, then_s) = (
+            self.platform.slowdown(busy),
+            self.platform.slowdown(busy + 1),
+        );
+        if then_s <= now_s {
+            return None;
+        }
+        let now = self.now as f64;
+        let mut wait: Option<f64> = None;
+        for &idx in self.gpu.iter().flatten() {
+            let j = &self.jobs[idx as usize];
+            if j.key >= key || j.retired {
+                continue;
+            }
+            let est = self.tasks[j.task as usize].estimate[j.stage as usize] as f64;
+            let left = (est - j.gpu_done).max(0.0);
+            let deadline = j.deadline as f64;
+            if now + left * then_s <= deadline || now + left * now_s > deadline {
+                continue;
+            }
+            // At t its end under one more lane is t + (left − (t − now)/now_s)·then_s,
+            // falling in t: admission from where it reaches the deadline.
+            let r = then_s / now_s;
+            let t = (now * r + left * then_s - deadline) / (r - 1.0);
+            wait = Some(wait.map_or(t, |w| w.max(t)));
+        }
+        wait.map(|t| (t.ceil() as Time).max(self.now + 1))
+    }
+
+    /// When packing admission may let the most urgent waiting inference
+    /// start, if it holds one back.
+    fn packing_timeout(&self) -> Option<Time> {
+        if self.gpu_running() >= self.gpu.len() {
+            return None;
+        }
+        let Reverse(e) = self.gpu_queue.peek()?;
+        if !self.current(e.3, e.4) {
+            return None;
+        }
+        self.packing_wait(e.0)
     }
 
     /// Fail job `idx` if its task is quarantined; whether it did.

@@ -4,13 +4,18 @@
 //!
 //! Execution times are drawn from each variant's profiles when a sub-task
 //! starts. While n GPU lanes are busy, every running GPU sub-task progresses
-//! at rate 1/`gpu_slowdown[n-1]`; when more CPU sub-tasks run than there are
-//! cores (one thread per task), they share the cores equally. Injected
+//! at rate 1/`gpu_slowdown[n-1]`; when more CPU sub-tasks compute than there
+//! are cores, they share the cores equally, and on a machine whose lanes run
+//! a CPU engine (`Platform::lanes_on_cpu`) workers and lanes share them
+//! together, slowed further by the measured `Platform::contention`. The
+//! runtime's measured hand-offs (`Platform::overheads`) delay releases,
+//! starts and the reports back, with the slot taken meanwhile. Injected
 //! faults ([`crate::FaultSpec`] on a stage) fail or hang the calls they hit,
 //! counted per worker as in a real run; the core's watchdog aborts hung
 //! sub-tasks and the aborted worker starts afresh.
 
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
@@ -65,27 +70,62 @@ struct Running {
     job: JobId,
     /// Work left, in nanoseconds at full speed.
     remaining: f64,
-    /// An injected hang: no progress before this time.
+    /// No progress before this time: the hand-off to the worker, an
+    /// injected hang; once `worked`, the report back to the core.
     asleep_until: Time,
+    /// The hand-off back to the core once the work is done.
+    tail: Time,
+    /// The work is done; the core is told at `asleep_until`.
+    worked: bool,
     /// An injected error or panic: the sub-task fails when its work is done.
     fails: Option<FailReason>,
 }
 
 impl Running {
-    /// When the work ends at `rate`, from `now`.
-    fn finish_at(&self, now: Time, rate: f64) -> Time {
-        now.max(self.asleep_until) + (self.remaining / rate).ceil().max(0.0) as Time
+    /// Whether it computes at `now` (and so shares the machine).
+    fn working(&self, now: Time) -> bool {
+        !self.worked && now >= self.asleep_until
+    }
+
+    /// When something next happens to it at `rate`, from `now`: it wakes,
+    /// its work ends, or the core is told.
+    fn next_event(&self, now: Time, rate: f64) -> Time {
+        if self.worked || now < self.asleep_until {
+            self.asleep_until
+        } else {
+            now + (self.remaining / rate).ceil().max(0.0) as Time
+        }
     }
 
     /// Progress from `from` to `to` at `rate`.
     fn progress(&mut self, from: Time, to: Time, rate: f64) {
-        let awake = to.saturating_sub(from.max(self.asleep_until));
-        self.remaining -= awake as f64 * rate;
+        if !self.worked {
+            let awake = to.saturating_sub(from.max(self.asleep_until));
+            self.remaining -= awake as f64 * rate;
+        }
+    }
+
+    /// At `now`, after progress: whether the core is to be told now (the
+    /// work is done, and the hand-off back if any).
+    fn report_due(&mut self, now: Time) -> bool {
+        if self.worked {
+            return now >= self.asleep_until;
+        }
+        if self.remaining > 1e-3 || now < self.asleep_until {
+            return false;
+        }
+        if self.tail == 0 {
+            return true;
+        }
+        self.worked = true;
+        self.asleep_until = now + self.tail;
+        false
     }
 }
 
 /// The simulated workers and lanes: what runs where, and how fast.
 struct Machine<'a> {
+    platform: &'a crate::model::Platform,
     profiles: Vec<&'a [ExecProfile]>,
     faults: Vec<Vec<Option<crate::fault::FaultSpec>>>,
     /// Calls and faults so far per (slot, task, stage): each worker counts
@@ -93,26 +133,46 @@ struct Machine<'a> {
     calls: HashMap<(Slot, usize, usize), (u64, u64)>,
     cpu: Vec<Option<Running>>,
     gpu: Vec<Option<Running>>,
-    ncpu: usize,
-    ngpu: usize,
-    cores: usize,
     rng: ChaCha8Rng,
 }
 
 impl Machine<'_> {
-    fn rates(&self, ts: &TaskSet) -> (f64, f64) {
-        let cpu = if self.ncpu > self.cores {
-            self.cores as f64 / self.ncpu as f64
-        } else {
-            1.0
+    /// The rates of CPU and GPU work at `now`, from what computes at once.
+    fn rates(&self, now: Time) -> (f64, f64) {
+        let count = |v: &[Option<Running>]| v.iter().flatten().filter(|r| r.working(now)).count();
+        let (ncpu, ngpu) = (count(&self.cpu), count(&self.gpu));
+        let p = self.platform;
+        let share = |n: usize, cores: usize| {
+            if n > cores {
+                cores as f64 / n as f64
+            } else {
+                1.0
+            }
         };
-        (cpu, 1.0 / ts.platform.slowdown(self.ngpu))
+        if p.lanes_on_cpu {
+            let n = ncpu + ngpu;
+            let r = share(n, p.cores.unwrap_or(usize::MAX)) / p.contention(n);
+            return (r, r);
+        }
+        let cores = p.cores.unwrap_or(p.cpu_workers.max(1));
+        (
+            share(ncpu, cores) / p.contention(ncpu),
+            1.0 / p.slowdown(ngpu),
+        )
     }
 
-    /// The earliest time a running sub-task ends.
-    fn next_finish(&self, now: Time, rates: (f64, f64)) -> Option<Time> {
-        let cpu = self.cpu.iter().flatten().map(|r| r.finish_at(now, rates.0));
-        let gpu = self.gpu.iter().flatten().map(|r| r.finish_at(now, rates.1));
+    /// The earliest time something happens to a running sub-task.
+    fn next_event(&self, now: Time, rates: (f64, f64)) -> Option<Time> {
+        let cpu = self
+            .cpu
+            .iter()
+            .flatten()
+            .map(|r| r.next_event(now, rates.0));
+        let gpu = self
+            .gpu
+            .iter()
+            .flatten()
+            .map(|r| r.next_event(now, rates.1));
         cpu.chain(gpu).min()
     }
 
@@ -127,18 +187,17 @@ impl Machine<'_> {
         observer: &mut dyn Observer,
     ) {
         type SlotOf = fn(usize) -> Slot;
-        let sides: [(_, _, _, SlotOf); 2] = [
-            (&mut self.cpu, rates.0, &mut self.ncpu, Slot::Cpu),
-            (&mut self.gpu, rates.1, &mut self.ngpu, Slot::Gpu),
+        let sides: [(_, _, SlotOf); 2] = [
+            (&mut self.cpu, rates.0, Slot::Cpu),
+            (&mut self.gpu, rates.1, Slot::Gpu),
         ];
-        for (slots, rate, busy, slot_of) in sides {
+        for (slots, rate, slot_of) in sides {
             for (i, slot) in slots.iter_mut().enumerate() {
                 let Some(r) = slot else { continue };
                 r.progress(from, to, rate);
-                if r.remaining <= 1e-3 && to >= r.asleep_until {
+                if r.report_due(to) {
                     let r = *r;
                     *slot = None;
-                    *busy -= 1;
                     observer.finished(to, r.job, slot_of(i));
                     match r.fails {
                         None => sched.finished(r.job, to),
@@ -147,6 +206,11 @@ impl Machine<'_> {
                 }
             }
         }
+    }
+
+    /// A delay drawn from an overhead profile (0 without one).
+    fn delay(&mut self, p: &Option<ExecProfile>) -> Time {
+        p.as_ref().map_or(0, |p| p.sample(&mut self.rng))
     }
 
     /// Carry out a decision of the core at `now`.
@@ -159,53 +223,54 @@ impl Machine<'_> {
                 slot,
                 ..
             } => {
+                let side = matches!(slot, Slot::Gpu(_)) as usize;
+                let overheads = &self.platform.overheads;
                 let work = self.profiles[task][stage].sample(&mut self.rng) as f64;
+                let (dispatch, back) = (
+                    overheads.dispatch[side].clone(),
+                    overheads.back[side].clone(),
+                );
                 let mut run = Running {
                     job,
                     remaining: work,
-                    asleep_until: 0,
+                    asleep_until: now + self.delay(&dispatch),
+                    tail: self.delay(&back),
+                    worked: false,
                     fails: None,
                 };
-                if let Some(f) = self.faults[task][stage] {
-                    let (calls, faulted) = self.calls.entry((slot, task, stage)).or_default();
-                    if f.hits(*calls, *faulted) {
-                        *faulted += 1;
-                        match f.mode {
-                            FaultMode::Error => {
-                                (run.fails, run.remaining) = (Some(FailReason::Error), 0.0)
-                            }
-                            FaultMode::Panic => {
-                                (run.fails, run.remaining) = (Some(FailReason::Panic), 0.0)
-                            }
-                            FaultMode::Hang => run.asleep_until = now.saturating_add(f.hang),
-                        }
-                    }
-                    *calls += 1;
-                }
+                self.inject(&mut run, slot, task, stage);
                 match slot {
-                    Slot::Cpu(s) => {
-                        self.cpu[s] = Some(run);
-                        self.ncpu += 1;
-                    }
-                    Slot::Gpu(l) => {
-                        self.gpu[l] = Some(run);
-                        self.ngpu += 1;
-                    }
+                    Slot::Cpu(s) => self.cpu[s] = Some(run),
+                    Slot::Gpu(l) => self.gpu[l] = Some(run),
                 }
             }
             // The hung sub-task is gone; its worker starts afresh.
             Decision::Abort { slot, .. } => {
-                let (side, busy) = match slot {
-                    Slot::Cpu(s) => (&mut self.cpu[s], &mut self.ncpu),
-                    Slot::Gpu(l) => (&mut self.gpu[l], &mut self.ngpu),
-                };
-                if side.take().is_some() {
-                    *busy -= 1;
+                match slot {
+                    Slot::Cpu(s) => self.cpu[s] = None,
+                    Slot::Gpu(l) => self.gpu[l] = None,
                 }
                 self.calls.retain(|(s, _, _), _| *s != slot);
             }
             _ => {}
         }
+    }
+
+    /// Apply the stage's injected fault to this call, if it hits.
+    fn inject(&mut self, run: &mut Running, slot: Slot, task: usize, stage: usize) {
+        let Some(f) = self.faults[task][stage] else {
+            return;
+        };
+        let (calls, faulted) = self.calls.entry((slot, task, stage)).or_default();
+        if f.hits(*calls, *faulted) {
+            *faulted += 1;
+            match f.mode {
+                FaultMode::Error => (run.fails, run.remaining) = (Some(FailReason::Error), 0.0),
+                FaultMode::Panic => (run.fails, run.remaining) = (Some(FailReason::Panic), 0.0),
+                FaultMode::Hang => run.asleep_until = run.asleep_until.saturating_add(f.hang),
+            }
+        }
+        *calls += 1;
     }
 }
 
@@ -217,8 +282,9 @@ pub fn simulate_with(
     opts: SimOptions,
     observer: &mut dyn Observer,
 ) -> SimOutcome {
-    let mut sched = Scheduler::new(SchedTask::from_taskset(ts), &ts.platform, policy);
+    let mut sched = Scheduler::new(SchedTask::from_taskset(ts, assign), &ts.platform, policy);
     let mut machine = Machine {
+        platform: &ts.platform,
         profiles: (0..ts.tasks.len())
             .map(|i| ts.model_of(i).variants[assign[i].variant].times.as_slice())
             .collect(),
@@ -228,19 +294,19 @@ pub fn simulate_with(
         calls: HashMap::new(),
         cpu: vec![None; sched.cpu_slots()],
         gpu: vec![None; sched.gpu_lanes()],
-        ncpu: 0,
-        ngpu: 0,
-        cores: ts.platform.cpu_workers.max(1),
         rng: ChaCha8Rng::seed_from_u64(opts.seed),
     };
     let mut recorder = Recorder::new(ts.tasks.len());
     let mut releases = Releases::new(ts, opts.duration);
+    // Releases the dispatcher has yet to issue: (when, nominal time, task).
+    let mut late: BinaryHeap<Reverse<(Time, Time, usize)>> = BinaryHeap::new();
     let mut now: Time = 0;
     loop {
-        let rates = machine.rates(ts);
+        let rates = machine.rates(now);
         let next = [
             releases.next_due(),
-            machine.next_finish(now, rates),
+            late.peek().map(|Reverse((t, _, _))| *t),
+            machine.next_event(now, rates),
             sched.next_timeout(),
         ]
         .into_iter()
@@ -252,6 +318,19 @@ pub fn simulate_with(
         machine.progress(now, next, rates, &mut sched, observer);
         now = next;
         while let Some((task, t)) = releases.pop_due(now) {
+            match &ts.platform.overheads.release {
+                None => sched.release(task, t),
+                Some(_) => {
+                    let delay = machine.delay(&ts.platform.overheads.release);
+                    late.push(Reverse((t + delay, t, task)));
+                }
+            }
+        }
+        while let Some(&Reverse((at, t, task))) = late.peek() {
+            if at > now {
+                break;
+            }
+            late.pop();
             sched.release(task, t);
         }
         sched.advance(now);
@@ -278,7 +357,9 @@ pub fn simulate(
     opts: SimOptions,
 ) -> RunReport {
     let assign = ts.assignments(choice);
-    let out = simulate_with(ts, &assign, policy.build(ts, &assign), opts, &mut ());
+    let built = policy.build(ts, &assign);
+    let priorities = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
+    let out = simulate_with(ts, &assign, built, opts, &mut ());
     RunReport::build(
         ts,
         &assign,
@@ -291,6 +372,7 @@ pub fn simulate(
             duration: opts.duration,
             seed: Some(opts.seed),
             utilisation: out.utilisation,
+            priorities,
         },
     )
 }

@@ -21,7 +21,7 @@ fn hang_every_call() -> FaultSpec {
 fn a_failed_sub_task_fails_its_job_and_frees_its_worker() {
     let ts = taskset(1, 1, vec![], &[("a", 10, &[(Resource::Cpu, 2)])]);
     let mut s = Scheduler::new(
-        SchedTask::from_taskset(&ts),
+        SchedTask::from_taskset(&ts, &ts.assignments(VariantChoice::Original)),
         &ts.platform,
         Box::new(policy::Rtmdl { priority: vec![1] }),
     );
@@ -150,7 +150,7 @@ fn fault() -> impl Strategy<Value = Option<FaultSpec>> {
                 skip,
                 every,
                 times,
-                hang: 50 * MS,
+                hang: 100 * MS,
             })
         ),
     ]
@@ -191,7 +191,9 @@ fn setup() -> impl Strategy<Value = (TaskSet, usize)> {
                 ts.models[i].stages[stage].fault = *f;
             }
             ts.platform.faults = FaultPolicy {
-                watchdog: Some(20 * MS),
+                // Above any healthy sub-task, even stretched 4× by FIFO threads
+                // sharing one core.
+                watchdog: Some(40 * MS),
                 max_hangs,
             };
             (ts, policy)

@@ -4,6 +4,8 @@
 
 pub mod bodies;
 pub mod executor;
+pub mod fidelity;
+pub mod inputs;
 pub mod profile;
 pub mod rt;
 pub mod trace;
@@ -40,7 +42,9 @@ pub struct RealRun {
 }
 
 /// Run a loaded config for real and build the report (same shape as the
-/// simulator's).
+/// simulator's), with the simulator's prediction for the same config (its
+/// times, or the profile applied to it), policy, length and seed beside
+/// every task.
 pub fn run_config(
     cfg: &Config,
     policy: PolicyKind,
@@ -55,7 +59,19 @@ pub fn run_config(
     let bodies =
         bodies::ConfigBodies::new(cfg.clone(), assign.clone(), engine.clone(), threads, seed)?;
     let emulated = bodies.emulated();
-    let outcome = run(ts, policy.build(ts, &assign), Arc::new(bodies), opts)?;
+    let bodies = camera(cfg, Arc::new(bodies))?;
+    let built = policy.build(ts, &assign);
+    let priorities = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
+    let outcome = run(ts, &assign, built, Arc::new(bodies), opts)?;
+    let predicted = rtmdl_core::simulate(
+        ts,
+        policy,
+        choice,
+        rtmdl_core::SimOptions {
+            duration: opts.duration,
+            seed,
+        },
+    );
     let mut report = RunReport::build(
         ts,
         &assign,
@@ -68,8 +84,10 @@ pub fn run_config(
             duration: opts.duration,
             seed: Some(seed),
             utilisation: outcome.utilisation,
+            priorities,
         },
     );
+    report.set_predicted(&predicted);
     report.notes.insert(
         "engine".into(),
         format!("{} {}", engine.name(), engine.version()),
@@ -156,6 +174,28 @@ pub fn run_config(
         );
         report.duration_s = t as f64 / 1e9;
     }
+    let h = &outcome.handoffs;
+    report.runtime = Some(rtmdl_core::report::RuntimeStats {
+        release_lateness: outcome.release_lateness.distribution(),
+        dispatch_cpu: h.dispatch[0].distribution(),
+        dispatch_gpu: h.dispatch[1].distribution(),
+        back_cpu: h.back[0].distribution(),
+        back_gpu: h.back[1].distribution(),
+    });
+    let ms = |s: &rtmdl_core::report::Samples| {
+        let p = s.percentiles();
+        format!("p50 {:.3} p99 {:.3}", p.p50, p.p99)
+    };
+    report.notes.insert(
+        "handoffs".into(),
+        format!(
+            "decision → start: cpu {}, gpu {} ms; end → dispatcher: cpu {}, gpu {} ms",
+            ms(&h.dispatch[0]),
+            ms(&h.dispatch[1]),
+            ms(&h.back[0]),
+            ms(&h.back[1])
+        ),
+    );
     let p = outcome.dispatch_latency.percentiles();
     report.notes.insert(
         "dispatch_latency".into(),
@@ -165,6 +205,17 @@ pub fn run_config(
         ),
     );
     Ok(RealRun { report, outcome })
+}
+
+/// The config's job inputs produced up front (see [`inputs`]).
+pub fn camera(cfg: &Config, bodies: Arc<dyn Bodies>) -> Result<inputs::Prefetched, RuntimeError> {
+    inputs::Prefetched::new(bodies, cfg.taskset.tasks.len(), inputs::RING).map_err(|(t, e)| {
+        RuntimeError::Body {
+            task: cfg.taskset.tasks[t].name.clone(),
+            stage: "source".into(),
+            reason: e,
+        }
+    })
 }
 
 /// Nanoseconds from a `std::time::Duration`.

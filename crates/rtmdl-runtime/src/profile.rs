@@ -52,16 +52,22 @@ pub fn profile(
             assign[task].variant = v;
             let bodies =
                 ConfigBodies::new(cfg.clone(), assign, engine.clone(), opts.threads, opts.seed)?;
+            // Inputs as a real run has them: ready, the first sub-task
+            // takes its copy (inside its time, as on a worker).
+            let bodies = crate::camera(cfg, Arc::new(bodies))?;
             let mut works: Vec<Box<dyn Work>> = (0..model.stages.len())
                 .map(|s| bodies.work(task, s))
                 .collect::<Result<_, _>>()?;
             let mut samples: Vec<Vec<Time>> = vec![Vec::new(); model.stages.len()];
             for run in 0..opts.runs + opts.warmup {
-                let mut data = bodies
-                    .input(task, run as u64)
-                    .map_err(|e| body_err(cfg, task, "source", e))?;
+                let mut data = Vec::new();
                 for (s, w) in works.iter_mut().enumerate() {
                     let t0 = Instant::now();
+                    if s == 0 {
+                        data = bodies
+                            .input(task, run as u64)
+                            .map_err(|e| body_err(cfg, task, "source", e))?;
+                    }
                     data = w
                         .run(data)
                         .map_err(|e| body_err(cfg, task, &model.stages[s].name, e))?;

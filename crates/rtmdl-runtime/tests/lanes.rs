@@ -104,7 +104,14 @@ fn lanes_admit_in_priority_order_up_to_k_like_the_simulator() {
         trace: true,
         ..Default::default()
     };
-    let out = run(&ts, PolicyKind::Rtmdl.build(&ts, &assign), bodies, &opts).unwrap();
+    let out = run(
+        &ts,
+        &assign,
+        PolicyKind::Rtmdl.build(&ts, &assign),
+        bodies,
+        &opts,
+    )
+    .unwrap();
     assert_eq!(
         peak.load(Ordering::SeqCst),
         2,

@@ -121,9 +121,12 @@ impl<'a> Dispatcher<'a> {
             let status = rt::configure_thread(Some(rt::DISPATCHER_PRIO), None);
             rt_log.thread("rtmdl-dispatcher", status);
         }
-        // Start shortly after now, so that the first releases are on time.
+        // Start shortly after now, so that the first releases are on time:
+        // wait for the epoch (before it the clock reads 0, and jobs released
+        // then would gain slack).
         let clock = Clock(Instant::now() + Duration::from_millis(20));
         let _ = crew.epoch.set(clock);
+        std::thread::sleep(clock.0.saturating_duration_since(Instant::now()));
         let n = ts.tasks.len();
         Ok(Dispatcher {
             crew,
@@ -411,14 +414,17 @@ impl<'a> Dispatcher<'a> {
             Ok(out) => {
                 // Keep the output for the job's next sub-task; the last
                 // one's output has no reader (kept, it leaked every job).
+                // The core is told at the dispatcher's time: that is when
+                // the result is known and the next stage can start (the
+                // simulator adds the same hand-off, measured).
                 let more = d.stage + 1 < self.sched.stages_of(d.task);
-                if self.sched.finished(d.job, d.end) && more {
+                if self.sched.finished(d.job, handled) && more {
                     self.data.insert(d.job, out);
                 }
             }
             Err((reason, message)) => {
                 self.data.remove(&d.job);
-                if self.sched.failed(d.job, d.end, reason) {
+                if self.sched.failed(d.job, handled, reason) {
                     self.rec.failures.push(Failure {
                         task: d.task,
                         seq: d.seq,

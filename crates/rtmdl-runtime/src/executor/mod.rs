@@ -18,7 +18,7 @@ mod workers;
 use std::sync::Arc;
 
 use rtmdl_core::fault::FaultPolicy;
-use rtmdl_core::{Policy, SchedTask, Scheduler, TaskSet, Time};
+use rtmdl_core::{Assignment, Policy, SchedTask, Scheduler, TaskSet, Time};
 
 use crate::{Data, RuntimeError};
 
@@ -74,9 +74,10 @@ impl Default for RunOptions {
     }
 }
 
-/// Run `ts` for real with the given variants/priorities and policy.
+/// Run `ts` for real with the assigned variants under `policy`.
 pub fn run(
     ts: &TaskSet,
+    assign: &[Assignment],
     policy: Box<dyn Policy>,
     bodies: Arc<dyn Bodies>,
     opts: &RunOptions,
@@ -86,7 +87,7 @@ pub fn run(
         watchdog: opts.watchdog.or(ts.platform.faults.watchdog),
         ..ts.platform.faults
     };
-    let sched =
-        Scheduler::new(SchedTask::from_taskset(ts), &ts.platform, policy).with_faults(faults);
+    let sched = Scheduler::new(SchedTask::from_taskset(ts, assign), &ts.platform, policy)
+        .with_faults(faults);
     dispatcher::Dispatcher::start(ts, sched, bodies, opts)?.run()
 }
