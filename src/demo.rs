@@ -646,6 +646,8 @@ fn profile_cached(
         lanes,
         threads,
         seed: 1,
+        calibrate: 3_000_000_000,
+        realtime: false,
     };
     let b = bar(0, "profiling");
     let prof = rtmdl_runtime::profile::profile(&cfg, engine, &opts, &mut |done, total, what| {

@@ -393,6 +393,13 @@ enum Command {
         engine: String,
         #[arg(long, default_value_t = 1)]
         threads: usize,
+        /// Length of the short real run that measures the runtime's
+        /// hand-offs and release lateness ("0s" to skip).
+        #[arg(long, default_value = "5s", value_parser = rtmdl_core::units::parse_duration)]
+        calibrate: u64,
+        /// Measure with real-time priorities (as the runs it is for).
+        #[arg(long)]
+        rt: bool,
         /// Where to write the profile (JSON).
         #[arg(long, short, default_value = "profile.json")]
         out: PathBuf,
@@ -722,50 +729,73 @@ fn run(cli: Cli) -> Result<()> {
                 .max()
                 .unwrap_or(4)
                 .max(4);
+            let held = &outcome.held_out;
             println!(
-                "{:<w$}  {:<10}  {:>4}  {:>8}  {:>6}  {:>7}",
-                "task", "variant", "prio", "pred. miss %", "ζ %", "acc %"
+                "{:<w$}  {:<10}  {:>4}  {:>17}  {:>13}  {:>6}  {:>7}",
+                "task", "variant", "prio", "pred. miss %", "search seeds", "ζ %", "acc %"
             );
             for (t, a) in outcome.assignments.iter().enumerate() {
                 let task = &ts.tasks[t];
                 let v = &ts.model_of(t).variants[a.variant];
                 println!(
-                    "{:<w$}  {:<10}  {:>4}  {:>12.2}  {:>6.1}  {:>7.2}",
+                    "{:<w$}  {:<10}  {:>4}  {:>9.2} ± {:>5.2}  {:>13.2}  {:>6.1}  {:>7.2}",
                     task.name,
                     v.name,
                     a.priority,
+                    held.dmr[t] * 100.0,
+                    held.ci[t] * 100.0,
                     outcome.eval.dmr[t] * 100.0,
                     task.max_miss_rate * 100.0,
                     v.accuracy * 100.0
                 );
             }
             println!(
+                "pred. miss %: simulated on {} fresh seeds × {:.1} s (± 95 % interval, batch means), not the {} search seed(s){}",
+                held.seeds,
+                held.horizon as f64 / 1e9,
+                seeds.max(1),
+                if outcome.rounds > 1 {
+                    format!(
+                        "; {} search rounds (ζ tightened where fresh seeds broke it)",
+                        outcome.rounds
+                    )
+                } else {
+                    String::new()
+                }
+            );
+            println!(
                 "accuracy loss {:.2} % (mean over tasks) · storage {}",
                 ts.accuracy_loss(&outcome.assignments) * 100.0,
                 rtmdl_core::units::fmt_size(outcome.eval.storage)
             );
-            // One line against the baselines, same proxy horizon and seed.
+            // One line against every baseline, on the same fresh seeds.
             let mut planned = ts.clone();
             for (t, a) in outcome.assignments.iter().enumerate() {
                 planned.tasks[t].variant = Some(a.variant);
                 planned.tasks[t].priority = Some(a.priority);
             }
-            let opts = SimOptions {
-                duration: horizon,
-                seed,
-            };
-            let line: Vec<String> = BASELINES[..4]
+            let line: Vec<String> = BASELINES
                 .iter()
                 .map(|&(label, p, v)| {
-                    let r = simulate(&planned, p, v, opts);
+                    let (mut missed, mut jobs, mut loss) = (0, 0, 0.0);
+                    for s in 0..held.seeds {
+                        let opts = SimOptions {
+                            duration: held.horizon,
+                            seed: rtmdl_plan::heldout::FRESH_SEED + s,
+                        };
+                        let r = simulate(&planned, p, v, opts);
+                        missed += r.tasks.iter().map(|t| t.missed + t.dropped).sum::<u64>();
+                        jobs += r.tasks.iter().map(|t| t.jobs).sum::<u64>();
+                        loss = r.accuracy_loss;
+                    }
                     format!(
                         "{label} miss {:.2} % loss {:.2} %",
-                        r.miss_rate * 100.0,
-                        r.accuracy_loss * 100.0
+                        missed as f64 * 100.0 / jobs.max(1) as f64,
+                        loss * 100.0
                     )
                 })
                 .collect();
-            println!("vs baselines: {}", line.join(" · "));
+            println!("vs baselines (fresh seeds): {}", line.join(" · "));
             if !outcome.feasible {
                 println!(
                     "no feasible plan: the closest plan is shown above and written to {}",
@@ -806,7 +836,15 @@ fn run(cli: Cli) -> Result<()> {
             let engine = engine(&real.engine)?;
             if profile.is_none() {
                 eprintln!("no --profile: measuring one first (as `rtmdl profile` would)");
-                let prof = measure_profile(&cfg, engine.clone(), 50, None, real.threads)?;
+                let prof = measure_profile(
+                    &cfg,
+                    engine.clone(),
+                    50,
+                    None,
+                    real.threads,
+                    5_000_000_000,
+                    rt,
+                )?;
                 prof.apply(&mut cfg.taskset)
                     .map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
             }
@@ -851,11 +889,13 @@ fn run(cli: Cli) -> Result<()> {
             lanes,
             engine: engine_name,
             threads,
+            calibrate,
+            rt,
             out,
         } => {
             let cfg = load_config(&config, None, None)?;
             let engine = engine(&engine_name)?;
-            let prof = measure_profile(&cfg, engine, runs, lanes, threads)?;
+            let prof = measure_profile(&cfg, engine, runs, lanes, threads, calibrate, rt)?;
             for m in &prof.models {
                 for v in &m.variants {
                     let parts: Vec<String> = v
@@ -867,6 +907,31 @@ fn run(cli: Cli) -> Result<()> {
                 }
             }
             println!("gpu slowdown by busy lanes: {:?}", prof.gpu_slowdown);
+            if let Some(m) = &prof.machine {
+                let p50 = |p: &Option<rtmdl_core::ExecProfile>| {
+                    p.as_ref().map_or("-".into(), |p| {
+                        format!("{:.3}", p.quantile(0.5) as f64 / 1e6)
+                    })
+                };
+                let o = &m.overheads;
+                println!(
+                    "machine: {} cores, lanes on the CPU: {}, contention {:?}; hand-offs p50 ms: release {}, start cpu {} gpu {}, back cpu {} gpu {}",
+                    m.cores,
+                    m.lanes_on_cpu,
+                    m.contention,
+                    p50(&o.release),
+                    p50(&o.dispatch[0]),
+                    p50(&o.dispatch[1]),
+                    p50(&o.back[0]),
+                    p50(&o.back[1])
+                );
+                if let Some(load) = m.calibration_load {
+                    println!(
+                        "calibration run at load {load:.1}: in-run / alone stage time (p50) per model and stage: {:?}",
+                        m.inflation
+                    );
+                }
+            }
             write_json(&out, &prof)?;
             println!("profile written to {}", out.display());
         }
@@ -881,6 +946,8 @@ fn measure_profile(
     runs: usize,
     lanes: Option<usize>,
     threads: usize,
+    calibrate: u64,
+    realtime: bool,
 ) -> Result<rtmdl_core::profile::Profile> {
     let opts = rtmdl_runtime::profile::ProfileOptions {
         runs: runs.max(1),
@@ -888,6 +955,8 @@ fn measure_profile(
         lanes: lanes.unwrap_or(cfg.taskset.platform.gpu_lanes).max(1),
         threads,
         seed: 1,
+        calibrate,
+        realtime,
     };
     let bar = progress_bar(
         0,

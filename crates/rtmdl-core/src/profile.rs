@@ -63,6 +63,29 @@ pub struct Profile {
     /// Measured slowdown with 1..K GPU lanes busy (`[1.0, ...]`).
     pub gpu_slowdown: Vec<f64>,
     pub models: Vec<ModelProfile>,
+    /// The machine as measured: physical cores, whether the lanes ran a
+    /// CPU engine, contention, and the runtime's hand-offs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub machine: Option<Machine>,
+}
+
+/// What a profile measured about the machine and the runtime, for the
+/// simulator's platform model (see [`crate::Platform`]).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    pub cores: usize,
+    pub lanes_on_cpu: bool,
+    #[serde(default)]
+    pub contention: Vec<f64>,
+    #[serde(default)]
+    pub overheads: crate::model::Overheads,
+    /// Per model, per stage: how much slower the stage ran in the
+    /// calibration run than alone (already applied to the samples above).
+    #[serde(default)]
+    pub inflation: Vec<Vec<f64>>,
+    /// The load (release-rate multiplier) of the calibration run.
+    #[serde(default)]
+    pub calibration_load: Option<f64>,
 }
 
 impl Profile {
@@ -111,6 +134,12 @@ impl Profile {
             }
             s.truncate(k);
             ts.platform.gpu_slowdown = s.iter().map(|f| f.max(1.0)).collect();
+        }
+        if let Some(m) = &self.machine {
+            ts.platform.cores = Some(m.cores.max(1));
+            ts.platform.lanes_on_cpu = m.lanes_on_cpu;
+            ts.platform.contention = m.contention.clone();
+            ts.platform.overheads = m.overheads.clone();
         }
         Ok(())
     }

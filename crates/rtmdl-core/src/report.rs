@@ -143,6 +143,17 @@ pub struct RuntimeStats {
     /// The sub-task ended → the dispatcher told the core.
     pub back_cpu: Distribution,
     pub back_gpu: Distribution,
+    /// Per task, per stage: the sub-task's time on its worker, in the run.
+    #[serde(default)]
+    pub stages: Vec<StageDistribution>,
+}
+
+/// How long one stage of one task took on its worker in a real run.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageDistribution {
+    pub task: String,
+    pub stage: String,
+    pub time: Distribution,
 }
 
 /// One task's line of a report.

@@ -8,6 +8,7 @@
 //! searches: NSGA-II ([`search::moea`]) for any size, and an exact search
 //! ([`search::exact`]) for small sets, used to check the first.
 
+pub mod heldout;
 pub mod problem;
 pub mod search;
 
@@ -30,8 +31,15 @@ pub enum Method {
 /// A finished plan.
 pub struct PlanOutcome {
     pub assignments: Vec<Assignment>,
+    /// The search's own evaluation (its seeds: optimistic).
     pub eval: Evaluation,
+    /// The plan on fresh seeds: the prediction to quote.
+    pub held_out: heldout::HeldOut,
+    /// Every constraint met, the miss rates judged on fresh seeds.
     pub feasible: bool,
+    /// Search rounds: a plan that breaks a ζ on fresh seeds is searched
+    /// again with that task's ζ tightened by the excess (at most 3 rounds).
+    pub rounds: usize,
     /// When infeasible: which constraints cannot be met, one per line.
     pub diagnosis: Vec<String>,
     pub front: Vec<Scored>,
@@ -39,33 +47,77 @@ pub struct PlanOutcome {
     pub simulations: u64,
 }
 
-/// Plan a task set.
+/// Plan a task set: search on the proxy's seeds, then judge the plan on
+/// fresh ones ([`heldout`]); where it breaks a ζ there, search again with
+/// that ζ tightened by the excess.
 pub fn plan(
     ts: &TaskSet,
     proxy: ProxyOptions,
     method: &Method,
     progress: &mut dyn FnMut(usize, usize),
 ) -> Result<PlanOutcome, TooLarge> {
-    let p = Problem::new(ts, proxy);
-    let r = match method {
-        Method::Moea(o) => search::moea(&p, o, progress),
-        Method::Exact { limit } => search::exact(&p, *limit, progress)?,
-    };
-    let feasible = r.best.eval.feasible();
-    let diagnosis = if feasible {
-        Vec::new()
-    } else {
-        diagnose(&p, &r.best)
-    };
-    Ok(PlanOutcome {
-        assignments: r.best.genome.assignments(),
-        eval: r.best.eval.clone(),
-        feasible,
-        diagnosis,
-        front: r.front,
-        evaluations: r.evaluations,
-        simulations: p.simulations.load(std::sync::atomic::Ordering::Relaxed),
-    })
+    let horizon = heldout::horizon(ts, proxy.horizon);
+    let mut target = ts.clone();
+    let mut simulations = 0;
+    let mut evaluations = 0;
+    for round in 1..=3 {
+        let p = Problem::new(&target, proxy.clone());
+        let r = match method {
+            Method::Moea(o) => search::moea(&p, o, progress),
+            Method::Exact { limit } => search::exact(&p, *limit, progress)?,
+        };
+        simulations += p.simulations.load(std::sync::atomic::Ordering::Relaxed);
+        evaluations += r.evaluations;
+        let assignments = r.best.genome.assignments();
+        let held_out = heldout::evaluate(ts, &assignments, horizon);
+        let in_sample = r.best.eval.feasible();
+        let fresh = held_out.feasible(ts);
+        if !in_sample || fresh || round == 3 {
+            let feasible = in_sample && fresh;
+            let diagnosis = if feasible {
+                Vec::new()
+            } else {
+                diagnose_held_out(&p, &r.best, &held_out, ts)
+            };
+            return Ok(PlanOutcome {
+                assignments,
+                eval: r.best.eval.clone(),
+                held_out,
+                feasible,
+                rounds: round,
+                diagnosis,
+                front: r.front,
+                evaluations,
+                simulations,
+            });
+        }
+        // Tighten each ζ the fresh seeds broke by what they broke it by.
+        for (t, task) in target.tasks.iter_mut().enumerate() {
+            let excess = held_out.dmr[t] - ts.tasks[t].max_miss_rate;
+            if excess > 0.0 {
+                task.max_miss_rate = (task.max_miss_rate - excess).max(0.0);
+            }
+        }
+    }
+    unreachable!("the last round returns")
+}
+
+/// [`diagnose`], with the miss rates judged on fresh seeds.
+fn diagnose_held_out(
+    p: &Problem,
+    closest: &Scored,
+    held_out: &heldout::HeldOut,
+    ts: &TaskSet,
+) -> Vec<String> {
+    let mut fresh = closest.clone();
+    fresh.eval.dmr = held_out.dmr.clone();
+    let mut out = diagnose(&Problem::new(ts, p.opts.clone()), &fresh);
+    if out.iter().all(|l| l.starts_with("no plan met")) && closest.eval.feasible() {
+        out = vec![
+            "the plan meets every ζ on the search's seeds but not on fresh ones, even after tightening: the set is at the edge of its capacity".into(),
+        ];
+    }
+    out
 }
 
 /// Name the constraints no plan can meet, or those the closest plan breaks.

@@ -181,6 +181,22 @@ pub fn run_config(
         dispatch_gpu: h.dispatch[1].distribution(),
         back_cpu: h.back[0].distribution(),
         back_gpu: h.back[1].distribution(),
+        stages: ts
+            .tasks
+            .iter()
+            .zip(&outcome.stage_times)
+            .flat_map(|(task, stages)| {
+                ts.models[task.model]
+                    .stages
+                    .iter()
+                    .zip(stages)
+                    .map(|(st, d)| rtmdl_core::report::StageDistribution {
+                        task: task.name.clone(),
+                        stage: st.name.clone(),
+                        time: d.distribution(),
+                    })
+            })
+            .collect(),
     });
     let ms = |s: &rtmdl_core::report::Samples| {
         let p = s.percentiles();

@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, unbounded};
+use flume::{Receiver, RecvTimeoutError, unbounded};
 use rtmdl_core::fault::FailReason;
 use rtmdl_core::report::{Recorder, Samples};
 use rtmdl_core::{Decision, JobId, Releases, Resource, Scheduler, Slot, TaskSet, Time};
@@ -99,6 +99,8 @@ impl<'a> Dispatcher<'a> {
             epoch: Arc::new(OnceLock::new()),
             reports: tx,
             realtime: opts.realtime,
+            cpu_slots: sched.cpu_slots(),
+            threads: sched.cpu_slots() + sched.gpu_lanes(),
         };
         let slots: Vec<Slot> = (0..sched.cpu_slots())
             .map(Slot::Cpu)

@@ -8,7 +8,7 @@ use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, bounded};
+use flume::{Receiver, Sender, bounded};
 use rtmdl_core::fault::FailReason;
 use rtmdl_core::{JobId, Slot, Time};
 
@@ -80,6 +80,9 @@ pub(super) struct Crew {
     pub epoch: Arc<OnceLock<Clock>>,
     pub reports: Sender<FromWorker>,
     pub realtime: bool,
+    /// CPU worker threads, and worker threads and lanes in all.
+    pub cpu_slots: usize,
+    pub threads: usize,
 }
 
 impl Crew {
@@ -91,10 +94,7 @@ impl Crew {
         let bodies = self.bodies.clone();
         let epoch = self.epoch.clone();
         let rt_prio = self.realtime.then_some(rt::WORKER_PRIO);
-        let pin = match slot {
-            Slot::Cpu(i) if self.realtime => Some(i),
-            _ => None,
-        };
+        let pin = self.realtime.then(|| self.core_of(slot)).flatten();
         let handle = std::thread::Builder::new()
             .name(slot_name(slot))
             .spawn(move || {
@@ -135,6 +135,25 @@ impl Crew {
         Ok(Worker {
             tx,
             handle: Some(handle),
+        })
+    }
+}
+
+impl Crew {
+    /// The core a real-time worker is pinned to: one each, CPU workers
+    /// first, then lanes. Only when every thread gets a core of its own:
+    /// two SCHED_FIFO threads of one priority pinned to one core do not
+    /// share it (a lane's inference kept a CPU worker waiting for
+    /// milliseconds with a free core next door), so otherwise none is
+    /// pinned and the kernel's real-time balancing places them.
+    fn core_of(&self, slot: Slot) -> Option<usize> {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if self.threads > cores {
+            return None;
+        }
+        Some(match slot {
+            Slot::Cpu(i) => i,
+            Slot::Gpu(l) => self.cpu_slots + l,
         })
     }
 }
