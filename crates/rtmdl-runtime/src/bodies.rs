@@ -438,7 +438,7 @@ impl Bodies for ConfigBodies {
                     .as_ref()
                     .ok_or_else(|| err("no parsed parameters for an inference stage".into()))?;
                 let (spec, feedback) = params.spec(self.cfg.resolve(&file), self.threads);
-                let mut session = self.engine.load(&spec).map_err(|e| err(e.to_string()))?;
+                let mut session = self.engine.session(&spec).map_err(|e| err(e.to_string()))?;
                 if !feedback.is_empty() {
                     session = Box::new(
                         RecurrentSession::new(session, &feedback, self.state(task, stage))
