@@ -5,11 +5,15 @@
 //!
 //! What runs is what the config describes, typed and checked at load
 //! ([`rtmdl_config::StageBody`]; the parameters of an inference stage are
-//! documented there).
+//! documented there). Each distinct model (file and spec) is loaded once,
+//! by the first body that needs it: the executor builds every body before
+//! the first release, so no model is loaded after it; every GPU lane, and
+//! every replacement of a hung worker, spawns its own session from the
+//! loaded model.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
@@ -17,13 +21,16 @@ use rand_chacha::ChaCha8Rng;
 use rtmdl_config::{Config, InferenceParams, StageBody};
 use rtmdl_core::{Assignment, ExecProfile};
 use rtmdl_engine::{
-    DType, Engine, Feedback, InputValue, ModelSpec, RecurrentSession, Session, SharedState,
-    TensorView,
+    DType, Engine, Feedback, InputValue, LoadedModel, ModelSpec, RecurrentModel, Session,
+    SharedState, TensorView,
 };
 use rtmdl_ops::{CpuStage, Source};
 
 use crate::executor::{Bodies, Work};
 use crate::{Data, RuntimeError};
+
+/// A model loaded once, or why it could not be (the same for every lane).
+type Loaded = Arc<OnceLock<Result<Arc<dyn LoadedModel>, String>>>;
 
 /// Bodies for every task of a config, with the chosen variants.
 pub struct ConfigBodies {
@@ -33,6 +40,8 @@ pub struct ConfigBodies {
     /// Intra-op threads per engine session.
     threads: usize,
     sources: Vec<Mutex<Option<Box<dyn Source>>>>,
+    /// Each distinct model spec, loaded by the first body that needs it.
+    models: Mutex<Vec<(ModelSpec, Loaded)>>,
     /// Recurrent state per (task, stage), shared by the lanes' sessions.
     states: Mutex<HashMap<(usize, usize), SharedState>>,
     seed: u64,
@@ -66,6 +75,7 @@ impl ConfigBodies {
             engine,
             threads: threads.max(1),
             sources,
+            models: Mutex::new(Vec::new()),
             states: Mutex::new(HashMap::new()),
             seed,
         })
@@ -75,6 +85,25 @@ impl ConfigBodies {
     fn state(&self, task: usize, stage: usize) -> SharedState {
         let mut states = self.states.lock().unwrap_or_else(|p| p.into_inner());
         states.entry((task, stage)).or_default().clone()
+    }
+
+    /// The model of `spec`, loaded on the first call; later calls (other
+    /// lanes, replacements) wait for that load and share it.
+    fn model(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, String> {
+        let cell = {
+            let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
+            match models.iter().find(|(s, _)| s == spec) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    let cell = Loaded::default();
+                    models.push((spec.clone(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        // Loads of different models run at once; one model loads once.
+        cell.get_or_init(|| self.engine.load(spec).map_err(|e| e.to_string()))
+            .clone()
     }
 
     /// Stages that run emulated busy work (no function or model named).
@@ -135,14 +164,14 @@ impl ConfigBodies {
         file: PathBuf,
     ) -> Result<Box<dyn Session>, String> {
         let (spec, feedback) = spec(params, file, self.threads);
-        let mut session = self.engine.session(&spec).map_err(|e| e.to_string())?;
+        let mut model = self.model(&spec)?;
         if !feedback.is_empty() {
-            session = Box::new(
-                RecurrentSession::new(session, &feedback, self.state(task, stage))
+            model = Arc::new(
+                RecurrentModel::new(model, &feedback, self.state(task, stage))
                     .map_err(|e| e.to_string())?,
             );
         }
-        if let Some(i) = session.inputs().iter().find(|i| i.dtype != DType::F32) {
+        if let Some(i) = model.inputs().iter().find(|i| i.dtype != DType::F32) {
             return Err(format!(
                 "model {}: input {:?} is {} but the job's tensors are f32; fix it with params.inputs.{} = VALUE",
                 spec.path.display(),
@@ -153,7 +182,7 @@ impl ConfigBodies {
         }
         let m = self.cfg.taskset.tasks[task].model;
         if let (Some(input), Some((producer, function, produced))) =
-            (session.inputs().first(), self.produced_shape(m, stage))
+            (model.inputs().first(), self.produced_shape(m, stage))
             && input.shape != produced
         {
             return Err(format!(
@@ -164,7 +193,7 @@ impl ConfigBodies {
                 produced
             ));
         }
-        Ok(session)
+        model.spawn().map_err(|e| e.to_string())
     }
 }
 
