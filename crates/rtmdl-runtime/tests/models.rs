@@ -155,7 +155,7 @@ fn bad_inference_params_name_the_field_or_the_input() {
     ];
     for (params, want) in early {
         let path = recurrent_config(dir.path(), params, 1);
-        let err = rtmdl_config::load(&path).err().expect(params).to_string();
+        let err = rtmdl_config::load(&path).expect_err(params).to_string();
         assert!(err.contains(want), "{params}: want {want:?} in: {err}");
         // The infer stage is on line 9 of the config.
         assert!(err.contains("rec.toml:9:"), "{err}");
