@@ -26,7 +26,7 @@ fn engine(kind: EngineKind) -> Option<Arc<dyn Engine>> {
 
 /// Mean seconds per inference over `n` runs after a warm-up.
 fn direct(engine: &dyn Engine, model: &Path, n: usize) -> f64 {
-    let mut s = engine.load(&ModelSpec::new(model)).expect("model");
+    let mut s = engine.session(&ModelSpec::new(model)).expect("model");
     let x = ndarray::ArrayD::<f32>::from_elem(s.input_shape().to_vec(), 0.5);
     for _ in 0..20 {
         s.run(&x).expect("run");
@@ -41,7 +41,7 @@ fn direct(engine: &dyn Engine, model: &Path, n: usize) -> f64 {
 /// Mean seconds per inference of a spec (every input filled with 0.5) over at least
 /// 10 runs and about `budget_s` seconds, after 5 warm-up runs.
 fn direct_spec(engine: &dyn Engine, spec: &ModelSpec, budget_s: f64) -> f64 {
-    let mut s = engine.load(spec).expect("model");
+    let mut s = engine.session(spec).expect("model");
     let inputs: Vec<Tensor> = s
         .inputs()
         .iter()
@@ -120,7 +120,7 @@ fn main() {
     let per = direct(tract.as_ref(), &model, 2000);
     let period_ns = (per * 0.9 * 1e9) as u64;
     let shape = tract
-        .load(&ModelSpec::new(&model))
+        .session(&ModelSpec::new(&model))
         .unwrap()
         .input_shape()
         .to_vec();

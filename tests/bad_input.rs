@@ -1,7 +1,7 @@
 //! Bad input never panics (issue #8): every command, fed a bad config,
 //! model, profile or plan, exits non-zero with one `error:` line on stderr
-//! that names the file (with line and field for a config problem) and what
-//! was expected.
+//! that names the file (with line, column and field for a config problem,
+//! stage parameters and sources included) and what was expected.
 //!
 //! One row per case. The config of a row is [`BASE`] with the row's edits
 //! applied, written to `cfg.toml` in a fresh temporary folder next to a copy
@@ -307,18 +307,25 @@ const CASES: &[Case] = &[
             "did you mean `gpu`?",
         ],
     },
+    // Stage bodies and sources are checked when the config loads, so every
+    // command reports them, at the line and column of the value at fault.
     Case {
         what: "unknown CPU function",
         args: RUN,
         edits: &[("function = \"softmax_top1\"", "function = \"softmax_top\"")],
         files: &[],
         expect: &[
-            "task `traffic_sign`",
-            "stage `post`",
-            "{cfg}: models.signs.stages[2].function",
+            "{cfg}:9:43: models.signs.stages[2].function",
             "unknown CPU function `softmax_top`",
             "did you mean `softmax_top1`?",
         ],
+    },
+    Case {
+        what: "unknown CPU function (simulate)",
+        args: SIMULATE,
+        edits: &[("function = \"softmax_top1\"", "function = \"softmax_top\"")],
+        files: &[],
+        expect: &["{cfg}:9:43:", "did you mean `softmax_top1`?"],
     },
     Case {
         what: "unknown parameter of a CPU function",
@@ -329,9 +336,19 @@ const CASES: &[Case] = &[
         )],
         files: &[],
         expect: &[
-            "stage `post`",
-            "{cfg}: models.signs.stages[2].params",
-            "treshold",
+            "{cfg}:9:81: models.signs.stages[2].params.treshold",
+            "`softmax_top1`: bad parameter `treshold`",
+        ],
+    },
+    Case {
+        what: "bad parameter value of a CPU function",
+        args: PLAN,
+        edits: &[("width = 32, height = 32", "width = 32, height = \"tall\"")],
+        files: &[],
+        expect: &[
+            "{cfg}:7:",
+            "models.signs.stages[0].params.height",
+            "`resize_normalize`: bad parameter `height`",
         ],
     },
     Case {
@@ -343,10 +360,38 @@ const CASES: &[Case] = &[
         )],
         files: &[],
         expect: &[
-            "stage `infer`",
-            "{cfg}: models.signs.stages[1].params.fault",
+            "{cfg}:8:",
+            "models.signs.stages[1].params.fault.mode",
             "\"error\", \"panic\" or \"hang\"",
             "explode",
+        ],
+    },
+    Case {
+        what: "unknown parameter of an inference",
+        args: SIMULATE,
+        edits: &[(
+            "{ name = \"infer\", on = \"gpu\" }",
+            "{ name = \"infer\", on = \"gpu\", params = { input_shapes = [1, 3, 32, 32] } }",
+        )],
+        files: &[],
+        expect: &[
+            "{cfg}:8:",
+            "models.signs.stages[1].params.input_shapes",
+            "did you mean `input_shape`?",
+        ],
+    },
+    Case {
+        what: "bad input value of an inference",
+        args: RUN,
+        edits: &[(
+            "{ name = \"infer\", on = \"gpu\" }",
+            "{ name = \"infer\", on = \"gpu\", params = { inputs = { sr = \"loud\" } } }",
+        )],
+        files: &[],
+        expect: &[
+            "{cfg}:8:",
+            "models.signs.stages[1].params.inputs.sr",
+            "a number, \"zeros\" or { fill = number, shape = [..] }",
         ],
     },
     Case {
@@ -355,9 +400,19 @@ const CASES: &[Case] = &[
         edits: &[("kind = \"synthetic_frames\"", "kind = \"synthetic_frame\"")],
         files: &[],
         expect: &[
-            "task `traffic_sign`",
-            "{cfg}: tasks[0].source",
+            "{cfg}:24:19: tasks[0].source.kind",
             "did you mean `synthetic_frames`?",
+        ],
+    },
+    Case {
+        what: "bad source parameter",
+        args: COMPARE,
+        edits: &[("width = 64, height = 48", "width = 0, height = 48")],
+        files: &[],
+        expect: &[
+            "{cfg}:24:",
+            "tasks[0].source.width",
+            "`synthetic_frames`: bad parameter `width`",
         ],
     },
     // ----------------------------------------------------------- shapes

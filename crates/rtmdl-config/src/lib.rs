@@ -3,16 +3,23 @@
 //! Every error names the file, the line and column, and the field, and says
 //! what was expected — both for malformed TOML (spans from `toml`) and for
 //! values that parse but make no sense (a deadline of zero, a variant that
-//! does not exist, ...).
+//! does not exist, a parameter a CPU function does not take, ...). What the
+//! real runtime runs for a stage ([`StageBody`]) and where a task's jobs come
+//! from (`rtmdl_ops::SourceSpec`) are typed and checked here too, so the
+//! runtime executes what the config describes and never reads TOML.
 
+mod body;
 mod raw;
 
 use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use body::Field;
+pub use body::{InferenceParams, InputInit, StageBody};
 use raw::{RawConfig, RawPlan};
 use rtmdl_core::{Model, Overrun, Platform, Stage, Task, TaskSet, Variant};
+use rtmdl_ops::SourceSpec;
 use toml::Spanned;
 
 /// A config or plan file that cannot be used.
@@ -32,34 +39,23 @@ pub struct ConfigError {
     pub message: String,
 }
 
-/// What the real runtime needs about a stage beyond the task model.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct StageRuntime {
-    /// Registered CPU function implementing the stage.
-    pub function: Option<String>,
-    pub params: toml::Table,
-}
-
 /// A loaded and validated config.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub path: PathBuf,
     pub taskset: TaskSet,
-    /// Per model (same order as `taskset.models`), per stage.
-    pub stages: Vec<Vec<StageRuntime>>,
-    /// Per task: the input source of its jobs, if given.
-    pub sources: Vec<Option<toml::Table>>,
+    /// Per model (same order as `taskset.models`), per stage: what the real
+    /// runtime runs.
+    pub bodies: Vec<Vec<StageBody>>,
+    /// Per task: the input source of its jobs, if given (a `path` in it is
+    /// resolved against the config's folder).
+    pub sources: Vec<Option<SourceSpec>>,
 }
 
 impl Config {
     /// Resolve a path written in the config relative to the config's folder.
     pub fn resolve(&self, p: &str) -> PathBuf {
-        let p = Path::new(p);
-        if p.is_absolute() {
-            p.to_path_buf()
-        } else {
-            self.path.parent().unwrap_or(Path::new(".")).join(p)
-        }
+        body::resolve(&self.path, p)
     }
 }
 
@@ -238,7 +234,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
     };
 
     let mut models = Vec::new();
-    let mut stages_rt = Vec::new();
+    let mut bodies = Vec::new();
     let mut model_index = BTreeMap::new();
     for (name, m) in raw.models {
         let m = m.into_inner();
@@ -253,7 +249,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
         let mut stages = Vec::new();
         let mut defaults = Vec::new();
         let mut rts = Vec::new();
-        for st in m.stages.into_inner() {
+        for (i, st) in m.stages.into_inner().into_iter().enumerate() {
             if stages.iter().any(|s: &Stage| s.name == *st.name.get_ref()) {
                 return Err(src.err(
                     st.name.span(),
@@ -261,12 +257,17 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
                     format!("stage `{}` appears twice", st.name.get_ref()),
                 ));
             }
-            stages.push(Stage::new(st.name.get_ref().clone(), st.on));
+            let at = Field::default()
+                .key("models")
+                .key(&name)
+                .key("stages")
+                .index(i);
+            let (body, fault) = body::stage_body(src, &at, st.on, st.function, st.params, path)?;
+            let mut stage = Stage::new(st.name.get_ref().clone(), st.on);
+            stage.fault = fault;
+            stages.push(stage);
             defaults.push(st.time.map(|p| p.0));
-            rts.push(StageRuntime {
-                function: st.function,
-                params: st.params.unwrap_or_default(),
-            });
+            rts.push(body);
         }
         let shared_parts: Vec<(String, u64)> =
             m.shared.iter().map(|(k, v)| (k.clone(), v.0)).collect();
@@ -360,7 +361,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
             shared_parts,
             variants,
         });
-        stages_rt.push(rts);
+        bodies.push(rts);
     }
 
     if raw.tasks.is_empty() {
@@ -477,7 +478,11 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
                 Some(v as u32)
             }
         };
-        sources.push(t.source);
+        let at = Field::default().key("tasks").index(i);
+        sources.push(match t.source {
+            Some(s) => Some(body::source(src, &at, s, path)?),
+            None => None,
+        });
         tasks.push(Task {
             name,
             model,
@@ -498,7 +503,7 @@ fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> 
             models,
             tasks,
         },
-        stages: stages_rt,
+        bodies,
         sources,
     })
 }

@@ -177,10 +177,11 @@ pub struct RawStage {
     pub time: Option<Profile>,
     /// Real runtime: the registered CPU function that implements the stage.
     #[serde(default)]
-    pub function: Option<String>,
-    /// Real runtime: the function's parameters.
+    pub function: Option<Spanned<String>>,
+    /// Real runtime: the function's or the inference's parameters (checked
+    /// in `body`).
     #[serde(default)]
-    pub params: Option<toml::Table>,
+    pub params: Option<Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -230,7 +231,7 @@ pub struct RawTask {
     pub overrun: Option<Overrun>,
     /// Real runtime: where the job's input comes from (`kind = ...`).
     #[serde(default)]
-    pub source: Option<toml::Table>,
+    pub source: Option<Spanned<toml::Table>>,
 }
 
 /// A plan file: per task, a variant and a priority.

@@ -461,9 +461,9 @@ fn session_inputs(s: &dyn Session, seed: u64) -> Vec<Tensor> {
 fn parity_case(engine: &CudaEngine, case: &ParityCase, tol_abs: f32, tol_rel: f32) -> Value {
     let mut out = json!({"model": case.name, "ok": false});
     let run = || -> Result<Value, EngineError> {
-        let mut cpu = TractEngine::new().load(&case.spec)?;
+        let mut cpu = TractEngine::new().session(&case.spec)?;
         let t0 = Instant::now();
-        let mut gpu = engine.load(&case.spec)?;
+        let mut gpu = engine.session(&case.spec)?;
         let gpu_load_s = t0.elapsed().as_secs_f64();
         let shape = cpu.input_shape().to_vec();
         let inputs = [
@@ -621,7 +621,7 @@ fn run_lanes(engine: &CudaEngine, spec: &ModelSpec, k: usize, seconds: f64) -> R
                     let t0 = Instant::now();
                     let loaded = {
                         let _g = load_lock.lock().unwrap_or_else(|e| e.into_inner());
-                        engine.load(spec)
+                        engine.session(spec)
                     };
                     let load_s = t0.elapsed().as_secs_f64();
                     barrier.wait();
@@ -749,7 +749,7 @@ fn periodic_phase(
     let hog_count = AtomicU64::new(0);
     let load = |engine: &CudaEngine| -> Result<Box<dyn Session>, String> {
         let _g = load_lock.lock().unwrap_or_else(|e| e.into_inner());
-        engine.load(spec).map_err(|e| e.to_string())
+        engine.session(spec).map_err(|e| e.to_string())
     };
     let result: Result<Value, String> = std::thread::scope(|s| {
         let hog_handles: Vec<_> = (0..hogs)

@@ -54,10 +54,14 @@
 //!   different streams and can overlap on the GPU. A session has no stream of its own
 //!   and a stream cannot be chosen or injected: `tract_cuda::with_cuda_stream` only
 //!   lends the current thread's stream. So a *GPU lane* here is a thread: give each lane
-//!   its own thread and load its sessions there (loading runs on the loading thread's
+//!   its own thread and spawn its sessions there (loading runs on the loading thread's
 //!   stream and then synchronises, and every run ends with its outputs copied to the
 //!   host, so a session may also be moved to another thread between runs).
-//! * **Weights**: uploaded once per [`Engine::load`], read-only, usable from any thread.
+//! * **Weights**: uploaded once per [`Engine::load`], read-only, usable from any thread:
+//!   the prepared plan (tract's `Runnable`) is shared by every session spawned from the
+//!   loaded model, and each [`LoadedModel::spawn`] only creates an execution state (and
+//!   warms it up on the calling thread's stream). The CPU ops left in the plan share the
+//!   plan's pool of intra-op threads (`threads > 1`) across those sessions.
 //!   tract-cuda disables cudarc's cross-stream event tracking (the caller owns
 //!   synchronisation); each run allocates its intermediate tensors from a per-run pool.
 //! * **Priorities: not exposed by tract-cuda.** Its streams are created with the default
@@ -75,13 +79,15 @@
 use std::ffi::{c_char, c_int};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use tract_onnx::prelude::*;
 
-use crate::model::{self, PreparedModel};
+use crate::model::{self, PreparedModel, Spare};
 use crate::tract_engine;
-use crate::{Engine, EngineError, InputInfo, ModelSpec, Session, TensorView};
+use crate::{
+    Engine, EngineError, EngineKind, InputInfo, LoadedModel, ModelSpec, Session, TensorView,
+};
 
 /// The tract-cuda version this crate is built against (pinned with `=` in Cargo.toml).
 pub const TRACT_CUDA_VERSION: &str = "0.23.9";
@@ -635,6 +641,10 @@ impl Engine for CudaEngine {
         ENGINE
     }
 
+    fn kind(&self) -> EngineKind {
+        EngineKind::Cuda
+    }
+
     fn version(&self) -> String {
         format!(
             "tract-cuda {TRACT_CUDA_VERSION} on {} (driver API {})",
@@ -645,53 +655,104 @@ impl Engine for CudaEngine {
 
     /// Prepares the model for the GPU on the calling thread's stream and warms it up
     /// (one run on zeros, also on this thread).
-    fn load(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError> {
+    fn load(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, EngineError> {
         let prepared = model::prepare(spec)?;
-        Ok(Box::new(CudaSession::new(self.runtime, prepared)?))
+        Ok(Arc::new(CudaModel::new(self.runtime, prepared)?))
     }
 }
 
-/// A model prepared by tract-cuda, with its execution state.
-struct CudaSession {
+/// A model prepared by tract-cuda: the plan (weights on the GPU) its sessions share.
+struct CudaModel {
     path: PathBuf,
-    state: Box<dyn State>,
-    /// The plan the state runs (kept alive with it).
-    _runnable: Box<dyn Runnable>,
+    runnable: Arc<dyn Runnable>,
     inputs: Vec<InputInfo>,
     output_names: Vec<String>,
     output_shapes: Vec<Vec<usize>>,
-    /// Set when a run panicked inside tract-cuda: the state may be inconsistent.
-    poisoned: Option<String>,
+    spare: Spare<CudaSession>,
 }
 
-impl CudaSession {
+impl CudaModel {
     fn new(runtime: &'static dyn Runtime, prepared: PreparedModel) -> Result<Self, EngineError> {
-        let runnable = prepare_runnable(runtime, &prepared)?;
+        let runnable: Arc<dyn Runnable> = Arc::from(prepare_runnable(runtime, &prepared)?);
         let PreparedModel {
             path,
             inputs,
             output_names,
             ..
         } = prepared;
-        let fail = |what: &str, reason: String| EngineError::Prepare {
-            engine: ENGINE,
-            path: path.clone(),
-            reason: format!("{what}: {reason}"),
-        };
-        let state =
-            guarded(|| runnable.spawn()).map_err(|e| fail("creating the execution state", e))?;
-        let mut session = CudaSession {
+        let mut model = CudaModel {
             path,
-            state,
-            _runnable: runnable,
+            runnable,
             inputs,
             output_names,
             output_shapes: vec![],
-            poisoned: None,
+            spare: Spare::empty(),
         };
-        session.output_shapes = model::warm_up(&mut session)?;
-        Ok(session)
+        let mut first = model.session()?;
+        model.output_shapes = model::warm_up(&mut first)?;
+        first.output_shapes.clone_from(&model.output_shapes);
+        model.spare = Spare::new(first);
+        Ok(model)
     }
+
+    /// A new execution state of the shared plan (not warmed up).
+    fn session(&self) -> Result<CudaSession, EngineError> {
+        let runnable = &self.runnable;
+        let state = guarded(|| runnable.spawn()).map_err(|e| EngineError::Prepare {
+            engine: ENGINE,
+            path: self.path.clone(),
+            reason: format!("creating the execution state: {e}"),
+        })?;
+        Ok(CudaSession {
+            path: self.path.clone(),
+            state,
+            _runnable: self.runnable.clone(),
+            inputs: self.inputs.clone(),
+            output_names: self.output_names.clone(),
+            output_shapes: self.output_shapes.clone(),
+            poisoned: None,
+        })
+    }
+}
+
+impl LoadedModel for CudaModel {
+    fn spawn(&self) -> Result<Box<dyn Session>, EngineError> {
+        if let Some(s) = self.spare.take() {
+            return Ok(Box::new(s));
+        }
+        let mut s = self.session()?;
+        model::warm_up(&mut s)?;
+        Ok(Box::new(s))
+    }
+
+    fn inputs(&self) -> &[InputInfo] {
+        &self.inputs
+    }
+
+    fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.output_shapes
+    }
+
+    fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One execution state of a [`CudaModel`]'s plan.
+struct CudaSession {
+    path: PathBuf,
+    state: Box<dyn State>,
+    /// The plan the state runs (kept alive with it).
+    _runnable: Arc<dyn Runnable>,
+    inputs: Vec<InputInfo>,
+    output_names: Vec<String>,
+    output_shapes: Vec<Vec<usize>>,
+    /// Set when a run panicked inside tract-cuda: the state may be inconsistent.
+    poisoned: Option<String>,
 }
 
 impl Session for CudaSession {

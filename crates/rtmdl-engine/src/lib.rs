@@ -1,7 +1,12 @@
 //! Inference engines for rtmdl behind one small trait.
 //!
-//! * [`Engine`] loads a model ([`ModelSpec`]) into a [`Session`]; all parsing,
-//!   shape fixing and optimisation happens at load, so [`Session::run`] only computes.
+//! * [`Engine::load`] loads a model ([`ModelSpec`]) once into a [`LoadedModel`]: all
+//!   parsing, shape fixing and optimisation happens there. The loaded model is immutable
+//!   and shared (`Send + Sync`, in an `Arc`); [`LoadedModel::spawn`] makes a [`Session`]
+//!   with its own execution state for one thread (one per GPU lane, say), so
+//!   [`Session::run`] only computes. This is tract's split of a plan
+//!   (`SimplePlan`/`Runnable`) from its per-thread state (`spawn()`).
+//!   [`Engine::session`] is load + spawn, for a single user.
 //! * Engines: [`TractEngine`] (pure Rust, always there), [`OrtEngine`]
 //!   (onnxruntime, loaded at run time; see [`ort_engine`] for where it is looked for) and,
 //!   with the cargo feature `cuda`, `CudaEngine` (tract-cuda on an NVIDIA GPU; the CUDA
@@ -28,13 +33,14 @@
 //! * An input fed from an output of the previous run (Silero VAD's `state` from
 //!   `stateN`) is handled by [`RecurrentSession`], a [`Session`] wrapping another one;
 //!   its state lives in a [`SharedState`] that several sessions (one per GPU lane) can
-//!   share.
+//!   share. [`RecurrentModel`] is the [`LoadedModel`] that spawns them.
 
 #![warn(missing_docs)]
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
 
 pub use ndarray;
 pub use ndarray::ArrayD;
@@ -55,7 +61,7 @@ pub mod tract_engine;
 pub use cuda_engine::CudaEngine;
 pub use error::EngineError;
 pub use ort_engine::OrtEngine;
-pub use recurrent::{Feedback, RecurrentSession, SharedState};
+pub use recurrent::{Feedback, RecurrentModel, RecurrentSession, SharedState};
 pub use tensor::{DType, InputInfo, InputValue, Tensor, TensorView};
 pub use tract_engine::TractEngine;
 
@@ -129,7 +135,24 @@ impl ModelSpec {
     }
 }
 
-/// A loaded model, ready to run. One session is used by one thread at a time.
+/// A model loaded once by [`Engine::load`], ready to spawn sessions: immutable, shared by
+/// the threads that run it.
+pub trait LoadedModel: Send + Sync {
+    /// A session with its own execution state, warmed up (one inference on zeros, on
+    /// the calling thread). The model's weights and plan are shared, not copied.
+    fn spawn(&self) -> Result<Box<dyn Session>, EngineError>;
+    /// The inputs its sessions take (see [`Session::inputs`]).
+    fn inputs(&self) -> &[InputInfo];
+    /// The output shapes (observed on the warm-up run done at load).
+    fn output_shapes(&self) -> &[Vec<usize>];
+    /// The output tensor names (the graph's outputs, or the output cut).
+    fn output_names(&self) -> &[String];
+    /// The model file (for messages).
+    fn path(&self) -> &Path;
+}
+
+/// A running instance of a [`LoadedModel`], with its own execution state. One session is
+/// used by one thread at a time.
 pub trait Session: Send {
     /// Runs one inference with one tensor per input, in [`Session::inputs`] order, each
     /// of exactly that input's type and shape; returns one tensor per output, in
@@ -143,7 +166,7 @@ pub trait Session: Send {
     /// The output tensor names (the graph's outputs, or the output cut).
     fn output_names(&self) -> &[String];
     /// The model file (for messages).
-    fn path(&self) -> &std::path::Path;
+    fn path(&self) -> &Path;
 
     /// Runs one inference of a model with a single `f32` input, which must have exactly
     /// [`Session::input_shape`]; returns one array per output, in
@@ -165,11 +188,20 @@ pub trait Session: Send {
 pub trait Engine: Send + Sync {
     /// Short name: "tract", "ort" or "cuda".
     fn name(&self) -> &'static str;
+    /// Which engine this is: [`EngineKind::Tract`], [`EngineKind::Ort`] or
+    /// [`EngineKind::Cuda`] (never `Auto`).
+    fn kind(&self) -> EngineKind;
     /// Engine and version, e.g. "tract 0.23.9", "onnxruntime 1.31.0" or
     /// "tract-cuda 0.23.9 on NVIDIA H100 80GB HBM3 (driver API 12.8)".
     fn version(&self) -> String;
-    /// Reads, validates, optimises and warms up a model (one inference on zeros).
-    fn load(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError>;
+    /// Reads, validates, optimises and warms up a model (one inference on zeros), once:
+    /// spawn a session per thread from the result.
+    fn load(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, EngineError>;
+    /// One session of a model: [`Engine::load`], then [`LoadedModel::spawn`] (the first
+    /// spawn reuses the session warmed up at load, so this costs what loading does).
+    fn session(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError> {
+        self.load(spec)?.spawn()
+    }
 }
 
 /// Which engine to use.

@@ -25,6 +25,8 @@ pub(crate) struct PreparedModel {
     pub modified: bool,
     /// Intra-op threads (at least 1).
     pub threads: usize,
+    /// The file as read (what onnxruntime gets when `proto` is unchanged).
+    pub bytes: Vec<u8>,
 }
 
 /// Reads, decodes and validates the model of `spec`.
@@ -121,6 +123,7 @@ pub(crate) fn prepare(spec: &ModelSpec) -> Result<PreparedModel, EngineError> {
         cut,
         modified,
         threads: spec.threads.max(1),
+        bytes,
     })
 }
 
@@ -490,4 +493,23 @@ pub(crate) fn warm_up(session: &mut dyn crate::Session) -> Result<Vec<Vec<usize>
         other => other,
     })?;
     Ok(outputs.iter().map(|o| o.shape().to_vec()).collect())
+}
+
+/// The session warmed up at load (it gave the output shapes), handed to the first
+/// spawn: so load + spawn costs one warm-up, as loading a session did.
+pub(crate) struct Spare<S>(std::sync::Mutex<Option<S>>);
+
+impl<S> Spare<S> {
+    pub(crate) fn new(session: S) -> Self {
+        Spare(std::sync::Mutex::new(Some(session)))
+    }
+
+    pub(crate) fn empty() -> Self {
+        Spare(std::sync::Mutex::new(None))
+    }
+
+    pub(crate) fn take(&self) -> Option<S> {
+        // Only ever holds a whole session: a panic elsewhere cannot corrupt it.
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).take()
+    }
 }

@@ -15,13 +15,16 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 
+use ort::session::builder::PrepackedWeights;
 use ort::session::{Session as OrtSession, SessionInputValue};
 use ort::value::TensorRef;
 use prost::Message;
 use tract_onnx::pb;
 
-use crate::model::{self, PreparedModel};
-use crate::{Engine, EngineError, InputInfo, ModelSpec, Session, Tensor, TensorView};
+use crate::model::{self, PreparedModel, Spare};
+use crate::{
+    Engine, EngineError, EngineKind, InputInfo, LoadedModel, ModelSpec, Session, Tensor, TensorView,
+};
 
 /// The onnxruntime release this crate is developed and tested against (also in the
 /// crate's `ORT_VERSION` file, which CI uses for `pip install onnxruntime==...`).
@@ -346,6 +349,16 @@ fn runtime(dylib: OrtDylib) -> Result<Arc<OrtRuntime>, EngineError> {
 ///
 /// Sessions are created with `threads` intra-op threads, one inter-op thread and
 /// intra-op spinning off (spinning workers would steal CPU from other real-time tasks).
+///
+/// # Loaded once, one onnxruntime session per lane
+///
+/// `ort` 2.0.0-rc.15's `Session::run` takes `&mut self` (since rc.10; pykeio/ort#402),
+/// so an onnxruntime session cannot be shared by lanes that run at once. A loaded model
+/// therefore keeps what can be shared: the model read, checked and (for constants and
+/// output cuts) rewritten once, as bytes every session is built from, and one
+/// `PrepackedWeights` container, so the sessions share their pre-packed weights instead
+/// of each holding a copy. Each spawn still builds (and optimises) an onnxruntime session
+/// from those bytes.
 #[derive(Clone)]
 pub struct OrtEngine {
     rt: Arc<OrtRuntime>,
@@ -397,26 +410,36 @@ impl Engine for OrtEngine {
         "ort"
     }
 
+    fn kind(&self) -> EngineKind {
+        EngineKind::Ort
+    }
+
     fn version(&self) -> String {
         format!("onnxruntime {}", self.rt.version)
     }
 
-    fn load(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError> {
+    fn load(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, EngineError> {
         let prepared = model::prepare(spec)?;
-        Ok(Box::new(OrtSessionImpl::new(&self.rt, prepared)?))
+        Ok(Arc::new(OrtModel::new(self.rt.clone(), prepared)?))
     }
 }
 
-struct OrtSessionImpl {
+/// A model read and checked once: the bytes its onnxruntime sessions are built from.
+struct OrtModel {
+    rt: Arc<OrtRuntime>,
     path: PathBuf,
-    session: OrtSession,
+    bytes: Vec<u8>,
+    threads: usize,
+    /// Pre-packed weights, shared by the sessions.
+    prepacked: PrepackedWeights,
     inputs: Vec<InputInfo>,
     output_names: Vec<String>,
     output_shapes: Vec<Vec<usize>>,
+    spare: Spare<OrtSessionImpl>,
 }
 
-impl OrtSessionImpl {
-    fn new(rt: &OrtRuntime, prepared: PreparedModel) -> Result<Self, EngineError> {
+impl OrtModel {
+    fn new(rt: Arc<OrtRuntime>, prepared: PreparedModel) -> Result<Self, EngineError> {
         let PreparedModel {
             path,
             mut proto,
@@ -425,30 +448,9 @@ impl OrtSessionImpl {
             cut,
             modified,
             threads,
+            bytes: file_bytes,
         } = prepared;
-        let fail = |what: &str, e: String| EngineError::Prepare {
-            engine: "ort",
-            path: path.clone(),
-            reason: format!("{what}: {e}"),
-        };
-        let mut builder = OrtSession::builder(&rt.env)
-            .map_err(|e| fail("creating the session builder", e.to_string()))?
-            .with_intra_threads(threads)
-            .map_err(|e| fail("setting intra-op threads", e.to_string()))?
-            .with_inter_threads(1)
-            .map_err(|e| fail("setting inter-op threads", e.to_string()))?
-            .with_intra_op_spinning(false)
-            .map_err(|e| fail("disabling spinning", e.to_string()))?;
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            // For models with external data loaded from memory (output cut below).
-            builder = builder
-                .with_config_entry(
-                    "session.model_external_initializers_file_folder_path",
-                    dir.to_string_lossy(),
-                )
-                .map_err(|e| fail("setting the model folder", e.to_string()))?;
-        }
-        let session = if cut || modified {
+        if cut || modified {
             // onnxruntime can only return graph outputs: make the cut tensors the outputs.
             if let Some(graph) = proto.graph.as_mut() {
                 graph.output = output_names
@@ -468,19 +470,75 @@ impl OrtSessionImpl {
                     })
                     .collect();
             }
-            // Constant inputs are initializers of the prepared graph (see `model`).
-            let bytes = proto.encode_to_vec();
-            builder
-                .commit_from_memory(&bytes)
-                .map_err(|e| fail("building the session", e.to_string()))?
+        }
+        // Constant inputs are initializers of the prepared graph (see `model`); an
+        // unchanged model is passed on as read (re-encoding would drop unknown fields).
+        let bytes = if cut || modified {
+            proto.encode_to_vec()
         } else {
-            builder
-                .commit_from_file(&path)
-                .map_err(|e| fail("building the session", e.to_string()))?
+            file_bytes
         };
+        // `PrepackedWeights::new` panics when onnxruntime cannot make the container.
+        let prepacked =
+            std::panic::catch_unwind(PrepackedWeights::new).map_err(|_| EngineError::Prepare {
+                engine: "ort",
+                path: path.clone(),
+                reason: "cannot create a pre-packed weights container".into(),
+            })?;
+        let mut model = OrtModel {
+            rt,
+            path,
+            bytes,
+            threads,
+            prepacked,
+            inputs,
+            output_names,
+            output_shapes: vec![],
+            spare: Spare::empty(),
+        };
+        let mut first = model.session()?;
+        model.output_shapes = model::warm_up(&mut first)?;
+        first.output_shapes.clone_from(&model.output_shapes);
+        model.spare = Spare::new(first);
+        Ok(model)
+    }
+
+    /// A new onnxruntime session of the model (not warmed up).
+    fn session(&self) -> Result<OrtSessionImpl, EngineError> {
+        let path = &self.path;
+        let fail = |what: &str, e: String| EngineError::Prepare {
+            engine: "ort",
+            path: path.clone(),
+            reason: format!("{what}: {e}"),
+        };
+        let mut builder = OrtSession::builder(&self.rt.env)
+            .map_err(|e| fail("creating the session builder", e.to_string()))?
+            .with_intra_threads(self.threads)
+            .map_err(|e| fail("setting intra-op threads", e.to_string()))?
+            .with_inter_threads(1)
+            .map_err(|e| fail("setting inter-op threads", e.to_string()))?
+            .with_intra_op_spinning(false)
+            .map_err(|e| fail("disabling spinning", e.to_string()))?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // For models with external data loaded from memory (output cut below).
+            builder = builder
+                .with_config_entry(
+                    "session.model_external_initializers_file_folder_path",
+                    dir.to_string_lossy(),
+                )
+                .map_err(|e| fail("setting the model folder", e.to_string()))?;
+        }
+        builder = builder
+            .with_prepacked_weights(&self.prepacked)
+            .map_err(|e| fail("sharing pre-packed weights", e.to_string()))?;
+        let session = builder
+            .commit_from_memory(&self.bytes)
+            .map_err(|e| fail("building the session", e.to_string()))?;
+        let inputs = &self.inputs;
+        let output_names = &self.output_names;
         let ort_inputs: Vec<&str> = session.inputs().iter().map(|i| i.name()).collect();
         if ort_inputs.len() != inputs.len()
-            || ort_inputs.iter().zip(&inputs).any(|(o, i)| *o != i.name)
+            || ort_inputs.iter().zip(inputs).any(|(o, i)| *o != i.name)
         {
             let expected: Vec<&str> = inputs.iter().map(|i| i.name.as_str()).collect();
             return Err(fail(
@@ -493,22 +551,56 @@ impl OrtSessionImpl {
             .iter()
             .map(|o| o.name().to_owned())
             .collect();
-        if ort_outputs != output_names {
+        if ort_outputs != *output_names {
             return Err(fail(
                 "checking outputs",
                 format!("onnxruntime sees outputs {ort_outputs:?}, expected {output_names:?}"),
             ));
         }
-        let mut s = OrtSessionImpl {
-            path,
+        Ok(OrtSessionImpl {
+            path: path.clone(),
             session,
-            inputs,
-            output_names,
-            output_shapes: vec![],
-        };
-        s.output_shapes = model::warm_up(&mut s)?;
-        Ok(s)
+            inputs: inputs.clone(),
+            output_names: output_names.clone(),
+            output_shapes: self.output_shapes.clone(),
+        })
     }
+}
+
+impl LoadedModel for OrtModel {
+    fn spawn(&self) -> Result<Box<dyn Session>, EngineError> {
+        if let Some(s) = self.spare.take() {
+            return Ok(Box::new(s));
+        }
+        let mut s = self.session()?;
+        model::warm_up(&mut s)?;
+        Ok(Box::new(s))
+    }
+
+    fn inputs(&self) -> &[InputInfo] {
+        &self.inputs
+    }
+
+    fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.output_shapes
+    }
+
+    fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One onnxruntime session of an [`OrtModel`].
+struct OrtSessionImpl {
+    path: PathBuf,
+    session: OrtSession,
+    inputs: Vec<InputInfo>,
+    output_names: Vec<String>,
+    output_shapes: Vec<Vec<usize>>,
 }
 
 /// An input in standard (contiguous) layout, as onnxruntime needs it.

@@ -7,7 +7,8 @@
 //!
 //! A [`SharedState`] can be shared by several sessions of the same model (one per GPU
 //! lane, say), so that consecutive runs see each other's state whichever session runs
-//! them. A run reads the state when it starts and stores its new state when it ends,
+//! them. [`RecurrentModel`] wraps a [`LoadedModel`] with its links and one state, and
+//! spawns such sessions. A run reads the state when it starts and stores its new state when it ends,
 //! holding the lock only for those two copies (never during inference): if two runs
 //! overlap, both start from the same state and the one that ends last wins.
 
@@ -15,7 +16,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use crate::model::{check_inputs, describe_inputs};
-use crate::{EngineError, InputInfo, InputValue, Session, Tensor, TensorView};
+use crate::{EngineError, InputInfo, InputValue, LoadedModel, Session, Tensor, TensorView};
 
 /// One recurrent link: `input` of the next run is `output` of this run.
 #[derive(Debug, Clone, PartialEq)]
@@ -105,41 +106,50 @@ impl std::fmt::Debug for RecurrentSession {
     }
 }
 
-impl RecurrentSession {
-    /// Wraps `inner`. Checks every link (names, types and shapes of output and input,
-    /// initial value) with one run on the initial state and zeros (which leaves `state`
-    /// untouched), so that a wrong link fails here and not on the first real run.
-    pub fn new(
-        inner: Box<dyn Session>,
+/// The links of a recurrent model, checked against the wrapped model's inputs and
+/// outputs: where each input comes from and which outputs are state or returned.
+#[derive(Clone)]
+struct Links {
+    sources: Vec<Source>,
+    inputs: Vec<InputInfo>,
+    updates: Vec<usize>,
+    returned: Vec<usize>,
+    output_names: Vec<String>,
+    output_shapes: Vec<Vec<usize>>,
+    initial: Vec<Tensor>,
+}
+
+impl Links {
+    /// Checks every link (names, shapes of output and input, initial value).
+    fn new(
+        path: &Path,
+        inner_inputs: &[InputInfo],
+        inner_outputs: &[String],
+        inner_shapes: &[Vec<usize>],
         feedback: &[Feedback],
-        state: SharedState,
     ) -> Result<Self, EngineError> {
-        let path = inner.path().to_path_buf();
         let invalid = |reason: String| EngineError::InvalidSpec {
-            path: path.clone(),
+            path: path.to_path_buf(),
             reason,
         };
-        let mut sources: Vec<Option<Source>> = vec![None; inner.inputs().len()];
+        let mut sources: Vec<Option<Source>> = vec![None; inner_inputs.len()];
         let mut updates = Vec::new();
         let mut initial = Vec::new();
         for (j, fb) in feedback.iter().enumerate() {
-            let i = inner
-                .inputs()
+            let i = inner_inputs
                 .iter()
                 .position(|x| x.name == fb.input)
                 .ok_or_else(|| EngineError::UnknownInput {
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     what: format!("feedback from output {:?}", fb.output),
                     name: fb.input.clone(),
-                    known: inner
-                        .inputs()
+                    known: inner_inputs
                         .iter()
                         .map(|x| x.name.as_str())
                         .collect::<Vec<_>>()
                         .join(", "),
                 })?;
-            let o = inner
-                .output_names()
+            let o = inner_outputs
                 .iter()
                 .position(|x| *x == fb.output)
                 .ok_or_else(|| {
@@ -147,7 +157,7 @@ impl RecurrentSession {
                         "feedback to input {:?} names output {:?}, but the model's outputs are: {}",
                         fb.input,
                         fb.output,
-                        inner.output_names().join(", ")
+                        inner_outputs.join(", ")
                     ))
                 })?;
             if sources[i].is_some() {
@@ -162,22 +172,22 @@ impl RecurrentSession {
                     fb.output
                 )));
             }
-            let info = &inner.inputs()[i];
-            let out_shape = &inner.output_shapes()[o];
+            let info = &inner_inputs[i];
+            let out_shape = &inner_shapes[o];
             if *out_shape != info.shape {
                 return Err(invalid(format!(
                     "feedback {:?} -> {:?}: the output has shape {out_shape:?}, the input {:?}",
                     fb.output, fb.input, info.shape
                 )));
             }
-            initial.push(initial_value(&path, info, &fb.initial)?);
+            initial.push(initial_value(path, info, &fb.initial)?);
             sources[i] = Some(Source::State(j));
             updates.push(o);
         }
         let mut inputs = Vec::new();
         let sources: Vec<Source> = sources
             .into_iter()
-            .zip(inner.inputs())
+            .zip(inner_inputs)
             .map(|(s, info)| {
                 s.unwrap_or_else(|| {
                     inputs.push(info.clone());
@@ -185,17 +195,57 @@ impl RecurrentSession {
                 })
             })
             .collect();
-        let returned: Vec<usize> = (0..inner.output_names().len())
+        let returned: Vec<usize> = (0..inner_outputs.len())
             .filter(|o| !updates.contains(o))
             .collect();
-        let output_names = returned
-            .iter()
-            .map(|&o| inner.output_names()[o].clone())
-            .collect();
-        let output_shapes = returned
-            .iter()
-            .map(|&o| inner.output_shapes()[o].clone())
-            .collect();
+        Ok(Links {
+            sources,
+            inputs,
+            output_names: returned.iter().map(|&o| inner_outputs[o].clone()).collect(),
+            output_shapes: returned.iter().map(|&o| inner_shapes[o].clone()).collect(),
+            updates,
+            returned,
+            initial,
+        })
+    }
+}
+
+impl RecurrentSession {
+    /// Wraps `inner`. Checks every link (names, types and shapes of output and input,
+    /// initial value) with one run on the initial state and zeros (which leaves `state`
+    /// untouched), so that a wrong link fails here and not on the first real run.
+    pub fn new(
+        inner: Box<dyn Session>,
+        feedback: &[Feedback],
+        state: SharedState,
+    ) -> Result<Self, EngineError> {
+        let links = Links::new(
+            inner.path(),
+            inner.inputs(),
+            inner.output_names(),
+            inner.output_shapes(),
+            feedback,
+        )?;
+        Self::with_links(inner, links, feedback, state)
+    }
+
+    /// Wraps `inner` with links already checked against its model; one checking run.
+    fn with_links(
+        inner: Box<dyn Session>,
+        links: Links,
+        feedback: &[Feedback],
+        state: SharedState,
+    ) -> Result<Self, EngineError> {
+        let path = inner.path().to_path_buf();
+        let Links {
+            sources,
+            inputs,
+            updates,
+            returned,
+            output_names,
+            output_shapes,
+            initial,
+        } = links;
         let mut session = RecurrentSession {
             inner,
             sources,
@@ -218,15 +268,18 @@ impl RecurrentSession {
         let new_state = session.step(&views, &state)?.1;
         for ((fb, old), new) in feedback.iter().zip(&state).zip(&new_state) {
             if old.dtype() != new.dtype() || old.shape() != new.shape() {
-                return Err(invalid(format!(
-                    "feedback {:?} -> {:?}: the output is {} {:?}, the input {} {:?}",
-                    fb.output,
-                    fb.input,
-                    new.dtype(),
-                    new.shape(),
-                    old.dtype(),
-                    old.shape()
-                )));
+                return Err(EngineError::InvalidSpec {
+                    path: path.clone(),
+                    reason: format!(
+                        "feedback {:?} -> {:?}: the output is {} {:?}, the input {} {:?}",
+                        fb.output,
+                        fb.input,
+                        new.dtype(),
+                        new.shape(),
+                        old.dtype(),
+                        old.shape()
+                    ),
+                });
             }
         }
         Ok(session)
@@ -355,6 +408,83 @@ impl Session for RecurrentSession {
 
     fn output_names(&self) -> &[String] {
         &self.output_names
+    }
+
+    fn path(&self) -> &Path {
+        self.inner.path()
+    }
+}
+
+/// A [`LoadedModel`] whose sessions are [`RecurrentSession`]s over one [`SharedState`]:
+/// the wrapped model is loaded once and shared; the links are checked once, here; every
+/// session spawned reads and writes the same state (one per task and stage, whichever
+/// lane runs it).
+pub struct RecurrentModel {
+    inner: Arc<dyn LoadedModel>,
+    feedback: Vec<Feedback>,
+    links: Links,
+    state: SharedState,
+}
+
+impl std::fmt::Debug for RecurrentModel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecurrentModel")
+            .field("path", &self.inner.path())
+            .field("inputs", &self.links.inputs)
+            .field("outputs", &self.links.output_names)
+            .finish()
+    }
+}
+
+impl RecurrentModel {
+    /// Wraps `inner`, checking every link against its inputs and outputs (the types are
+    /// checked by each spawned session's first run).
+    pub fn new(
+        inner: Arc<dyn LoadedModel>,
+        feedback: &[Feedback],
+        state: SharedState,
+    ) -> Result<Self, EngineError> {
+        let links = Links::new(
+            inner.path(),
+            inner.inputs(),
+            inner.output_names(),
+            inner.output_shapes(),
+            feedback,
+        )?;
+        Ok(RecurrentModel {
+            inner,
+            feedback: feedback.to_vec(),
+            links,
+            state,
+        })
+    }
+
+    /// The state its sessions read and write.
+    pub fn state(&self) -> &SharedState {
+        &self.state
+    }
+}
+
+impl LoadedModel for RecurrentModel {
+    fn spawn(&self) -> Result<Box<dyn Session>, EngineError> {
+        Ok(Box::new(RecurrentSession::with_links(
+            self.inner.spawn()?,
+            self.links.clone(),
+            &self.feedback,
+            self.state.clone(),
+        )?))
+    }
+
+    fn inputs(&self) -> &[InputInfo] {
+        &self.links.inputs
+    }
+
+    fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.links.output_shapes
+    }
+
+    fn output_names(&self) -> &[String] {
+        &self.links.output_names
     }
 
     fn path(&self) -> &Path {

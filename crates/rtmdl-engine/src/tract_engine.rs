@@ -1,19 +1,24 @@
 //! The tract engine: pure Rust, always available.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use tract_onnx::prelude::*;
 
-use crate::model::{self, PreparedModel};
-use crate::{DType, Engine, EngineError, InputInfo, ModelSpec, Session, TensorView};
+use crate::model::{self, PreparedModel, Spare};
+use crate::{
+    DType, Engine, EngineError, EngineKind, InputInfo, LoadedModel, ModelSpec, Session, TensorView,
+};
 
 /// The tract version this crate is built against (pinned with `=` in Cargo.toml).
 pub const TRACT_VERSION: &str = "0.23.9";
 
 /// Runs ONNX models with [tract](https://github.com/sonos/tract).
 ///
-/// Models are decoded, typed, decluttered and optimised at [`Engine::load`]; the
-/// returned session keeps a ready execution state, so [`Session::run`] only computes.
+/// Models are decoded, typed, decluttered and optimised once, at [`Engine::load`]; the
+/// optimised graph and its plan are shared by the sessions spawned from it, each with
+/// its own execution state (tract's `SimplePlan::spawn`), so [`Session::run`] only
+/// computes.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TractEngine;
 
@@ -29,13 +34,17 @@ impl Engine for TractEngine {
         "tract"
     }
 
+    fn kind(&self) -> EngineKind {
+        EngineKind::Tract
+    }
+
     fn version(&self) -> String {
         format!("tract {TRACT_VERSION}")
     }
 
-    fn load(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError> {
+    fn load(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, EngineError> {
         let prepared = model::prepare(spec)?;
-        Ok(Box::new(TractSession::new(prepared)?))
+        Ok(Arc::new(TractModel::new(prepared)?))
     }
 }
 
@@ -150,16 +159,23 @@ pub(crate) fn executor(
         })
 }
 
-/// A loaded, optimised tract model with its execution state.
-struct TractSession {
+/// A loaded, optimised tract model: the graph, and the plan its sessions share.
+struct TractModel {
     path: PathBuf,
-    state: TypedSimpleState,
+    /// The optimised graph, shared by every plan.
+    graph: Arc<TypedModel>,
+    /// The plan of every session when a session computes on its calling thread alone
+    /// (one thread). With more threads each session gets its own plan over the same
+    /// graph, with its own pool of intra-op threads, as when each lane loaded the model.
+    plan: Arc<TypedSimplePlan>,
+    threads: usize,
     inputs: Vec<InputInfo>,
     output_names: Vec<String>,
     output_shapes: Vec<Vec<usize>>,
+    spare: Spare<TractSession>,
 }
 
-impl TractSession {
+impl TractModel {
     fn new(prepared: PreparedModel) -> Result<Self, EngineError> {
         let typed = decluttered(&prepared, "tract")?;
         let PreparedModel {
@@ -169,32 +185,115 @@ impl TractSession {
             threads,
             ..
         } = prepared;
-        let fail = |what: &str, e: TractError| EngineError::Prepare {
-            engine: "tract",
-            path: path.clone(),
-            reason: format!("{what}: {e:#}"),
-        };
-        let typed = typed.into_optimized().map_err(|e| fail("optimising", e))?;
-        let executor = executor(threads, &path, "tract")?;
-        let options = RunOptions {
-            executor,
-            ..RunOptions::default()
-        };
-        let plan = typed
-            .into_runnable_with_options(&options)
-            .map_err(|e| fail("building the execution plan", e))?;
-        let state = plan
-            .spawn()
-            .map_err(|e| fail("creating the execution state", e))?;
-        let mut session = TractSession {
+        let typed = typed
+            .into_optimized()
+            .map_err(|e| plan_err(&path, "optimising", e))?;
+        let graph = Arc::new(typed);
+        let plan = plan_for(&graph, threads, &path)?;
+        let mut first = TractSession::new(&plan, &path, &inputs, &output_names, vec![])?;
+        let output_shapes = model::warm_up(&mut first)?;
+        first.output_shapes.clone_from(&output_shapes);
+        Ok(TractModel {
             path,
-            state,
+            graph,
+            plan,
+            threads,
             inputs,
             output_names,
-            output_shapes: vec![],
+            output_shapes,
+            spare: Spare::new(first),
+        })
+    }
+}
+
+fn plan_err(path: &Path, what: &str, e: TractError) -> EngineError {
+    EngineError::Prepare {
+        engine: "tract",
+        path: path.to_path_buf(),
+        reason: format!("{what}: {e:#}"),
+    }
+}
+
+/// An execution plan over the shared graph (with a pool of `threads` intra-op threads
+/// when `threads > 1`).
+fn plan_for(
+    graph: &Arc<TypedModel>,
+    threads: usize,
+    path: &Path,
+) -> Result<Arc<TypedSimplePlan>, EngineError> {
+    let options = RunOptions {
+        executor: executor(threads, path, "tract")?,
+        ..RunOptions::default()
+    };
+    TypedSimplePlan::new_with_options(graph.clone(), &options)
+        .map_err(|e| plan_err(path, "building the execution plan", e))
+}
+
+impl LoadedModel for TractModel {
+    fn spawn(&self) -> Result<Box<dyn Session>, EngineError> {
+        if let Some(s) = self.spare.take() {
+            return Ok(Box::new(s));
+        }
+        let plan = if self.threads > 1 {
+            plan_for(&self.graph, self.threads, &self.path)?
+        } else {
+            self.plan.clone()
         };
-        session.output_shapes = model::warm_up(&mut session)?;
-        Ok(session)
+        let mut s = TractSession::new(
+            &plan,
+            &self.path,
+            &self.inputs,
+            &self.output_names,
+            self.output_shapes.clone(),
+        )?;
+        model::warm_up(&mut s)?;
+        Ok(Box::new(s))
+    }
+
+    fn inputs(&self) -> &[InputInfo] {
+        &self.inputs
+    }
+
+    fn output_shapes(&self) -> &[Vec<usize>] {
+        &self.output_shapes
+    }
+
+    fn output_names(&self) -> &[String] {
+        &self.output_names
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// One execution state of a [`TractModel`]'s plan.
+struct TractSession {
+    path: PathBuf,
+    state: TypedSimpleState,
+    inputs: Vec<InputInfo>,
+    output_names: Vec<String>,
+    output_shapes: Vec<Vec<usize>>,
+}
+
+impl TractSession {
+    fn new(
+        plan: &Arc<TypedSimplePlan>,
+        path: &Path,
+        inputs: &[InputInfo],
+        output_names: &[String],
+        output_shapes: Vec<Vec<usize>>,
+    ) -> Result<Self, EngineError> {
+        let state = plan
+            .spawn()
+            .map_err(|e| plan_err(path, "creating the execution state", e))?;
+        Ok(TractSession {
+            path: path.to_path_buf(),
+            state,
+            inputs: inputs.to_vec(),
+            output_names: output_names.to_vec(),
+            output_shapes,
+        })
     }
 }
 
@@ -257,7 +356,7 @@ impl Session for TractSession {
         &self.output_names
     }
 
-    fn path(&self) -> &std::path::Path {
+    fn path(&self) -> &Path {
         &self.path
     }
 }

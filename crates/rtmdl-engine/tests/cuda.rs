@@ -20,7 +20,7 @@ fn conv_net_runs_on_the_cpu() {
     use rtmdl_engine::{Engine, ModelSpec, TractEngine, testmodels};
     let path = common::test_dir("conv-net").join("conv_net.onnx");
     testmodels::write_conv_net(&path, 1, 32, 48, 7).unwrap();
-    let mut s = TractEngine::new().load(&ModelSpec::new(&path)).unwrap();
+    let mut s = TractEngine::new().session(&ModelSpec::new(&path)).unwrap();
     assert_eq!(s.input_shape(), &[1, 3, 32, 48]);
     assert_eq!(s.output_shapes(), &[vec![1, 7]]);
     let out = s.run(&common::ramp(&[1, 3, 32, 48])).unwrap();
@@ -155,8 +155,8 @@ mod with_feature {
             ModelSpec::new(&mlp),
         ];
         for spec in &specs {
-            let mut cpu = TractEngine::new().load(spec).unwrap();
-            let mut cuda = gpu.load(spec).unwrap();
+            let mut cpu = TractEngine::new().session(spec).unwrap();
+            let mut cuda = gpu.session(spec).unwrap();
             assert_eq!(cuda.input_shape(), cpu.input_shape());
             assert_eq!(cuda.output_names(), cpu.output_names());
             assert_eq!(cuda.output_shapes(), cpu.output_shapes());
@@ -176,13 +176,13 @@ mod with_feature {
         let cnn = tiny_cnn_file(&dir, 10);
         let spec = ModelSpec::new(&cnn);
         let x = ramp(&[1, 3, 16, 16]);
-        let expected = TractEngine::new().load(&spec).unwrap().run(&x).unwrap();
+        let expected = TractEngine::new().session(&spec).unwrap().run(&x).unwrap();
         std::thread::scope(|s| {
             let handles: Vec<_> = (0..3)
                 .map(|lane| {
                     let (gpu, spec, x) = (&gpu, &spec, &x);
                     s.spawn(move || {
-                        let mut session: Box<dyn Session> = gpu.load(spec).unwrap();
+                        let mut session: Box<dyn Session> = gpu.session(spec).unwrap();
                         if lane == 0 {
                             // A driver-level workaround (tract-cuda has no priorities):
                             // report, but do not require, that the driver takes it.
@@ -199,7 +199,7 @@ mod with_feature {
             }
         });
         // A session loaded here can be moved to another thread between runs.
-        let mut session = gpu.load(&spec).unwrap();
+        let mut session = gpu.session(&spec).unwrap();
         let first = session.run(&x).unwrap();
         let moved = std::thread::spawn(move || session.run(&ramp(&[1, 3, 16, 16])).unwrap())
             .join()
@@ -208,10 +208,37 @@ mod with_feature {
     }
 
     #[test]
+    fn gpu_lanes_spawn_sessions_of_one_loaded_model() {
+        let Some(gpu) = gpu_or_skip() else { return };
+        assert_eq!(gpu.kind(), EngineKind::Cuda);
+        let dir = test_dir("cuda-shared");
+        let cnn = tiny_cnn_file(&dir, 10);
+        let spec = ModelSpec::new(&cnn);
+        let x = ramp(&[1, 3, 16, 16]);
+        let expected = TractEngine::new().session(&spec).unwrap().run(&x).unwrap();
+        // Loaded (weights uploaded) once; each lane's thread spawns its own state.
+        let model = gpu.load(&spec).unwrap();
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..3)
+                .map(|_| {
+                    let (model, x) = (&model, &x);
+                    s.spawn(move || {
+                        let mut session = model.spawn().unwrap();
+                        (0..20).map(|_| session.run(x).unwrap()).last().unwrap()
+                    })
+                })
+                .collect();
+            for h in handles {
+                assert_close(&h.join().unwrap(), &expected, 1e-2);
+            }
+        });
+    }
+
+    #[test]
     fn gpu_errors_name_the_model() {
         let Some(gpu) = gpu_or_skip() else { return };
         let path = test_dir("cuda-missing").join("nope.onnx");
-        let err = gpu.load(&ModelSpec::new(&path)).err().unwrap();
+        let err = gpu.session(&ModelSpec::new(&path)).err().unwrap();
         assert!(matches!(err, EngineError::ModelNotFound { .. }), "{err:?}");
     }
 }

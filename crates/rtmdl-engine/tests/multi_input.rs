@@ -4,12 +4,13 @@
 mod common;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use common::{ort_or_skip, test_dir};
 use rtmdl_engine::ndarray::{ArrayD, IxDyn};
 use rtmdl_engine::{
-    DType, Engine, EngineError, Feedback, InputValue, ModelSpec, RecurrentSession, Session,
-    SharedState, Tensor, TensorView, TractEngine, testmodels,
+    DType, Engine, EngineError, Feedback, InputValue, LoadedModel, ModelSpec, RecurrentModel,
+    RecurrentSession, Session, SharedState, Tensor, TensorView, TractEngine, testmodels,
 };
 
 fn model(name: &str) -> PathBuf {
@@ -39,7 +40,7 @@ fn y(out: &[Tensor]) -> f32 {
 /// The same checks for every engine.
 fn check_engine(engine: &dyn Engine, path: &PathBuf) {
     // All three inputs, the rate as i64.
-    let mut s = engine.load(&spec(path)).unwrap();
+    let mut s = engine.session(&spec(path)).unwrap();
     let kinds: Vec<_> = s
         .inputs()
         .iter()
@@ -89,7 +90,7 @@ fn check_engine(engine: &dyn Engine, path: &PathBuf) {
 
     // The rate as a constant: two inputs left.
     let fixed = spec(path).with_constant("rate", InputValue::scalar(2.0));
-    let mut c = engine.load(&fixed).unwrap();
+    let mut c = engine.session(&fixed).unwrap();
     assert_eq!(c.inputs().len(), 2);
     let out = c.run_many(&[(&x).into(), state.view()]).unwrap();
     assert!((y(&out) - 9.0).abs() < 1e-5, "{}", y(&out));
@@ -97,7 +98,7 @@ fn check_engine(engine: &dyn Engine, path: &PathBuf) {
     // And the state fed back, from zeros: y_k = m * rate + 8 * k * m.
     let shared = SharedState::new();
     let mut r = RecurrentSession::new(
-        engine.load(&fixed).unwrap(),
+        engine.session(&fixed).unwrap(),
         &[Feedback::new("state_out", "state")],
         shared.clone(),
     )
@@ -112,7 +113,7 @@ fn check_engine(engine: &dyn Engine, path: &PathBuf) {
     // A second session on the same state continues the sequence (one state per task,
     // whichever lane runs the job).
     let mut r2 = RecurrentSession::new(
-        engine.load(&fixed).unwrap(),
+        engine.session(&fixed).unwrap(),
         &[Feedback::new("state_out", "state")],
         shared.clone(),
     )
@@ -124,7 +125,7 @@ fn check_engine(engine: &dyn Engine, path: &PathBuf) {
 
     // A non-zero initial state.
     let mut r3 = RecurrentSession::new(
-        engine.load(&fixed).unwrap(),
+        engine.session(&fixed).unwrap(),
         &[Feedback {
             output: "state_out".into(),
             input: "state".into(),
@@ -136,10 +137,61 @@ fn check_engine(engine: &dyn Engine, path: &PathBuf) {
     assert!((r3.run(&x).unwrap()[0][[0, 0]] - 3.0).abs() < 1e-5);
 }
 
+/// One loaded model, many sessions (one per lane): each has its own execution state,
+/// they run at once on their own threads and agree; a recurrent model's sessions share
+/// one state.
+fn check_shared_model(engine: &dyn Engine, path: &PathBuf) {
+    let fixed = spec(path).with_constant("rate", InputValue::scalar(2.0));
+    let model = engine.load(&fixed).unwrap();
+    assert_eq!(model.path(), path.as_path());
+    assert_eq!(model.inputs().len(), 2);
+    assert_eq!(model.output_names(), ["y", "state_out"]);
+    assert_eq!(model.output_shapes(), &[vec![1, 1], vec![2, 1, 4]]);
+    let x = x_with_mean(6, 0.5);
+    let state = Tensor::filled(DType::F32, &[2, 1, 4], 1.0).unwrap();
+    let ys: Vec<f32> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..3)
+            .map(|_| {
+                let model = model.clone();
+                let (x, state) = (&x, &state);
+                scope.spawn(move || {
+                    let mut s = model.spawn().unwrap();
+                    assert_eq!(s.output_shapes(), model.output_shapes());
+                    (0..5)
+                        .map(|_| y(&s.run_many(&[x.into(), state.view()]).unwrap()))
+                        .last()
+                        .unwrap()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(ys.iter().all(|y| (y - 9.0).abs() < 1e-5), "{ys:?}");
+
+    let shared = SharedState::new();
+    let fb = [Feedback::new("state_out", "state")];
+    let recurrent: Arc<dyn LoadedModel> =
+        Arc::new(RecurrentModel::new(model.clone(), &fb, shared.clone()).unwrap());
+    assert_eq!(recurrent.inputs().len(), 1);
+    assert_eq!(recurrent.output_names(), ["y"]);
+    let mut lanes = [recurrent.spawn().unwrap(), recurrent.spawn().unwrap()];
+    for k in 0..4 {
+        let got = lanes[k % 2].run(&x).unwrap()[0][[0, 0]];
+        let want = 0.5 * 2.0 + 8.0 * k as f32 * 0.5;
+        assert!((got - want).abs() < 1e-4, "step {k}: {got} vs {want}");
+    }
+    // A link to an output the model lacks fails when wrapping, before any session.
+    let err = RecurrentModel::new(model, &[Feedback::new("nope", "state")], shared)
+        .err()
+        .unwrap();
+    assert!(err.to_string().contains("names output \"nope\""), "{err}");
+}
+
 #[test]
 fn tract_runs_several_inputs_constants_and_feedback() {
     let path = model("multi-tract");
     check_engine(&TractEngine::new(), &path);
+    check_shared_model(&TractEngine::new(), &path);
 }
 
 #[test]
@@ -147,16 +199,18 @@ fn ort_runs_several_inputs_constants_and_feedback_like_tract() {
     let Some(ort) = ort_or_skip() else { return };
     let path = model("multi-ort");
     check_engine(&ort, &path);
+    check_shared_model(&ort, &path);
     // And the two agree on a recurrent sequence.
     let fixed = spec(&path).with_constant("rate", InputValue::scalar(16000.0));
     let fb = [Feedback::new("state_out", "state")];
     let mut t = RecurrentSession::new(
-        TractEngine::new().load(&fixed).unwrap(),
+        TractEngine::new().session(&fixed).unwrap(),
         &fb,
         SharedState::new(),
     )
     .unwrap();
-    let mut o = RecurrentSession::new(ort.load(&fixed).unwrap(), &fb, SharedState::new()).unwrap();
+    let mut o =
+        RecurrentSession::new(ort.session(&fixed).unwrap(), &fb, SharedState::new()).unwrap();
     for k in 0..5 {
         let x = x_with_mean(6, 0.1 * k as f32 - 0.2);
         let (a, b) = (t.run(&x).unwrap(), o.run(&x).unwrap());
@@ -215,7 +269,7 @@ fn bad_specs_name_the_input_and_the_file() {
         ),
     ];
     for (spec, want) in cases {
-        let err = engine.load(&spec).err().expect(want);
+        let err = engine.session(&spec).err().expect(want);
         let msg = err.to_string();
         assert!(msg.contains(want), "want {want:?} in: {msg}");
         assert!(msg.contains(&shown), "{msg}");
@@ -256,7 +310,7 @@ fn bad_specs_name_the_input_and_the_file() {
         ),
     ];
     for (fb, want) in bad {
-        let session = engine.load(&fixed).unwrap();
+        let session = engine.session(&fixed).unwrap();
         let err = RecurrentSession::new(session, &fb, SharedState::new()).expect_err(want);
         let msg = err.to_string();
         assert!(msg.contains(want), "want {want:?} in: {msg}");
@@ -265,7 +319,7 @@ fn bad_specs_name_the_input_and_the_file() {
 
     // A recurrent session fed the wrong number of tensors says which inputs it takes.
     let mut r = RecurrentSession::new(
-        engine.load(&fixed).unwrap(),
+        engine.session(&fixed).unwrap(),
         &[Feedback::new("state_out", "state")],
         SharedState::new(),
     )

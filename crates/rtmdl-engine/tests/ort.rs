@@ -32,12 +32,13 @@ fn parity_tiny_cnn() {
     let Some(ort) = ort_or_skip() else { return };
     eprintln!("ort: {} from {}", ort.version(), ort.dylib().path.display());
     assert_eq!(ort.name(), "ort");
+    assert_eq!(ort.kind(), EngineKind::Ort);
     assert!(ort.version().starts_with("onnxruntime 1."));
     let dir = test_dir("ort-parity");
     let path = tiny_cnn_file(&dir, 10);
     let spec = ModelSpec::new(&path);
-    let mut t = TractEngine::new().load(&spec).unwrap();
-    let mut o = ort.load(&spec).unwrap();
+    let mut t = TractEngine::new().session(&spec).unwrap();
+    let mut o = ort.session(&spec).unwrap();
     assert_eq!(o.input_shape(), t.input_shape());
     assert_eq!(o.output_shapes(), t.output_shapes());
     assert_eq!(o.output_names(), t.output_names());
@@ -55,8 +56,8 @@ fn parity_output_cut_and_mlp() {
     let dir = test_dir("ort-parity-cut");
     let path = tiny_cnn_file(&dir, 6);
     let spec = ModelSpec::new(&path).with_outputs([testmodels::TINY_CNN_FEATURES, "probs"]);
-    let mut t = TractEngine::new().load(&spec).unwrap();
-    let mut o = ort.load(&spec).unwrap();
+    let mut t = TractEngine::new().session(&spec).unwrap();
+    let mut o = ort.session(&spec).unwrap();
     assert_eq!(
         o.output_shapes(),
         &[vec![1, testmodels::TINY_CNN_C2, 8, 8], vec![1, 6]]
@@ -69,8 +70,8 @@ fn parity_output_cut_and_mlp() {
     let spec = ModelSpec::new(&mlp)
         .with_input_shape([3, 20])
         .with_threads(2);
-    let mut t = TractEngine::new().load(&spec).unwrap();
-    let mut o = ort.load(&spec).unwrap();
+    let mut t = TractEngine::new().session(&spec).unwrap();
+    let mut o = ort.session(&spec).unwrap();
     let x = ramp(&[3, 20]);
     assert_close(&t.run(&x).unwrap(), &o.run(&x).unwrap(), 1e-4);
 }
@@ -80,18 +81,18 @@ fn ort_errors_name_the_path() {
     let Some(ort) = ort_or_skip() else { return };
     let dir = test_dir("ort-errors");
     let missing = dir.join("missing.onnx");
-    let err = ort.load(&ModelSpec::new(&missing)).err().unwrap();
+    let err = ort.session(&ModelSpec::new(&missing)).err().unwrap();
     assert!(err.to_string().contains(&missing.display().to_string()));
     let garbage = dir.join("garbage.onnx");
     std::fs::write(&garbage, b"\x08\x07garbage").unwrap();
-    let err = ort.load(&ModelSpec::new(&garbage)).err().unwrap();
+    let err = ort.session(&ModelSpec::new(&garbage)).err().unwrap();
     assert!(
         err.to_string().contains(&garbage.display().to_string()),
         "{err}"
     );
 
     let path = tiny_cnn_file(&dir, 3);
-    let mut s = ort.load(&ModelSpec::new(&path)).unwrap();
+    let mut s = ort.session(&ModelSpec::new(&path)).unwrap();
     let err = s.run(&ramp(&[1, 3, 15, 16])).unwrap_err();
     assert!(matches!(err, EngineError::ShapeMismatch { .. }), "{err:?}");
 }

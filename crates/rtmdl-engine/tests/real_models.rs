@@ -77,7 +77,7 @@ fn run_image(session: &mut dyn Session, shape: &[usize]) -> Vec<Tensor> {
 fn ocr_models_load_with_fixed_dims_and_run_in_tract() {
     let tract = TractEngine::new();
     if let Some(det) = model_or_skip(DET) {
-        let mut s = tract.load(&image_spec(&det, 320, 320)).unwrap();
+        let mut s = tract.session(&image_spec(&det, 320, 320)).unwrap();
         assert_eq!(s.input_shape(), &[1, 3, 320, 320]);
         assert_eq!(s.output_shapes(), &[vec![1, 1, 320, 320]]);
         let out = run_image(s.as_mut(), &[1, 3, 320, 320]);
@@ -87,14 +87,14 @@ fn ocr_models_load_with_fixed_dims_and_run_in_tract() {
         assert!(s.run(&ramp(&[1, 3, 320, 640])).is_err());
     }
     if let Some(cls) = model_or_skip(CLS) {
-        let mut s = tract.load(&image_spec(&cls, 48, 192)).unwrap();
+        let mut s = tract.session(&image_spec(&cls, 48, 192)).unwrap();
         assert_eq!(s.output_shapes(), &[vec![1, 2]]);
         let out = run_image(s.as_mut(), &[1, 3, 48, 192]);
         let sum: f32 = out[0].as_f32().unwrap().iter().sum();
         assert!((sum - 1.0).abs() < 1e-4, "softmax over 0/180 sums to {sum}");
     }
     if let Some(rec) = model_or_skip(REC) {
-        let mut s = tract.load(&image_spec(&rec, 48, 320)).unwrap();
+        let mut s = tract.session(&image_spec(&rec, 48, 320)).unwrap();
         assert_eq!(s.output_shapes(), &[vec![1, 40, 6625]]);
         let out = run_image(s.as_mut(), &[1, 3, 48, 320]);
         let p = out[0].as_f32().unwrap();
@@ -111,7 +111,7 @@ fn ocr_dynamic_dims_need_a_shape() {
         return;
     };
     let err = TractEngine::new()
-        .load(&ModelSpec::new(&det))
+        .session(&ModelSpec::new(&det))
         .err()
         .unwrap();
     let msg = err.to_string();
@@ -133,13 +133,16 @@ fn silero_vad_runs_with_constant_rate_and_fed_back_state() {
     let raw_spec = ModelSpec::new(&vad)
         .with_input_shape([1, VAD_SAMPLES])
         .with_input_shape_of("state", [2, 1, 128]);
-    let err = tract.load(&raw_spec).err().expect("tract needs sr fixed");
+    let err = tract
+        .session(&raw_spec)
+        .err()
+        .expect("tract needs sr fixed");
     assert!(
         err.to_string().contains(&vad.display().to_string()),
         "{err}"
     );
 
-    let inner = tract.load(&vad_spec(&vad)).unwrap();
+    let inner = tract.session(&vad_spec(&vad)).unwrap();
     assert_eq!(inner.inputs().len(), 2, "sr is a constant now");
     let state = SharedState::new();
     let mut s =
@@ -168,7 +171,7 @@ fn silero_vad_runs_with_constant_rate_and_fed_back_state() {
     let again = s.run(&audio(0)).unwrap();
     assert_eq!(again[0][[0, 0]], probs[0]);
     // Feeding the state by hand gives the same sequence.
-    let mut plain = tract.load(&vad_spec(&vad)).unwrap();
+    let mut plain = tract.session(&vad_spec(&vad)).unwrap();
     let mut st = Tensor::zeros(rtmdl_engine::DType::F32, &[2, 1, 128]);
     for (k, p) in probs.iter().enumerate() {
         let x = audio(k);
@@ -195,8 +198,8 @@ fn tract_and_ort_agree_on_the_real_models() {
             _ => (48, 320),
         };
         let spec = image_spec(path, h, w);
-        let mut t = tract.load(&spec).unwrap();
-        let mut o = ort.load(&spec).unwrap();
+        let mut t = tract.session(&spec).unwrap();
+        let mut o = ort.session(&spec).unwrap();
         assert_eq!(t.inputs(), o.inputs());
         assert_eq!(t.output_names(), o.output_names());
         assert_eq!(t.output_shapes(), o.output_shapes());
@@ -211,9 +214,9 @@ fn tract_and_ort_agree_on_the_real_models() {
         let spec = vad_spec(vad);
         let fb = [Feedback::new("stateN", "state")];
         let mut t =
-            RecurrentSession::new(tract.load(&spec).unwrap(), &fb, SharedState::new()).unwrap();
+            RecurrentSession::new(tract.session(&spec).unwrap(), &fb, SharedState::new()).unwrap();
         let mut o =
-            RecurrentSession::new(ort.load(&spec).unwrap(), &fb, SharedState::new()).unwrap();
+            RecurrentSession::new(ort.session(&spec).unwrap(), &fb, SharedState::new()).unwrap();
         for k in 0..5 {
             let x = audio(k);
             let (to, oo) = (t.run_many(&[(&x).into()]), o.run_many(&[(&x).into()]));

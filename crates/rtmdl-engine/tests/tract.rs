@@ -13,7 +13,7 @@ fn tiny_cnn_output_is_a_distribution() {
     let engine = TractEngine::new();
     assert_eq!(engine.name(), "tract");
     assert!(engine.version().starts_with("tract 0.23"));
-    let mut session = engine.load(&ModelSpec::new(&path)).unwrap();
+    let mut session = engine.session(&ModelSpec::new(&path)).unwrap();
     assert_eq!(session.input_shape(), &[1, 3, 16, 16]);
     assert_eq!(session.output_shapes(), &[vec![1, 10]]);
     assert_eq!(
@@ -47,7 +47,7 @@ fn tiny_cnn_is_deterministic_per_seed() {
 fn missing_file_names_the_path() {
     let path = test_dir("tract-missing").join("nope.onnx");
     let err = TractEngine::new()
-        .load(&ModelSpec::new(&path))
+        .session(&ModelSpec::new(&path))
         .err()
         .unwrap();
     assert!(matches!(err, EngineError::ModelNotFound { .. }), "{err:?}");
@@ -71,7 +71,7 @@ fn garbage_and_truncated_files_name_the_path() {
         let path = dir.join(name);
         std::fs::write(&path, bytes).unwrap();
         let err = TractEngine::new()
-            .load(&ModelSpec::new(&path))
+            .session(&ModelSpec::new(&path))
             .err()
             .unwrap();
         let msg = err.to_string();
@@ -87,7 +87,7 @@ fn garbage_and_truncated_files_name_the_path() {
 fn directory_instead_of_file_is_an_error() {
     let dir = test_dir("tract-dir");
     let err = TractEngine::new()
-        .load(&ModelSpec::new(&dir))
+        .session(&ModelSpec::new(&dir))
         .err()
         .unwrap();
     assert!(err.to_string().contains(&dir.display().to_string()));
@@ -98,7 +98,7 @@ fn wrong_input_shape_is_an_error_not_a_panic() {
     let dir = test_dir("tract-shape");
     let path = tiny_cnn_file(&dir, 5);
     let engine = TractEngine::new();
-    let mut session = engine.load(&ModelSpec::new(&path)).unwrap();
+    let mut session = engine.session(&ModelSpec::new(&path)).unwrap();
     let err = session.run(&ramp(&[1, 3, 8, 8])).unwrap_err();
     assert!(matches!(err, EngineError::ShapeMismatch { .. }), "{err:?}");
     let msg = err.to_string();
@@ -111,7 +111,7 @@ fn wrong_input_shape_is_an_error_not_a_panic() {
 
     // A spec shape that contradicts the model is caught at load.
     let err = engine
-        .load(&ModelSpec::new(&path).with_input_shape([1, 4, 16, 16]))
+        .session(&ModelSpec::new(&path).with_input_shape([1, 4, 16, 16]))
         .err()
         .unwrap();
     assert!(matches!(err, EngineError::ShapeMismatch { .. }), "{err:?}");
@@ -124,7 +124,7 @@ fn output_cut_returns_the_intermediate() {
     let path = tiny_cnn_file(&dir, 10);
     let engine = TractEngine::new();
     let spec = ModelSpec::new(&path).with_outputs([testmodels::TINY_CNN_FEATURES]);
-    let mut session = engine.load(&spec).unwrap();
+    let mut session = engine.session(&spec).unwrap();
     let expected = vec![1, testmodels::TINY_CNN_C2, 8, 8];
     assert_eq!(session.output_shapes(), std::slice::from_ref(&expected));
     let out = session.run(&ramp(&[1, 3, 16, 16])).unwrap();
@@ -134,14 +134,14 @@ fn output_cut_returns_the_intermediate() {
 
     // Several outputs, in the requested order.
     let spec = ModelSpec::new(&path).with_outputs(["probs", "relu1"]);
-    let mut session = engine.load(&spec).unwrap();
+    let mut session = engine.session(&spec).unwrap();
     let out = session.run(&ramp(&[1, 3, 16, 16])).unwrap();
     assert_eq!(out[0].shape(), &[1, 10]);
     assert_eq!(out[1].shape(), &[1, testmodels::TINY_CNN_C1, 16, 16]);
 
     // Unknown name: error naming it and the path.
     let err = engine
-        .load(&ModelSpec::new(&path).with_outputs(["no_such_tensor"]))
+        .session(&ModelSpec::new(&path).with_outputs(["no_such_tensor"]))
         .err()
         .unwrap();
     assert!(matches!(err, EngineError::UnknownOutput { .. }), "{err:?}");
@@ -158,7 +158,7 @@ fn dynamic_batch_needs_and_takes_input_shape() {
     let path = dir.join("mlp_dyn.onnx");
     std::fs::write(&path, testmodels::tiny_mlp_dynamic_batch(3, 12, 32, 5)).unwrap();
     let engine = TractEngine::new();
-    let err = engine.load(&ModelSpec::new(&path)).err().unwrap();
+    let err = engine.session(&ModelSpec::new(&path)).err().unwrap();
     assert!(
         matches!(err, EngineError::UnsupportedModel { .. }),
         "{err:?}"
@@ -166,7 +166,7 @@ fn dynamic_batch_needs_and_takes_input_shape() {
     assert!(err.to_string().contains("input_shape"), "{err}");
 
     let mut session = engine
-        .load(&ModelSpec::new(&path).with_input_shape([4, 12]))
+        .session(&ModelSpec::new(&path).with_input_shape([4, 12]))
         .unwrap();
     assert_eq!(session.output_shapes(), &[vec![4, 5]]);
     let out = session.run(&ramp(&[4, 12])).unwrap();
@@ -181,18 +181,34 @@ fn threads_option_gives_same_result() {
     let engine = TractEngine::new();
     let x = ramp(&[1, 64]);
     let one = engine
-        .load(&ModelSpec::new(&path))
+        .session(&ModelSpec::new(&path))
         .unwrap()
         .run(&x)
         .unwrap();
     let two = engine
-        .load(&ModelSpec::new(&path).with_threads(2))
+        .session(&ModelSpec::new(&path).with_threads(2))
         .unwrap()
         .run(&x)
         .unwrap();
     for (a, b) in one[0].iter().zip(two[0].iter()) {
         assert!((a - b).abs() < 1e-5);
     }
+    // Sessions spawned from one model loaded with two threads (each its own pool).
+    let model = engine.load(&ModelSpec::new(&path).with_threads(2)).unwrap();
+    for _ in 0..3 {
+        let out = model.spawn().unwrap().run(&x).unwrap();
+        for (a, b) in one[0].iter().zip(out[0].iter()) {
+            assert!((a - b).abs() < 1e-5);
+        }
+    }
+}
+
+#[test]
+fn the_engine_says_what_it_is() {
+    use rtmdl_engine::EngineKind;
+    assert_eq!(TractEngine::new().kind(), EngineKind::Tract);
+    let (engine, _) = rtmdl_engine::select(EngineKind::Tract).unwrap();
+    assert_eq!(engine.kind(), EngineKind::Tract);
 }
 
 #[test]
@@ -217,7 +233,7 @@ fn builder_ops_compute_what_onnx_says() {
     let dir = test_dir("tract-ops");
     let path = dir.join("ops.onnx");
     g.save(&path).unwrap();
-    let mut s = TractEngine::new().load(&ModelSpec::new(&path)).unwrap();
+    let mut s = TractEngine::new().session(&ModelSpec::new(&path)).unwrap();
     let x = rtmdl_engine::ndarray::ArrayD::from_shape_vec(
         vec![1, 1, 4, 4],
         (0..16).map(|v| v as f32).collect(),
@@ -239,7 +255,7 @@ fn two_input_model_runs_with_run_many_and_run_says_why_not() {
     g.output("c", &fixed(&[1, 2]));
     let path = test_dir("tract-two").join("two.onnx");
     g.save(&path).unwrap();
-    let mut s = TractEngine::new().load(&ModelSpec::new(&path)).unwrap();
+    let mut s = TractEngine::new().session(&ModelSpec::new(&path)).unwrap();
     let names: Vec<&str> = s.inputs().iter().map(|i| i.name.as_str()).collect();
     assert_eq!(names, ["a", "b"]);
     let a = ramp(&[1, 2]);
@@ -275,7 +291,7 @@ fn unsupported_input_type_is_named() {
     let path = test_dir("tract-bool").join("bool.onnx");
     std::fs::write(&path, prost_encode(&model)).unwrap();
     let err = TractEngine::new()
-        .load(&ModelSpec::new(&path))
+        .session(&ModelSpec::new(&path))
         .err()
         .unwrap();
     let msg = err.to_string();
@@ -352,7 +368,7 @@ fn shape_only_ifs_are_folded_and_data_ifs_kept() {
     if_model(&path);
     let engine = TractEngine::new();
     let mut s = engine
-        .load(&ModelSpec::new(&path).with_input_shape([1, 4]))
+        .session(&ModelSpec::new(&path).with_input_shape([1, 4]))
         .unwrap();
     assert_eq!(s.output_shapes(), &[vec![1, 4], vec![1, 4]]);
     let pos = ramp(&[1, 4]).mapv(|v| v.abs() + 0.1);

@@ -3,8 +3,12 @@
 //! A job is a chain of CPU pre-processing → ONNX inference → CPU
 //! post-processing. The CPU steps are plain Rust functions registered here by
 //! name ([`build`], listed by [`functions`]); their parameters come from the
-//! config as a [`toml::Table`]. A job's input comes from a [`Source`]
-//! ([`source`], listed by [`sources`]).
+//! config as a [`toml::Table`], checked once at config load into a
+//! [`FunctionSpec`]. A job's input comes from a [`Source`] ([`source`],
+//! listed by [`sources`]), likewise checked into a [`SourceSpec`]. Fault
+//! injection (`fault`) is described by the core's [`FaultSpec`]
+//! ([`fault_spec`], [`fault_body`]), so the simulator can inject the same
+//! faults.
 //!
 //! # Data conventions
 //!
@@ -50,6 +54,7 @@
 use std::path::PathBuf;
 
 pub use ndarray;
+use rtmdl_core::FaultSpec;
 
 mod audio;
 mod classify;
@@ -218,6 +223,94 @@ pub fn build(function: &str, params: &toml::Table) -> Result<Box<dyn CpuStage>, 
                 known: known.into_iter().map(String::from).collect(),
             })
         }
+    }
+}
+
+/// The shape of the first tensor `function` hands on, where its parameters
+/// fix it (`resize_normalize` and `crop_resize`: the model input `[1, 3,
+/// height, width]`); `None` when it depends on the input or the parameters
+/// are bad.
+pub fn output_shape(function: &str, params: &toml::Table) -> Option<Vec<usize>> {
+    match function {
+        "resize_normalize" => vision::ResizeNormalize::output_shape(params),
+        "crop_resize" => vision::CropResize::output_shape(params),
+        _ => None,
+    }
+}
+
+/// Parses the `fault` function's parameters (also an inference stage's
+/// `params.fault`): `mode = "error" | "panic" | "hang"`, `skip`, `every`,
+/// `times`, `hang_ms`.
+pub fn fault_spec(params: &toml::Table) -> Result<FaultSpec, OpError> {
+    misc::fault_spec(params)
+}
+
+/// A `fault` stage for `spec`: passes the data through, and errors, panics
+/// or sleeps on the calls the spec hits (calls counted per body).
+pub fn fault_body(spec: &FaultSpec) -> Box<dyn CpuStage> {
+    misc::Fault::from_spec(spec)
+}
+
+/// A registered CPU function with parameters that build: checked once (at
+/// config load), then [`FunctionSpec::build`] makes each worker its own
+/// stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FunctionSpec {
+    name: String,
+    params: toml::Table,
+}
+
+impl FunctionSpec {
+    /// Checks the name and the parameters by building the stage once.
+    pub fn new(name: &str, params: toml::Table) -> Result<Self, OpError> {
+        build(name, &params)?;
+        Ok(FunctionSpec {
+            name: name.to_string(),
+            params,
+        })
+    }
+
+    /// The registered function name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A fresh stage (its own scratch buffers and call counters).
+    pub fn build(&self) -> Result<Box<dyn CpuStage>, OpError> {
+        build(&self.name, &self.params)
+    }
+
+    /// See [`output_shape`].
+    pub fn output_shape(&self) -> Option<Vec<usize>> {
+        output_shape(&self.name, &self.params)
+    }
+}
+
+/// A job input source whose kind and parameters are checked (without reading
+/// any file); [`SourceSpec::build`] makes the source, loading files then.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceSpec {
+    params: toml::Table,
+}
+
+impl SourceSpec {
+    /// Checks `kind = "..."` and the kind's parameters (see [`sources`]).
+    pub fn new(params: toml::Table) -> Result<Self, OpError> {
+        sources::check(&params)?;
+        Ok(SourceSpec { params })
+    }
+
+    /// The source kind.
+    pub fn kind(&self) -> &str {
+        self.params
+            .get("kind")
+            .and_then(toml::Value::as_str)
+            .unwrap_or_default()
+    }
+
+    /// Builds the source (a `folder` source reads its images here).
+    pub fn build(&self) -> Result<Box<dyn Source>, OpError> {
+        sources::build(&self.params)
     }
 }
 

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use rtmdl_core::{FaultMode, FaultSpec};
 use serde::Deserialize;
 
 use crate::params::{bad, bad_input, first, parse, shape_str};
@@ -94,71 +95,68 @@ fn an_hour() -> f64 {
     3_600_000.0
 }
 
-#[derive(Clone, Copy, Debug, PartialEq)]
-enum FaultMode {
-    Error,
-    Panic,
-    Hang,
-}
-
 /// `fault`: fault injection, to show that a failing sub-task fails only
-/// its own job. Passes the data through, except on the calls it is told
-/// to fail: after `skip` clean calls, every `every`-th call (at most
-/// `times` in all) returns an error, panics, or sleeps for `hang_ms`
-/// (a hang, for the runtime's watchdog) and then passes the data on.
+/// its own job. Passes the data through, except on the calls its
+/// [`FaultSpec`] hits: those return an error, panic, or sleep for the
+/// spec's `hang` (a hang, for the runtime's watchdog) and then pass the
+/// data on.
 pub(crate) struct Fault {
-    mode: FaultMode,
-    skip: u64,
-    every: u64,
-    times: Option<u64>,
+    spec: FaultSpec,
     hang: Duration,
     calls: u64,
     faults: u64,
+}
+
+/// The `fault` function's parameters as the core's [`FaultSpec`]: the one
+/// parser of them, for the `fault` CPU function and an inference stage's
+/// `params.fault` alike.
+pub(crate) fn fault_spec(params: &toml::Table) -> Result<FaultSpec, OpError> {
+    let p: FaultParams = parse(Fault::NAME, params)?;
+    let mode = match p.mode.as_str() {
+        "error" => FaultMode::Error,
+        "panic" => FaultMode::Panic,
+        "hang" => FaultMode::Hang,
+        other => {
+            return Err(bad(
+                Fault::NAME,
+                "mode",
+                format!("\"error\", \"panic\" or \"hang\", got {other:?}"),
+            ));
+        }
+    };
+    if p.every == 0 {
+        return Err(bad(Fault::NAME, "every", "a count of at least 1, got 0"));
+    }
+    if !(p.hang_ms.is_finite() && (0.0..=86_400_000.0).contains(&p.hang_ms)) {
+        return Err(bad(
+            Fault::NAME,
+            "hang_ms",
+            format!("milliseconds in 0..=86400000, got {}", p.hang_ms),
+        ));
+    }
+    Ok(FaultSpec {
+        mode,
+        skip: p.skip,
+        every: p.every,
+        times: p.times,
+        hang: Duration::from_secs_f64(p.hang_ms / 1000.0).as_nanos() as u64,
+    })
 }
 
 impl Fault {
     const NAME: &'static str = "fault";
 
     pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn CpuStage>, OpError> {
-        let p: FaultParams = parse(Self::NAME, params)?;
-        let mode = match p.mode.as_str() {
-            "error" => FaultMode::Error,
-            "panic" => FaultMode::Panic,
-            "hang" => FaultMode::Hang,
-            other => {
-                return Err(bad(
-                    Self::NAME,
-                    "mode",
-                    format!("\"error\", \"panic\" or \"hang\", got {other:?}"),
-                ));
-            }
-        };
-        if p.every == 0 {
-            return Err(bad(Self::NAME, "every", "a count of at least 1, got 0"));
-        }
-        if !(p.hang_ms.is_finite() && (0.0..=86_400_000.0).contains(&p.hang_ms)) {
-            return Err(bad(
-                Self::NAME,
-                "hang_ms",
-                format!("milliseconds in 0..=86400000, got {}", p.hang_ms),
-            ));
-        }
-        Ok(Box::new(Fault {
-            mode,
-            skip: p.skip,
-            every: p.every,
-            times: p.times,
-            hang: Duration::from_secs_f64(p.hang_ms / 1000.0),
-            calls: 0,
-            faults: 0,
-        }))
+        Ok(Self::from_spec(&fault_spec(params)?))
     }
 
-    /// Whether call number `self.calls` (counted from 0) faults.
-    fn due(&self) -> bool {
-        self.calls >= self.skip
-            && (self.calls - self.skip).is_multiple_of(self.every)
-            && self.times.is_none_or(|t| self.faults < t)
+    pub(crate) fn from_spec(spec: &FaultSpec) -> Box<dyn CpuStage> {
+        Box::new(Fault {
+            spec: *spec,
+            hang: Duration::from_nanos(spec.hang),
+            calls: 0,
+            faults: 0,
+        })
     }
 }
 
@@ -168,13 +166,13 @@ impl CpuStage for Fault {
     }
 
     fn run(&mut self, input: Data) -> Result<Data, OpError> {
-        let due = self.due();
+        let due = self.spec.hits(self.calls, self.faults);
         self.calls += 1;
         if !due {
             return Ok(input);
         }
         self.faults += 1;
-        match self.mode {
+        match self.spec.mode {
             FaultMode::Error => Err(bad_input(
                 Self::NAME,
                 format!("injected error (fault {})", self.faults),

@@ -12,26 +12,35 @@ use crate::params::{bad, nearest, parse};
 use crate::{Data, OpError, Source};
 
 type Builder = fn(&toml::Table) -> Result<Box<dyn Source>, OpError>;
+/// Checks a kind's parameters without building (no file is read).
+type Check = fn(&toml::Table) -> Result<(), OpError>;
 
-const REGISTRY: &[(&str, &str, Builder)] = &[
+/// (kind, one-line description incl. params, check, build).
+type Row = (&'static str, &'static str, Check, Builder);
+
+const REGISTRY: &[Row] = &[
     (
         "synthetic_frames",
         "camera-like frames [height,width,3] (0..255 RGB): gradient background, moving rectangles/ellipses, noise; deterministic per (seed, seq); params: width, height, seed=0, shapes=4, noise=8.0",
+        SyntheticFrames::check,
         SyntheticFrames::build,
     ),
     (
         "synthetic_audio",
         "mono audio [samples] in -1..1: noise plus 1-3 tones, deterministic per (seed, seq); params: samples=16000, seed=0, sample_rate=16000",
+        SyntheticAudio::check,
         SyntheticAudio::build,
     ),
     (
         "tensor",
         "a uniform random tensor of the given shape, deterministic per (seed, seq); params: shape=[...], seed=0, low=0.0, high=1.0",
+        TensorSource::check,
         TensorSource::build,
     ),
     (
         "folder",
         "PNG/JPEG images of a folder as frames [H,W,3], cycled in file-name order by seq, loaded at start; params: path, width?, height? (resize both or neither)",
+        Folder::check,
         Folder::build,
     ),
 ];
@@ -46,7 +55,8 @@ pub(crate) const KINDS: &[(&str, &str)] = &{
     out
 };
 
-pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+/// The registry row of `params`' kind, and the parameters without `kind`.
+fn kind_of(params: &toml::Table) -> Result<(&'static Row, toml::Table), OpError> {
     let known: Vec<&str> = REGISTRY.iter().map(|r| r.0).collect();
     let kind = match params.get("kind") {
         Some(toml::Value::String(k)) => k.as_str(),
@@ -65,13 +75,25 @@ pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
     let mut rest = params.clone();
     rest.remove("kind");
     match REGISTRY.iter().find(|r| r.0 == kind) {
-        Some((_, _, b)) => b(&rest),
+        Some(row) => Ok((row, rest)),
         None => Err(OpError::UnknownSource {
             kind: kind.to_string(),
             suggestion: nearest(kind, &known),
             known: known.into_iter().map(String::from).collect(),
         }),
     }
+}
+
+pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+    let (row, rest) = kind_of(params)?;
+    (row.3)(&rest)
+}
+
+/// Checks the kind and its parameters as [`build`] does, without reading
+/// any file.
+pub(crate) fn check(params: &toml::Table) -> Result<(), OpError> {
+    let (row, rest) = kind_of(params)?;
+    (row.2)(&rest)
 }
 
 /// SplitMix64 finaliser.
@@ -137,7 +159,11 @@ struct SyntheticFrames {
 impl SyntheticFrames {
     const NAME: &'static str = "synthetic_frames";
 
-    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+    fn check(params: &toml::Table) -> Result<(), OpError> {
+        Self::params(params).map(drop)
+    }
+
+    fn params(params: &toml::Table) -> Result<FramesParams, OpError> {
         let p: FramesParams = parse(Self::NAME, params)?;
         const MAX: usize = 1 << 14;
         if !(1..=MAX).contains(&p.width) {
@@ -156,6 +182,11 @@ impl SyntheticFrames {
         if !(p.noise.is_finite() && (0.0..=255.0).contains(&p.noise)) {
             return Err(bad(Self::NAME, "noise", "a noise amplitude in 0..=255"));
         }
+        Ok(p)
+    }
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let p = Self::params(params)?;
         let (w, h) = (p.width, p.height);
         let mut rng = ChaCha8Rng::seed_from_u64(mix(p.seed));
         let colour = |rng: &mut ChaCha8Rng| [0; 3].map(|_: i32| rng.random_range(0.0..255.0f32));
@@ -276,7 +307,11 @@ struct SyntheticAudio {
 impl SyntheticAudio {
     const NAME: &'static str = "synthetic_audio";
 
-    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+    fn check(params: &toml::Table) -> Result<(), OpError> {
+        Self::params(params).map(drop)
+    }
+
+    fn params(params: &toml::Table) -> Result<AudioParams, OpError> {
         let p: AudioParams = parse(Self::NAME, params)?;
         if !(1..=1 << 26).contains(&p.samples) {
             return Err(bad(Self::NAME, "samples", "an integer in 1..=2^26"));
@@ -284,6 +319,11 @@ impl SyntheticAudio {
         if p.sample_rate < 1000 {
             return Err(bad(Self::NAME, "sample_rate", "a rate of at least 1000 Hz"));
         }
+        Ok(p)
+    }
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let p = Self::params(params)?;
         Ok(Box::new(Self {
             samples: p.samples,
             seed: p.seed,
@@ -347,7 +387,11 @@ struct TensorSource {
 impl TensorSource {
     const NAME: &'static str = "tensor";
 
-    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+    fn check(params: &toml::Table) -> Result<(), OpError> {
+        Self::params(params).map(drop)
+    }
+
+    fn params(params: &toml::Table) -> Result<TensorParams, OpError> {
         let p: TensorParams = parse(Self::NAME, params)?;
         let len = p.shape.iter().try_fold(1usize, |a, d| a.checked_mul(*d));
         if p.shape.is_empty() || p.shape.contains(&0) || len.is_none_or(|l| l > 1 << 28) {
@@ -367,6 +411,11 @@ impl TensorSource {
                 format!("a finite number above low = {}", p.low),
             ));
         }
+        Ok(p)
+    }
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let p = Self::params(params)?;
         Ok(Box::new(Self {
             shape: p.shape,
             seed: p.seed,
@@ -411,7 +460,12 @@ struct Folder {
 impl Folder {
     const NAME: &'static str = "folder";
 
-    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+    fn check(params: &toml::Table) -> Result<(), OpError> {
+        Self::params(params).map(drop)
+    }
+
+    /// The folder and the size to resize to, if any.
+    fn params(params: &toml::Table) -> Result<(PathBuf, Option<(usize, usize)>), OpError> {
         let p: FolderParams = parse(Self::NAME, params)?;
         let size = match (p.width, p.height) {
             (None, None) => None,
@@ -432,7 +486,12 @@ impl Folder {
             }
             _ => return Err(bad(Self::NAME, "width", "positive width and height")),
         };
-        let frames = load_folder(&p.path, size)?;
+        Ok((p.path, size))
+    }
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let (path, size) = Self::params(params)?;
+        let frames = load_folder(&path, size)?;
         Ok(Box::new(Self { frames }))
     }
 }

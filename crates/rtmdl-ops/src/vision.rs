@@ -108,6 +108,12 @@ pub(crate) struct ResizeNormalize {
 impl ResizeNormalize {
     const NAME: &'static str = "resize_normalize";
 
+    /// The model input it writes: `[1, 3, height, width]`.
+    pub(crate) fn output_shape(params: &toml::Table) -> Option<Vec<usize>> {
+        let p: ResizeNormalizeParams = parse(Self::NAME, params).ok()?;
+        Some(vec![1, 3, p.height, p.width])
+    }
+
     pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn CpuStage>, OpError> {
         let p: ResizeNormalizeParams = parse(Self::NAME, params)?;
         check_size(Self::NAME, p.width, p.height)?;
@@ -207,6 +213,12 @@ pub(crate) struct CropResize {
 
 impl CropResize {
     const NAME: &'static str = "crop_resize";
+
+    /// The model input it writes: `[1, 3, height, width]`.
+    pub(crate) fn output_shape(params: &toml::Table) -> Option<Vec<usize>> {
+        let p: CropResizeParams = parse(Self::NAME, params).ok()?;
+        Some(vec![1, 3, p.height, p.width])
+    }
 
     pub(crate) fn build(params: &toml::Table) -> Result<Box<dyn CpuStage>, OpError> {
         let p: CropResizeParams = parse(Self::NAME, params)?;

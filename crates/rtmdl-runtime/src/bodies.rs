@@ -3,48 +3,34 @@
 //! A stage that names neither runs calibrated busy work drawn from its
 //! profile, so any config can be run for real, and says so.
 //!
-//! # GPU stage parameters
-//!
-//! `params` of an inference stage (all optional):
-//!
-//! * `file = "m.onnx"`: the model, instead of the variant's `file`;
-//! * `input_shape = [1, 3, 320, 320]`: the shape of the model's first input that
-//!   `inputs` does not fix to a constant (normally the one the job's first tensor
-//!   goes into), fixing its dynamic dims;
-//! * `outputs = ["name", ...]`: an output cut;
-//! * `inputs = { NAME = VALUE, ... }`: the model's other inputs. `VALUE` is a number
-//!   (every element; converted to the input's type, e.g. `sr = 16000` for an int64
-//!   scalar), `"zeros"`, or a table `{ fill = 0.0, shape = [2, 1, 128] }` (`shape`
-//!   for inputs with dynamic dims). An input named here is a constant fixed at load,
-//!   unless `feedback` feeds it, in which case this is its initial value;
-//! * `feedback = { OUTPUT = "INPUT", ... }`: recurrent state: the input gets the
-//!   output of the job before (Silero VAD: `feedback = { stateN = "state" }`). The
-//!   state is one per task and stage, shared by the GPU lanes; fed-back outputs are
-//!   not passed on to the next stage;
-//! * `fault = { mode = "error" | "panic" | "hang", skip, every, times, hang_ms }`:
-//!   fault injection into the inference itself (the `fault` CPU function's
-//!   parameters, run before each inference), to test failure isolation.
-//!
-//! The model inputs that `inputs` does not name take the job's first tensors, in the
-//! model's input order (each must be f32); the tensors after them travel on, after the
-//! model's outputs.
+//! What runs is what the config describes, typed and checked at load
+//! ([`rtmdl_config::StageBody`]; the parameters of an inference stage are
+//! documented there). Each distinct model (file and spec) is loaded once,
+//! by the first body that needs it: the executor builds every body before
+//! the first release, so no model is loaded after it; every GPU lane, and
+//! every replacement of a hung worker, spawns its own session from the
+//! loaded model.
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rtmdl_config::Config;
-use rtmdl_core::{Assignment, ExecProfile, Resource};
+use rtmdl_config::{Config, InferenceParams, StageBody};
+use rtmdl_core::{Assignment, ExecProfile};
 use rtmdl_engine::{
-    DType, Engine, Feedback, InputValue, ModelSpec, RecurrentSession, Session, SharedState,
-    TensorView,
+    DType, Engine, Feedback, InputValue, LoadedModel, ModelSpec, RecurrentModel, Session,
+    SharedState, TensorView,
 };
 use rtmdl_ops::{CpuStage, Source};
 
 use crate::executor::{Bodies, Work};
 use crate::{Data, RuntimeError};
+
+/// A model loaded once, or why it could not be (the same for every lane).
+type Loaded = Arc<OnceLock<Result<Arc<dyn LoadedModel>, String>>>;
 
 /// Bodies for every task of a config, with the chosen variants.
 pub struct ConfigBodies {
@@ -54,16 +40,16 @@ pub struct ConfigBodies {
     /// Intra-op threads per engine session.
     threads: usize,
     sources: Vec<Mutex<Option<Box<dyn Source>>>>,
-    /// Per model, per stage: the parsed parameters of inference stages.
-    gpu: Vec<Vec<Option<GpuParams>>>,
+    /// Each distinct model spec, loaded by the first body that needs it.
+    models: Mutex<Vec<(ModelSpec, Loaded)>>,
     /// Recurrent state per (task, stage), shared by the lanes' sessions.
     states: Mutex<HashMap<(usize, usize), SharedState>>,
     seed: u64,
 }
 
 impl ConfigBodies {
-    /// Check the config's functions and sources now, so that a bad name or
-    /// parameter is an error before anything runs.
+    /// Builds the tasks' input sources (a `folder` source reads its images
+    /// here); functions and parameters were checked when the config loaded.
     pub fn new(
         cfg: Config,
         assign: Vec<Assignment>,
@@ -74,55 +60,14 @@ impl ConfigBodies {
         let mut sources = Vec::new();
         for (t, src) in cfg.sources.iter().enumerate() {
             let s = match src {
-                Some(params) => Some(rtmdl_ops::source(&resolve_paths(&cfg, params)).map_err(
-                    |e| RuntimeError::Body {
-                        task: cfg.taskset.tasks[t].name.clone(),
-                        stage: "source".into(),
-                        reason: format!("{}: tasks[{t}].source: {e}", cfg.path.display()),
-                    },
-                )?),
+                Some(spec) => Some(spec.build().map_err(|e| RuntimeError::Body {
+                    task: cfg.taskset.tasks[t].name.clone(),
+                    stage: "source".into(),
+                    reason: format!("{}: tasks[{t}].source: {e}", cfg.path.display()),
+                })?),
                 None => None,
             };
             sources.push(Mutex::new(s));
-        }
-        let ts = &cfg.taskset;
-        let mut gpu = Vec::new();
-        for (m, model) in ts.models.iter().enumerate() {
-            let mut per_stage = Vec::new();
-            for (s, st) in model.stages.iter().enumerate() {
-                let field = format!("models.{}.stages[{s}]", model.name);
-                let body_err = |reason: String| {
-                    let task = ts
-                        .tasks
-                        .iter()
-                        .find(|t| t.model == m)
-                        .map_or_else(|| model.name.clone(), |t| t.name.clone());
-                    RuntimeError::Body {
-                        task,
-                        stage: st.name.clone(),
-                        reason: format!("{}: {field}.{reason}", cfg.path.display()),
-                    }
-                };
-                if st.on != Resource::Gpu {
-                    // Built once here to check the name and parameters; each
-                    // worker builds its own.
-                    if let Some(f) = &cfg.stages[m][s].function {
-                        rtmdl_ops::build(f, &cfg.stages[m][s].params).map_err(|e| {
-                            let key = match e {
-                                rtmdl_ops::OpError::UnknownFunction { .. } => "function",
-                                _ => "params",
-                            };
-                            body_err(format!("{key}: {e}"))
-                        })?;
-                    }
-                    per_stage.push(None);
-                    continue;
-                }
-                let parsed = GpuParams::parse(&cfg.stages[m][s].params)
-                    .map_err(|reason| body_err(format!("params.{reason}")))?;
-                per_stage.push(Some(parsed));
-            }
-            gpu.push(per_stage);
         }
         Ok(ConfigBodies {
             cfg,
@@ -130,7 +75,7 @@ impl ConfigBodies {
             engine,
             threads: threads.max(1),
             sources,
-            gpu,
+            models: Mutex::new(Vec::new()),
             states: Mutex::new(HashMap::new()),
             seed,
         })
@@ -142,6 +87,25 @@ impl ConfigBodies {
         states.entry((task, stage)).or_default().clone()
     }
 
+    /// The model of `spec`, loaded on the first call; later calls (other
+    /// lanes, replacements) wait for that load and share it.
+    fn model(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, String> {
+        let cell = {
+            let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
+            match models.iter().find(|(s, _)| s == spec) {
+                Some((_, cell)) => cell.clone(),
+                None => {
+                    let cell = Loaded::default();
+                    models.push((spec.clone(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        // Loads of different models run at once; one model loads once.
+        cell.get_or_init(|| self.engine.load(spec).map_err(|e| e.to_string()))
+            .clone()
+    }
+
     /// Stages that run emulated busy work (no function or model named).
     pub fn emulated(&self) -> Vec<String> {
         let ts = &self.cfg.taskset;
@@ -149,7 +113,7 @@ impl ConfigBodies {
         for (t, task) in ts.tasks.iter().enumerate() {
             let m = &ts.models[task.model];
             for (s, st) in m.stages.iter().enumerate() {
-                if self.real_body(t, s).is_none() {
+                if matches!(self.body(t, s), Body::Spin) {
                     v.push(format!("{}/{}", task.name, st.name));
                 }
             }
@@ -157,23 +121,24 @@ impl ConfigBodies {
         v
     }
 
-    /// The function name or model path of a stage, if it has one.
-    fn real_body(&self, task: usize, stage: usize) -> Option<String> {
+    /// What runs for a task's stage, with the chosen variant.
+    fn body(&self, task: usize, stage: usize) -> Body<'_> {
         let ts = &self.cfg.taskset;
         let model = ts.tasks[task].model;
-        let rt = &self.cfg.stages[model][stage];
-        match ts.models[model].stages[stage].on {
-            Resource::Cpu => rt.function.clone(),
-            Resource::Gpu => rt
-                .params
-                .get("file")
-                .and_then(|f| f.as_str())
-                .map(String::from)
-                .or_else(|| {
-                    ts.models[model].variants[self.assign[task].variant]
-                        .file
-                        .clone()
-                }),
+        match &self.cfg.bodies[model][stage] {
+            StageBody::Emulated => Body::Spin,
+            StageBody::Function(f) => Body::Function(f),
+            StageBody::Inference(p) => {
+                let variant = &ts.models[model].variants[self.assign[task].variant];
+                let file = p
+                    .file
+                    .clone()
+                    .or_else(|| variant.file.as_deref().map(|f| self.cfg.resolve(f)));
+                match file {
+                    Some(file) => Body::Inference(p, file),
+                    None => Body::Spin,
+                }
+            }
         }
     }
 
@@ -183,229 +148,93 @@ impl ConfigBodies {
     /// a mismatch is an error before the first release, not a failed job.
     fn produced_shape(&self, model: usize, stage: usize) -> Option<(String, String, Vec<usize>)> {
         let prev = stage.checked_sub(1)?;
-        let st = &self.cfg.taskset.models[model].stages[prev];
-        let rt = &self.cfg.stages[model][prev];
-        let function = rt.function.as_deref().filter(|_| st.on == Resource::Cpu)?;
-        // Both write NCHW [1, 3, height, width] (see rtmdl-ops).
-        if !matches!(function, "resize_normalize" | "crop_resize") {
+        let StageBody::Function(f) = &self.cfg.bodies[model][prev] else {
             return None;
-        }
-        let dim = |k: &str| {
-            rt.params
-                .get(k)?
-                .as_integer()
-                .and_then(|v| usize::try_from(v).ok())
         };
-        Some((
-            st.name.clone(),
-            function.to_string(),
-            vec![1, 3, dim("height")?, dim("width")?],
-        ))
+        let st = &self.cfg.taskset.models[model].stages[prev];
+        Some((st.name.clone(), f.name().to_string(), f.output_shape()?))
     }
-}
 
-/// `path` parameters of sources are relative to the config.
-fn resolve_paths(cfg: &Config, params: &toml::Table) -> toml::Table {
-    let mut p = params.clone();
-    if let Some(toml::Value::String(path)) = p.get("path") {
-        let abs = cfg.resolve(path).display().to_string();
-        p.insert("path".into(), toml::Value::String(abs));
-    }
-    p
-}
-
-/// The value of one entry of a GPU stage's `inputs`.
-#[derive(Clone, Debug, PartialEq)]
-struct InputParam {
-    fill: f64,
-    shape: Option<Vec<usize>>,
-}
-
-/// The parameters of an inference stage (see the module docs).
-#[derive(Clone, Debug, Default, PartialEq)]
-struct GpuParams {
-    input_shape: Option<Vec<usize>>,
-    outputs: Option<Vec<String>>,
-    inputs: BTreeMap<String, InputParam>,
-    /// (output, input)
-    feedback: Vec<(String, String)>,
-    /// Parameters of a `fault` run before each inference (fault injection:
-    /// an inference that errors, panics or hangs on chosen calls).
-    fault: Option<toml::Table>,
-}
-
-const GPU_PARAMS: &[&str] = &[
-    "file",
-    "input_shape",
-    "outputs",
-    "inputs",
-    "feedback",
-    "fault",
-];
-
-impl GpuParams {
-    /// Parses and checks the table; the error starts with the key at fault
-    /// (`inputs.sr: expected ...`).
-    fn parse(params: &toml::Table) -> Result<Self, String> {
-        let mut p = GpuParams::default();
-        for (key, value) in params {
-            match key.as_str() {
-                "file" => {
-                    if !value.is_str() {
-                        return Err(format!("file: expected a path string, got {value}"));
-                    }
-                }
-                "input_shape" => {
-                    p.input_shape = Some(shape(value).map_err(|e| format!("input_shape: {e}"))?)
-                }
-                "outputs" => {
-                    let list = value.as_array().filter(|a| !a.is_empty()).ok_or_else(|| {
-                        format!("outputs: expected a non-empty list of output names, got {value}")
-                    })?;
-                    let names = list
-                        .iter()
-                        .map(|v| v.as_str().map(String::from))
-                        .collect::<Option<Vec<_>>>()
-                        .ok_or_else(|| {
-                            format!("outputs: expected output names (strings), got {value}")
-                        })?;
-                    p.outputs = Some(names);
-                }
-                "inputs" => {
-                    let table = value.as_table().ok_or_else(|| {
-                        format!("inputs: expected a table {{ NAME = value, ... }}, got {value}")
-                    })?;
-                    for (name, v) in table {
-                        let parsed = input_param(v).map_err(|e| {
-                            // Errors of a sub-key start with ".key".
-                            if e.starts_with('.') {
-                                format!("inputs.{name}{e}")
-                            } else {
-                                format!("inputs.{name}: {e}")
-                            }
-                        })?;
-                        p.inputs.insert(name.clone(), parsed);
-                    }
-                }
-                "feedback" => {
-                    let table = value.as_table().ok_or_else(|| {
-                        format!(
-                            "feedback: expected a table {{ OUTPUT = \"INPUT\", ... }}, got {value}"
-                        )
-                    })?;
-                    for (output, input) in table {
-                        let input = input.as_str().ok_or_else(|| {
-                            format!("feedback.{output}: expected the name of the input it feeds (a string), got {input}")
-                        })?;
-                        if p.feedback.iter().any(|(_, i)| i == input) {
-                            return Err(format!(
-                                "feedback.{output}: input {input:?} is already fed by another output"
-                            ));
-                        }
-                        p.feedback.push((output.clone(), input.to_string()));
-                    }
-                }
-                "fault" => {
-                    let table = value.as_table().ok_or_else(|| {
-                        format!("fault: expected a table {{ mode = \"error\" | \"panic\" | \"hang\", ... }}, got {value}")
-                    })?;
-                    rtmdl_ops::build("fault", table).map_err(|e| format!("fault: {e}"))?;
-                    p.fault = Some(table.clone());
-                }
-                other => {
-                    return Err(format!(
-                        "{other}: unknown parameter of an inference stage; known: {}",
-                        GPU_PARAMS.join(", ")
-                    ));
-                }
-            }
+    /// A session of the stage's model, checked against what the job feeds it.
+    fn inference(
+        &self,
+        task: usize,
+        stage: usize,
+        params: &InferenceParams,
+        file: PathBuf,
+    ) -> Result<Box<dyn Session>, String> {
+        let (spec, feedback) = spec(params, file, self.threads);
+        let mut model = self.model(&spec)?;
+        if !feedback.is_empty() {
+            model = Arc::new(
+                RecurrentModel::new(model, &feedback, self.state(task, stage))
+                    .map_err(|e| e.to_string())?,
+            );
         }
-        Ok(p)
-    }
-
-    /// The engine spec for `path`, and the feedback links.
-    fn spec(&self, path: std::path::PathBuf, threads: usize) -> (ModelSpec, Vec<Feedback>) {
-        let mut spec = ModelSpec::new(path).with_threads(threads);
-        spec.input_shape = self.input_shape.clone();
-        spec.outputs = self.outputs.clone();
-        let mut feedback = Vec::new();
-        for (output, input) in &self.feedback {
-            let init = self.inputs.get(input);
-            if let Some(shape) = init.and_then(|i| i.shape.clone()) {
-                spec.input_shapes.push((input.clone(), shape));
-            }
-            feedback.push(Feedback {
-                output: output.clone(),
-                input: input.clone(),
-                initial: InputValue::scalar(init.map_or(0.0, |i| i.fill)),
-            });
-        }
-        for (name, value) in &self.inputs {
-            if self.feedback.iter().any(|(_, i)| i == name) {
-                continue;
-            }
-            spec.constants.push((
-                name.clone(),
-                InputValue::Fill {
-                    value: value.fill,
-                    shape: value.shape.clone(),
-                },
+        if let Some(i) = model.inputs().iter().find(|i| i.dtype != DType::F32) {
+            return Err(format!(
+                "model {}: input {:?} is {} but the job's tensors are f32; fix it with params.inputs.{} = VALUE",
+                spec.path.display(),
+                i.name,
+                i.dtype,
+                i.name
             ));
         }
-        (spec, feedback)
-    }
-}
-
-/// A list of positive integers.
-fn shape(value: &toml::Value) -> Result<Vec<usize>, String> {
-    let list = value.as_array().ok_or_else(|| {
-        format!("expected a list of positive integers like [1, 3, 320, 320], got {value}")
-    })?;
-    list.iter()
-        .map(|d| match d.as_integer() {
-            Some(i) if i > 0 => usize::try_from(i).map_err(|_| format!("dim {i} is too large")),
-            _ => Err(format!("expected a list of positive integers, got {value}")),
-        })
-        .collect()
-}
-
-fn input_param(value: &toml::Value) -> Result<InputParam, String> {
-    let number = |v: &toml::Value| match v {
-        toml::Value::Integer(i) => Some(*i as f64),
-        toml::Value::Float(f) => Some(*f),
-        _ => None,
-    };
-    if let Some(fill) = number(value) {
-        return Ok(InputParam { fill, shape: None });
-    }
-    match value {
-        toml::Value::String(s) if s == "zeros" => Ok(InputParam {
-            fill: 0.0,
-            shape: None,
-        }),
-        toml::Value::Table(t) => {
-            let mut p = InputParam {
-                fill: 0.0,
-                shape: None,
-            };
-            for (k, v) in t {
-                match k.as_str() {
-                    "fill" => {
-                        p.fill =
-                            number(v).ok_or_else(|| format!(".fill: expected a number, got {v}"))?
-                    }
-                    "shape" => p.shape = Some(shape(v).map_err(|e| format!(".shape: {e}"))?),
-                    other => {
-                        return Err(format!(".{other}: unknown key; expected fill and/or shape"));
-                    }
-                }
-            }
-            Ok(p)
+        let m = self.cfg.taskset.tasks[task].model;
+        if let (Some(input), Some((producer, function, produced))) =
+            (model.inputs().first(), self.produced_shape(m, stage))
+            && input.shape != produced
+        {
+            return Err(format!(
+                "model {}: input {:?} takes {:?}, but stage `{producer}` ({function}) produces {:?}; make the stage's width and height match the model",
+                spec.path.display(),
+                input.name,
+                input.shape,
+                produced
+            ));
         }
-        other => Err(format!(
-            "expected a number, \"zeros\" or {{ fill = number, shape = [..] }}, got {other}"
-        )),
+        model.spawn().map_err(|e| e.to_string())
     }
+}
+
+/// What runs for one stage.
+enum Body<'a> {
+    Spin,
+    Function(&'a rtmdl_ops::FunctionSpec),
+    Inference(&'a InferenceParams, PathBuf),
+}
+
+/// The engine spec of an inference stage for the model at `path`, and its
+/// feedback links.
+fn spec(p: &InferenceParams, path: PathBuf, threads: usize) -> (ModelSpec, Vec<Feedback>) {
+    let mut spec = ModelSpec::new(path).with_threads(threads);
+    spec.input_shape = p.input_shape.clone();
+    spec.outputs = p.outputs.clone();
+    let mut feedback = Vec::new();
+    for (output, input) in &p.feedback {
+        let init = p.inputs.get(input);
+        if let Some(shape) = init.and_then(|i| i.shape.clone()) {
+            spec.input_shapes.push((input.clone(), shape));
+        }
+        feedback.push(Feedback {
+            output: output.clone(),
+            input: input.clone(),
+            initial: InputValue::scalar(init.map_or(0.0, |i| i.fill)),
+        });
+    }
+    for (name, value) in &p.inputs {
+        if p.feedback.values().any(|i| i == name) {
+            continue;
+        }
+        spec.constants.push((
+            name.clone(),
+            InputValue::Fill {
+                value: value.fill,
+                shape: value.shape.clone(),
+            },
+        ));
+    }
+    (spec, feedback)
 }
 
 impl Bodies for ConfigBodies {
@@ -414,68 +243,30 @@ impl Bodies for ConfigBodies {
         let t = &ts.tasks[task];
         let m = &ts.models[t.model];
         let st = &m.stages[stage];
-        let rt = &self.cfg.stages[t.model][stage];
-        let variant = &m.variants[self.assign[task].variant];
         let err = |reason: String| RuntimeError::Body {
             task: t.name.clone(),
             stage: st.name.clone(),
             reason,
         };
         let seed = self.seed ^ ((task as u64) << 32) ^ stage as u64;
-        let spin = || -> Box<dyn Work> {
-            Box::new(Spin {
-                profile: variant.times[stage].clone(),
+        let work: Box<dyn Work> = match self.body(task, stage) {
+            Body::Spin => Box::new(Spin {
+                profile: m.variants[self.assign[task].variant].times[stage].clone(),
                 rng: ChaCha8Rng::seed_from_u64(seed),
-            })
-        };
-        let work: Box<dyn Work> = match (st.on, self.real_body(task, stage)) {
-            (_, None) => spin(),
-            (Resource::Cpu, Some(f)) => Box::new(OpWork(
-                rtmdl_ops::build(&f, &rt.params).map_err(|e| err(e.to_string()))?,
+            }),
+            Body::Function(f) => Box::new(OpWork(f.build().map_err(|e| err(e.to_string()))?)),
+            Body::Inference(p, file) => Box::new(EngineWork(
+                self.inference(task, stage, p, file).map_err(err)?,
             )),
-            (Resource::Gpu, Some(file)) => {
-                let params = self.gpu[t.model][stage]
-                    .as_ref()
-                    .ok_or_else(|| err("no parsed parameters for an inference stage".into()))?;
-                let (spec, feedback) = params.spec(self.cfg.resolve(&file), self.threads);
-                let mut session = self.engine.load(&spec).map_err(|e| err(e.to_string()))?;
-                if !feedback.is_empty() {
-                    session = Box::new(
-                        RecurrentSession::new(session, &feedback, self.state(task, stage))
-                            .map_err(|e| err(e.to_string()))?,
-                    );
-                }
-                if let Some(i) = session.inputs().iter().find(|i| i.dtype != DType::F32) {
-                    return Err(err(format!(
-                        "model {}: input {:?} is {} but the job's tensors are f32; fix it with params.inputs.{} = VALUE",
-                        spec.path.display(),
-                        i.name,
-                        i.dtype,
-                        i.name
-                    )));
-                }
-                if let (Some(input), Some((producer, function, produced))) = (
-                    session.inputs().first(),
-                    self.produced_shape(t.model, stage),
-                ) && input.shape != produced
-                {
-                    return Err(err(format!(
-                        "model {}: input {:?} takes {:?}, but stage `{producer}` ({function}) produces {:?}; make the stage's width and height match the model",
-                        spec.path.display(),
-                        input.name,
-                        input.shape,
-                        produced
-                    )));
-                }
-                Box::new(EngineWork(session))
-            }
         };
-        let fault = self.gpu[t.model][stage]
-            .as_ref()
-            .and_then(|p| p.fault.as_ref());
+        // An inference stage's injected faults (with or without a model).
+        let fault = match &self.cfg.bodies[t.model][stage] {
+            StageBody::Inference(p) => p.fault,
+            _ => None,
+        };
         Ok(match fault {
-            Some(params) => Box::new(Faulty {
-                fault: rtmdl_ops::build("fault", params).map_err(|e| err(e.to_string()))?,
+            Some(spec) => Box::new(Faulty {
+                fault: rtmdl_ops::fault_body(&spec),
                 inner: work,
             }),
             None => work,
@@ -527,7 +318,7 @@ impl Work for EngineWork {
     }
 }
 
-/// An inference with injected faults: the `fault` function runs first (it
+/// An inference with injected faults: the `fault` body runs first (it
 /// passes the data on, or errors, panics or sleeps on its chosen calls).
 struct Faulty {
     fault: Box<dyn CpuStage>,

@@ -114,7 +114,7 @@ fn constants_and_feedback_from_the_config_carry_state_across_lanes() {
 #[test]
 fn bad_inference_params_name_the_field_or_the_input() {
     let dir = tempfile::tempdir().unwrap();
-    // Errors found when the config's bodies are built: the key at fault.
+    // Errors found when the config loads: the line, column and key at fault.
     let early = [
         (
             r#"{ input_shape = [1, 0] }"#,
@@ -122,35 +122,43 @@ fn bad_inference_params_name_the_field_or_the_input() {
         ),
         (
             r#"{ input_shape = "1x6" }"#,
-            "params.input_shape: expected a list of positive integers",
+            "params.input_shape: invalid type: string \"1x6\", expected a list of positive integers",
         ),
         (
             r#"{ inputs = { rate = "fast" } }"#,
-            "params.inputs.rate: expected a number, \"zeros\" or",
+            "params.inputs.rate: invalid value: string \"fast\", expected a number, \"zeros\" or",
         ),
         (
             r#"{ inputs = { state = { shap = [2, 1, 4] } } }"#,
-            "params.inputs.state.shap: unknown key",
+            "params.inputs.state.shap: unknown field `shap`, expected `fill` or `shape` (did you mean `shape`?)",
         ),
         (
             r#"{ feedback = { state_out = 3 } }"#,
-            "params.feedback.state_out: expected the name of the input",
+            "params.feedback.state_out: invalid type: integer `3`, expected a string",
         ),
         (
             r#"{ input_shapes = [1, 6] }"#,
-            "params.input_shapes: unknown parameter of an inference stage; known: file, input_shape",
+            "params.input_shapes: unknown field `input_shapes`, expected one of `file`, `input_shape`",
         ),
         (
             r#"{ outputs = [] }"#,
             "params.outputs: expected a non-empty list",
         ),
+        (
+            r#"{ inputs = { state = 0 }, feedback = { state_out = "state", y = "state" } }"#,
+            "params.feedback.y: input \"state\" is already fed by output \"state_out\"",
+        ),
+        (
+            r#"{ fault = { mode = "error", every = 0 } }"#,
+            "params.fault.every: `fault`: bad parameter `every`: expected a count of at least 1",
+        ),
     ];
     for (params, want) in early {
         let path = recurrent_config(dir.path(), params, 1);
-        let err = bodies(&path).err().expect(params).to_string();
+        let err = rtmdl_config::load(&path).expect_err(params).to_string();
         assert!(err.contains(want), "{params}: want {want:?} in: {err}");
-        assert!(err.contains("rec.toml"), "{err}");
-        assert!(err.starts_with("task `t`, stage `infer`"), "{err}");
+        // The infer stage is on line 9 of the config.
+        assert!(err.contains("rec.toml:9:"), "{err}");
     }
     // Errors found when the model is loaded (before the first release): the input
     // and the model file.

@@ -65,7 +65,7 @@ pub(crate) fn evaluate_with(
 ) -> Result<Eval> {
     let (h, w) = dataset.image_size();
     let spec = ModelSpec::new(onnx_path).with_input_shape(vec![1, 3, h, w]);
-    let mut session = engine.load(&spec)?;
+    let mut session = engine.session(&spec)?;
     let names = session.output_names().to_vec();
     let li = names.iter().position(|n| n == "logits").unwrap_or(0);
     let bi = names.iter().position(|n| n == "box");

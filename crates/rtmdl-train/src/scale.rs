@@ -772,7 +772,7 @@ impl Job<'_> {
 /// of `d`, cycled; 3 warm-up runs first).
 fn latency(engine: &dyn Engine, onnx: &Path, d: &Dataset, runs: usize) -> Result<f64> {
     let (h, w) = d.image_size();
-    let mut s = engine.load(&ModelSpec::new(onnx).with_input_shape(vec![1, 3, h, w]))?;
+    let mut s = engine.session(&ModelSpec::new(onnx).with_input_shape(vec![1, 3, h, w]))?;
     let input = |i: usize| {
         d.images
             .index_axis(Axis(0), i % d.len())

@@ -131,7 +131,7 @@ fn onnx_matches_framework() {
             ndarray::Array4::from_shape_fn((3, 3, a.height, a.width), |_| rng.random::<f32>());
         let p = predict(&a, &w, imgs.view(), 2).unwrap();
         let spec = rtmdl_engine::ModelSpec::new(&path);
-        let mut s = engine.load(&spec).unwrap();
+        let mut s = engine.session(&spec).unwrap();
         assert_eq!(s.input_shape(), &[1, 3, a.height, a.width]);
         let want_names: Vec<&str> = if box_head {
             vec!["logits", "box"]

@@ -87,7 +87,7 @@ fn inputs(arch: &Arch, n: usize, seed: u64) -> Vec<ArrayD<f32>> {
 }
 
 fn run_all(engine: &dyn Engine, path: &Path, xs: &[ArrayD<f32>]) -> Vec<Vec<ArrayD<f32>>> {
-    let mut s = engine.load(&ModelSpec::new(path)).unwrap();
+    let mut s = engine.session(&ModelSpec::new(path)).unwrap();
     xs.iter().map(|x| s.run(x).unwrap()).collect()
 }
 
@@ -227,13 +227,13 @@ fn lights_family_end_to_end() {
     let ort = ort_or_skip();
     for r in &m.variants {
         let path = out.join(&r.file);
-        let s = tract.load(&ModelSpec::new(&path)).unwrap();
+        let s = tract.session(&ModelSpec::new(&path)).unwrap();
         assert_eq!(s.input_shape(), &[1, 3, arch.height, arch.width]);
         assert_eq!(s.output_names(), ["logits", "box"]);
         assert_eq!(s.output_shapes(), [vec![1, arch.classes], vec![1, 4]]);
         let t = run_all(&tract, &path, &xs);
         if let Some(ort) = &ort {
-            let mut so = ort.load(&ModelSpec::new(&path)).unwrap();
+            let mut so = ort.session(&ModelSpec::new(&path)).unwrap();
             assert_eq!(so.output_shapes(), [vec![1, arch.classes], vec![1, 4]]);
             let o: Vec<_> = xs.iter().map(|x| so.run(x).unwrap()).collect();
             assert_close(&t, &o, 1e-4, &format!("{} tract vs ort", r.name));
