@@ -113,7 +113,13 @@ impl<'de> Deserialize<'de> for Profile {
                         .ok_or_else(|| de::Error::missing_field(leak(k)))
                 };
                 let (p50, p90, p99, max) = (get("p50")?, get("p90")?, get("p99")?, get("max")?);
-                let min = q.get("min").copied().unwrap_or(p50);
+                // Without a min the lower tail mirrors the upper one
+                // (p50 − (p90 − p50), at least 0): a job is as likely to
+                // run a little faster than p50 as slower, not pinned to it.
+                let min = q
+                    .get("min")
+                    .copied()
+                    .unwrap_or_else(|| p50.saturating_sub(p90.saturating_sub(p50)));
                 if !(min <= p50 && p50 <= p90 && p90 <= p99 && p99 <= max) {
                     return Err(de::Error::custom(
                         "quantiles must not decrease: min ≤ p50 ≤ p90 ≤ p99 ≤ max",

@@ -308,3 +308,18 @@ fn the_shipped_examples_load() {
     }
     assert!(n >= 3);
 }
+
+#[test]
+fn quantiles_without_a_min_have_a_lower_tail() {
+    let c = rtmdl_config::parse(GOOD, Path::new("cfg.toml")).unwrap();
+    let t = &c.taskset.models[0].variants[0].times[1];
+    // p50 10, p90 11: the lower tail mirrors the upper, down to 9 ms.
+    assert!(
+        matches!(t, rtmdl_core::ExecProfile::Quantiles { min: 9_000_000, .. }),
+        "{t:?}"
+    );
+    assert!(
+        t.quantile(0.25) < 10_000_000,
+        "a quarter of the draws below p50"
+    );
+}

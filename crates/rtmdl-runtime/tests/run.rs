@@ -135,12 +135,19 @@ fn two_tiny_models_run_and_every_job_is_accounted_for() {
         serde_json::to_value(r).unwrap(),
         serde_json::to_value(&sim).unwrap(),
     );
+    // What only a real run has: the measured hand-offs, and the
+    // simulator's prediction beside every task.
     let strip = |mut k: Vec<String>| {
-        k.retain(|x| x != "notes");
+        k.retain(|x| x != "notes" && x != "runtime" && x != "predicted");
         k
     };
     assert_eq!(strip(keys(rv.clone())), strip(keys(sv.clone())));
-    assert_eq!(keys(rv["tasks"][0].clone()), keys(sv["tasks"][0].clone()));
+    assert_eq!(
+        strip(keys(rv["tasks"][0].clone())),
+        keys(sv["tasks"][0].clone())
+    );
+    assert!(rv["runtime"]["dispatch_gpu"]["count"].as_u64().unwrap() > 0);
+    assert!(rv["tasks"][0]["predicted"]["miss_rate"].is_number());
     assert_eq!(
         rv["tasks"]
             .as_array()
@@ -198,11 +205,17 @@ fn profile_then_simulate_and_run_agree_that_an_underloaded_set_misses_nothing() 
             lanes: 2,
             threads: 1,
             seed: 1,
+            calibrate: 500_000_000,
+            realtime: false,
         },
         &mut |_, _, _| {},
     )
     .unwrap();
     assert_eq!(prof.models.len(), 2);
+    let machine = prof.machine.as_ref().expect("the machine is measured");
+    assert!(machine.lanes_on_cpu && machine.cores >= 1);
+    assert!(machine.overheads.dispatch.iter().all(Option::is_some));
+    assert!(machine.calibration_load.is_some_and(|l| l >= 1.0));
     assert_eq!(prof.gpu_slowdown.len(), 2);
     for m in &prof.models {
         for s in &m.variants[0].stages {
@@ -246,7 +259,7 @@ fn profile_then_simulate_and_run_agree_that_an_underloaded_set_misses_nothing() 
             v.as_object()
                 .unwrap()
                 .keys()
-                .filter(|k| *k != "notes")
+                .filter(|k| *k != "notes" && *k != "runtime")
                 .cloned()
                 .collect()
         };
@@ -560,4 +573,72 @@ source = { kind = "tensor", shape = [4] }
         assert_eq!(h.failed, 0, "{name}: {h:?}");
         assert!(h.completed > 0, "{name}: {h:?}");
     }
+}
+
+/// Producing a job's input is a camera's work, not the job's: the profile
+/// and a real run time the first sub-task over the same span, without it.
+#[test]
+fn the_profile_and_a_run_time_the_first_sub_task_over_the_same_span() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("cfg.toml");
+    // Drawing 4 M random floats costs tens of ms; copying them, a few.
+    std::fs::write(
+        &path,
+        r#"
+[platform]
+cpu_workers = 1
+gpu_lanes = 1
+
+[models.m]
+stages = [{ name = "take", on = "cpu", function = "reshape", params = { shape = [-1] }, time = "1 ms" }]
+[[models.m.variants]]
+name = "only"
+accuracy = 1.0
+
+[[tasks]]
+name = "t"
+model = "m"
+period = "200 ms"
+source = { kind = "tensor", shape = [1, 4000000], seed = 1 }
+"#,
+    )
+    .unwrap();
+    let cfg = rtmdl_config::load(&path).unwrap();
+    let produce = {
+        let mut src = cfg.sources[0].as_ref().unwrap().build().unwrap();
+        let t0 = std::time::Instant::now();
+        src.next(0).unwrap();
+        t0.elapsed().as_nanos() as u64
+    };
+    let prof = rtmdl_runtime::profile::profile(
+        &cfg,
+        tract(),
+        &rtmdl_runtime::profile::ProfileOptions {
+            runs: 5,
+            warmup: 1,
+            lanes: 1,
+            threads: 1,
+            seed: 1,
+            calibrate: 0,
+            realtime: false,
+        },
+        &mut |_, _, _| {},
+    )
+    .unwrap();
+    let profiled = prof.models[0].variants[0].stages[0].p50_ms * 1e6;
+    let real = run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract(),
+        1,
+        &opts(1.0, false),
+        1,
+    )
+    .unwrap();
+    let ran = real.outcome.stage_times[0][0].quantile(0.5) as f64;
+    assert!(
+        profiled < produce as f64 / 2.0 && ran < produce as f64 / 2.0,
+        "producing the input ({produce} ns) is in neither: profile {profiled} ns, run {ran} ns"
+    );
 }
