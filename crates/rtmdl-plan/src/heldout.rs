@@ -106,7 +106,7 @@ mod tests {
     #[test]
     fn batch_means_pool_the_rate_and_widen_with_spread() {
         let (r, ci) = batch_means(&[(5, 100), (5, 100), (5, 100)]);
-        assert_eq!((r, ci), (0.05, 0.0));
+        assert!((r - 0.05).abs() < 1e-12 && ci.abs() < 1e-12, "{r} ± {ci}");
         let (r, ci) = batch_means(&[(0, 100), (10, 100)]);
         assert!((r - 0.05).abs() < 1e-12);
         assert!(ci > 0.5, "two very different batches: wide interval, {ci}");

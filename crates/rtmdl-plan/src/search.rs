@@ -292,8 +292,13 @@ pub fn moea(
     }
     let mut pop = evaluate_all(p, genomes, opts.threads);
     let mut evaluations = pop.len();
-    let mut rank = vec![0usize; pop.len()];
-    let mut crowd = vec![0.0f64; pop.len()];
+    // The first tournaments already prefer the better fronts.
+    let (mut rank, mut crowd) = (vec![0usize; pop.len()], vec![0.0f64; pop.len()]);
+    for (r, front) in fronts(&pop).iter().enumerate() {
+        for (&i, c) in front.iter().zip(crowding(&pop, front)) {
+            (rank[i], crowd[i]) = (r, c);
+        }
+    }
     let tournament = |rng: &mut ChaCha8Rng, rank: &[usize], crowd: &[f64]| {
         let (a, b) = (
             rng.random_range(0..rank.len()),
@@ -311,7 +316,13 @@ pub fn moea(
             .map(|s| s.eval.loss)
             .fold(f64::INFINITY, f64::min)
     };
-    let (mut best_loss, mut stale) = (best_of(&pop), 0);
+    // While nothing is feasible, progress is a falling violation.
+    let least_violation = |pop: &[Scored]| {
+        pop.iter()
+            .map(|s| s.eval.violation)
+            .fold(f64::INFINITY, f64::min)
+    };
+    let (mut best_loss, mut best_violation, mut stale) = (best_of(&pop), least_violation(&pop), 0);
     for generation in 0..opts.generations {
         // Every original variant has loss 0, so a feasible plan of loss 0
         // is optimal: stop.
@@ -355,9 +366,11 @@ pub fn moea(
         pop = next;
         rank = nrank;
         crowd = ncrowd;
-        let b = best_of(&pop);
+        let (b, v) = (best_of(&pop), least_violation(&pop));
         if b < best_loss - 1e-12 {
             (best_loss, stale) = (b, 0);
+        } else if best_loss.is_infinite() && v < best_violation - 1e-12 {
+            (best_violation, stale) = (v, 0);
         } else {
             stale += 1;
         }
