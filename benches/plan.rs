@@ -62,6 +62,8 @@ fn set(n: usize, seed: u64) -> TaskSet {
             priority: None,
             variant: None,
             overrun: Overrun::Skip,
+            floor: None,
+            stop: None,
         });
     }
     TaskSet {
@@ -74,6 +76,7 @@ fn set(n: usize, seed: u64) -> TaskSet {
         },
         models,
         tasks,
+        adapt: None,
     }
 }
 

@@ -14,6 +14,7 @@ fn bench(c: &mut Criterion) {
     let opts = SimOptions {
         duration: 60_000_000_000,
         seed: 1,
+        ..Default::default()
     };
     let mut group = c.benchmark_group("simulate heavy.toml 60 s");
     for policy in [PolicyKind::Rtmdl, PolicyKind::Dm, PolicyKind::Fifo] {

@@ -690,6 +690,7 @@ fn best_baseline(ts: &TaskSet, seed: u64) -> f64 {
     let opts = SimOptions {
         duration: 10_000_000_000,
         seed,
+        ..Default::default()
     };
     [
         (PolicyKind::Dm, VariantChoice::Original),

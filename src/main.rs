@@ -578,7 +578,11 @@ fn run(cli: Cli) -> Result<()> {
             json,
         } => {
             let ts = load(&set.config, set.plan.as_deref(), profile.as_deref())?;
-            let opts = SimOptions { duration, seed };
+            let opts = SimOptions {
+                duration,
+                seed,
+                ..Default::default()
+            };
             let report = simulate(&ts, set.policy.into(), set.choice(), opts);
             if json.as_deref() != Some(Path::new("-")) {
                 print!("{}", report.table());
@@ -601,7 +605,21 @@ fn run(cli: Cli) -> Result<()> {
             }
             let reports: Vec<(&str, RunReport)> = BASELINES
                 .iter()
-                .map(|&(label, p, v)| (label, simulate(&ts, p, v, SimOptions { duration, seed })))
+                .map(|&(label, p, v)| {
+                    (
+                        label,
+                        simulate(
+                            &ts,
+                            p,
+                            v,
+                            SimOptions {
+                                duration,
+                                seed,
+                                ..Default::default()
+                            },
+                        ),
+                    )
+                })
                 .collect();
             if json.as_deref() != Some(Path::new("-")) {
                 if !ts.has_plan() {
@@ -782,6 +800,7 @@ fn run(cli: Cli) -> Result<()> {
                         let opts = SimOptions {
                             duration: held.horizon,
                             seed: rtmdl_plan::heldout::FRESH_SEED + s,
+                            ..Default::default()
                         };
                         let r = simulate(&planned, p, v, opts);
                         missed += r.tasks.iter().map(|t| t.missed + t.dropped).sum::<u64>();

@@ -89,6 +89,7 @@ pub fn schedulable_factor(
                 SimOptions {
                     duration: horizon,
                     seed: seed + s,
+                    ..Default::default()
                 },
             )
             .miss_rate

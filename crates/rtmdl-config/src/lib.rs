@@ -9,18 +9,17 @@
 //! runtime executes what the config describes and never reads TOML.
 
 mod body;
+mod build;
 mod raw;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use body::Field;
 pub use body::{InferenceParams, InputInit, StageBody};
 use raw::{RawConfig, RawPlan};
-use rtmdl_core::{Model, Overrun, Platform, Stage, Task, TaskSet, Variant};
+use rtmdl_core::TaskSet;
 use rtmdl_ops::SourceSpec;
-use toml::Spanned;
 
 /// A config or plan file that cannot be used.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -50,6 +49,11 @@ pub struct Config {
     /// Per task: the input source of its jobs, if given (a `path` in it is
     /// resolved against the config's folder).
     pub sources: Vec<Option<SourceSpec>>,
+    /// How online switching decides (`[adapt]`, or the defaults); the task
+    /// set switches only when a command turns it on (`--adapt`).
+    pub adapt: rtmdl_core::AdaptOptions,
+    /// The scenario's own length (`[run] duration`).
+    pub duration: Option<rtmdl_core::Time>,
 }
 
 impl Config {
@@ -71,7 +75,7 @@ pub fn load(path: &Path) -> Result<Config, ConfigError> {
     parse(&text, path)
 }
 
-struct Src<'a> {
+pub(crate) struct Src<'a> {
     file: String,
     text: &'a str,
 }
@@ -150,7 +154,7 @@ fn with_suggestion(message: &str) -> String {
 }
 
 /// 1-based line and column of a byte offset.
-fn line_col(text: &str, offset: usize) -> (usize, usize) {
+pub(crate) fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let mut offset = offset.min(text.len());
     while !text.is_char_boundary(offset) {
         offset -= 1;
@@ -169,346 +173,10 @@ pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         text,
     };
     let raw: RawConfig = toml::from_str(text).map_err(|e| src.toml_err(e))?;
-    build(&src, raw, path)
+    build::build(&src, raw, path)
 }
 
-fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, ConfigError> {
-    let platform = {
-        let span = raw.platform.span();
-        let p = raw.platform.into_inner();
-        let workers = *p.cpu_workers.get_ref();
-        if !(1..=1024).contains(&workers) {
-            return Err(src.err(
-                p.cpu_workers.span(),
-                "platform.cpu_workers",
-                format!("expected between 1 and 1024 CPU workers, got {workers}"),
-            ));
-        }
-        let lanes = *p.gpu_lanes.get_ref();
-        if !(1..=64).contains(&lanes) {
-            let s = if p.gpu_lanes.span().is_empty() {
-                span.clone()
-            } else {
-                p.gpu_lanes.span()
-            };
-            return Err(src.err(
-                s,
-                "platform.gpu_lanes",
-                format!("expected between 1 and 64 GPU lanes, got {lanes}"),
-            ));
-        }
-        let slowdown = match p.gpu_slowdown {
-            None => vec![1.0; lanes as usize],
-            Some(s) => {
-                let v = s.get_ref().clone();
-                if v.len() != lanes as usize {
-                    return Err(src.err(
-                        s.span(),
-                        "platform.gpu_slowdown",
-                        format!(
-                            "expected one factor per GPU lane ({lanes}), got {}",
-                            v.len()
-                        ),
-                    ));
-                }
-                if let Some(bad) = v
-                    .iter()
-                    .find(|f| !f.is_finite() || **f < 1.0 || **f > 1000.0)
-                {
-                    return Err(src.err(
-                        s.span(),
-                        "platform.gpu_slowdown",
-                        format!("expected factors ≥ 1.0 (1.0 = no slowdown), got {bad}"),
-                    ));
-                }
-                v
-            }
-        };
-        Platform {
-            cpu_workers: workers as usize,
-            gpu_lanes: lanes as usize,
-            gpu_slowdown: slowdown,
-            storage_budget: p.storage_budget.map(|s| s.0),
-            ..Default::default()
-        }
-    };
-
-    let mut models = Vec::new();
-    let mut bodies = Vec::new();
-    let mut model_index = BTreeMap::new();
-    for (name, m) in raw.models {
-        let m = m.into_inner();
-        let field = format!("models.{name}");
-        if m.stages.get_ref().is_empty() {
-            return Err(src.err(
-                m.stages.span(),
-                format!("{field}.stages"),
-                "a job's chain needs at least one sub-task",
-            ));
-        }
-        let mut stages = Vec::new();
-        let mut defaults = Vec::new();
-        let mut rts = Vec::new();
-        for (i, st) in m.stages.into_inner().into_iter().enumerate() {
-            if stages.iter().any(|s: &Stage| s.name == *st.name.get_ref()) {
-                return Err(src.err(
-                    st.name.span(),
-                    format!("{field}.stages"),
-                    format!("stage `{}` appears twice", st.name.get_ref()),
-                ));
-            }
-            let at = Field::default()
-                .key("models")
-                .key(&name)
-                .key("stages")
-                .index(i);
-            let (body, fault) = body::stage_body(src, &at, st.on, st.function, st.params, path)?;
-            let mut stage = Stage::new(st.name.get_ref().clone(), st.on);
-            stage.fault = fault;
-            stages.push(stage);
-            defaults.push(st.time.map(|p| p.0));
-            rts.push(body);
-        }
-        let shared_parts: Vec<(String, u64)> =
-            m.shared.iter().map(|(k, v)| (k.clone(), v.0)).collect();
-        if m.variants.get_ref().is_empty() {
-            return Err(src.err(
-                m.variants.span(),
-                format!("{field}.variants"),
-                "a model needs at least one variant",
-            ));
-        }
-        let mut variants: Vec<Variant> = Vec::new();
-        for v in m.variants.into_inner() {
-            let vspan = v.span();
-            let v = v.into_inner();
-            let vname = v.name.get_ref().clone();
-            let vfield = format!("{field}.variants[{vname}]");
-            if variants.iter().any(|x| x.name == vname) {
-                return Err(src.err(
-                    v.name.span(),
-                    format!("{vfield}.name"),
-                    format!("variant `{vname}` appears twice in model `{name}`"),
-                ));
-            }
-            let acc = *v.accuracy.get_ref();
-            if !(0.0..=1.0).contains(&acc) {
-                return Err(src.err(
-                    v.accuracy.span(),
-                    format!("{vfield}.accuracy"),
-                    format!("expected an accuracy between 0 and 1, got {acc}"),
-                ));
-            }
-            if let Some(sw) = &v.shared_with
-                && !m.shared.contains_key(sw.get_ref())
-            {
-                return Err(src.err(
-                    sw.span(),
-                    format!("{vfield}.shared_with"),
-                    format!(
-                        "no shared part `{}` in model `{name}` (declared: {})",
-                        sw.get_ref(),
-                        list(m.shared.keys())
-                    ),
-                ));
-            }
-            for (k, t) in &v.times {
-                if !stages.iter().any(|s| s.name == *k) {
-                    return Err(src.err(
-                        t.span(),
-                        format!("{vfield}.times.{k}"),
-                        format!(
-                            "no stage `{k}` in model `{name}` (stages: {})",
-                            list(stages.iter().map(|s| &s.name))
-                        ),
-                    ));
-                }
-            }
-            let mut times = Vec::new();
-            for (i, st) in stages.iter().enumerate() {
-                let t = v
-                    .times
-                    .get(&st.name)
-                    .map(|t| t.get_ref().0.clone())
-                    .or_else(|| defaults[i].clone());
-                match t {
-                    Some(t) => times.push(t),
-                    None => {
-                        return Err(src.err(
-                            vspan.clone(),
-                            format!("{vfield}.times.{}", st.name),
-                            format!(
-                                "no execution time for stage `{}`: give it in the variant's `times` or as the stage's `time`",
-                                st.name
-                            ),
-                        ));
-                    }
-                }
-            }
-            variants.push(Variant {
-                name: vname,
-                accuracy: acc,
-                shared_with: v.shared_with.map(|s| s.into_inner()),
-                private_bytes: v.private.map_or(0, |s| s.0),
-                times,
-                file: v.file,
-            });
-        }
-        model_index.insert(name.clone(), models.len());
-        models.push(Model {
-            name,
-            stages,
-            shared_parts,
-            variants,
-        });
-        bodies.push(rts);
-    }
-
-    if raw.tasks.is_empty() {
-        return Err(src.err(
-            0..0,
-            "tasks",
-            "the task set is empty: add at least one [[tasks]] table",
-        ));
-    }
-    let mut tasks: Vec<Task> = Vec::new();
-    let mut sources = Vec::new();
-    let mut priorities: Vec<(u32, Range<usize>)> = Vec::new();
-    for (i, t) in raw.tasks.into_iter().enumerate() {
-        let t = t.into_inner();
-        let name = t.name.get_ref().clone();
-        let field = format!("tasks[{i}]");
-        if tasks.iter().any(|x| x.name == name) {
-            return Err(src.err(
-                t.name.span(),
-                format!("{field}.name"),
-                format!("task `{name}` appears twice"),
-            ));
-        }
-        let Some(&model) = model_index.get(t.model.get_ref()) else {
-            return Err(src.err(
-                t.model.span(),
-                format!("{field}.model"),
-                format!(
-                    "no model `{}` (models: {})",
-                    t.model.get_ref(),
-                    list(model_index.keys())
-                ),
-            ));
-        };
-        let period = t.period.get_ref().0;
-        if period < 10_000 {
-            return Err(src.err(
-                t.period.span(),
-                format!("{field}.period"),
-                format!("expected a period of at least 10 us, got {} ns", period),
-            ));
-        }
-        let overrun = t.overrun.unwrap_or_default();
-        let deadline = match &t.deadline {
-            None => period,
-            Some(d) => {
-                let dl = d.get_ref().0;
-                if dl == 0 {
-                    return Err(src.err(
-                        d.span(),
-                        format!("{field}.deadline"),
-                        "expected a deadline above 0",
-                    ));
-                }
-                if dl > period && overrun == Overrun::Skip {
-                    return Err(src.err(
-                        d.span(),
-                        format!("{field}.deadline"),
-                        "a deadline longer than the period is not allowed with overrun = \"skip\" (a job is dropped while the previous one is pending); shorten it or use overrun = \"continue\"",
-                    ));
-                }
-                dl
-            }
-        };
-        let rate =
-            |v: &Option<Spanned<f64>>, key: &str, default: f64| -> Result<f64, ConfigError> {
-                match v {
-                    None => Ok(default),
-                    Some(x) if (0.0..=1.0).contains(x.get_ref()) => Ok(*x.get_ref()),
-                    Some(x) => Err(src.err(
-                        x.span(),
-                        format!("{field}.{key}"),
-                        format!("expected a value between 0 and 1, got {}", x.get_ref()),
-                    )),
-                }
-            };
-        let max_miss_rate = rate(&t.max_miss_rate, "max_miss_rate", 0.0)?;
-        let min_accuracy = rate(&t.min_accuracy, "min_accuracy", 0.0)?;
-        let variant = match &t.variant {
-            None => None,
-            Some(v) => Some(models[model].variant(v.get_ref()).ok_or_else(|| {
-                src.err(
-                    v.span(),
-                    format!("{field}.variant"),
-                    format!(
-                        "model `{}` has no variant `{}` (variants: {})",
-                        models[model].name,
-                        v.get_ref(),
-                        list(models[model].variants.iter().map(|v| &v.name))
-                    ),
-                )
-            })?),
-        };
-        let priority = match &t.priority {
-            None => None,
-            Some(p) => {
-                let v = *p.get_ref();
-                if !(1..=1_000_000).contains(&v) {
-                    return Err(src.err(
-                        p.span(),
-                        format!("{field}.priority"),
-                        format!("expected a priority ≥ 1 (1 = most urgent), got {v}"),
-                    ));
-                }
-                if let Some((_, other)) = priorities.iter().find(|(q, _)| *q == v as u32) {
-                    let (line, _) = line_col(src.text, other.start);
-                    return Err(src.err(
-                        p.span(),
-                        format!("{field}.priority"),
-                        format!("priority {v} is already used on line {line}: priorities must be distinct"),
-                    ));
-                }
-                priorities.push((v as u32, p.span()));
-                Some(v as u32)
-            }
-        };
-        let at = Field::default().key("tasks").index(i);
-        sources.push(match t.source {
-            Some(s) => Some(body::source(src, &at, s, path)?),
-            None => None,
-        });
-        tasks.push(Task {
-            name,
-            model,
-            period,
-            deadline,
-            offset: t.offset.map_or(0, |o| o.0),
-            max_miss_rate,
-            min_accuracy,
-            priority,
-            variant,
-            overrun,
-        });
-    }
-    Ok(Config {
-        path: path.to_path_buf(),
-        taskset: TaskSet {
-            platform,
-            models,
-            tasks,
-        },
-        bodies,
-        sources,
-    })
-}
-
-fn list<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
+pub(crate) fn list<I: IntoIterator<Item = S>, S: AsRef<str>>(items: I) -> String {
     let v: Vec<String> = items
         .into_iter()
         .map(|s| format!("`{}`", s.as_ref()))

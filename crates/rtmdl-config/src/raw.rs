@@ -155,6 +155,34 @@ pub struct RawConfig {
     pub models: BTreeMap<String, Spanned<RawModel>>,
     #[serde(default)]
     pub tasks: Vec<Spanned<RawTask>>,
+    /// Online variant switching (used with `--adapt`).
+    #[serde(default)]
+    pub adapt: Option<Spanned<RawAdapt>>,
+    /// How the scenario runs (`rtmdl run` without `--duration`).
+    #[serde(default)]
+    pub run: Option<RawRun>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdapt {
+    #[serde(default)]
+    pub window: Option<Spanned<i64>>,
+    #[serde(default)]
+    pub low: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub high: Option<Spanned<f64>>,
+    #[serde(default)]
+    pub hold: Option<Dur>,
+    #[serde(default)]
+    pub timeline: Option<Spanned<Dur>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRun {
+    #[serde(default)]
+    pub duration: Option<Spanned<Dur>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -167,6 +195,15 @@ pub struct RawPlatform {
     pub gpu_slowdown: Option<Spanned<Vec<f64>>>,
     #[serde(default)]
     pub storage_budget: Option<Size>,
+    /// Physical cores the workers (and CPU-engine lanes) share.
+    #[serde(default)]
+    pub cores: Option<Spanned<i64>>,
+    /// A sub-task running longer than this fails its job.
+    #[serde(default)]
+    pub watchdog: Option<Spanned<Dur>>,
+    /// Hung sub-tasks after which a task is quarantined (0: never).
+    #[serde(default)]
+    pub max_hangs: Option<Spanned<i64>>,
 }
 
 fn one() -> Spanned<i64> {
@@ -238,6 +275,12 @@ pub struct RawTask {
     /// Real runtime: where the job's input comes from (`kind = ...`).
     #[serde(default)]
     pub source: Option<Spanned<toml::Table>>,
+    /// The slowest variant online switching may go down to.
+    #[serde(default)]
+    pub floor: Option<Spanned<String>>,
+    /// No release at or after this time.
+    #[serde(default)]
+    pub stop: Option<Spanned<Dur>>,
 }
 
 /// A plan file: per task, a variant and a priority.

@@ -245,6 +245,46 @@ const CASES: &[(&str, &str, &str, usize, &str, &str)] = &[
         "cpu_workers",
         "expected",
     ),
+    (
+        "adapt window of 0 jobs",
+        "[[tasks]]",
+        "[adapt]\nwindow = 0\n\n[[tasks]]",
+        28,
+        "adapt.window",
+        "at least 1 job",
+    ),
+    (
+        "adapt margins out of order",
+        "[[tasks]]",
+        "[adapt]\nlow = 0.5\nhigh = 0.2\n\n[[tasks]]",
+        29,
+        "adapt.high",
+        "out of order",
+    ),
+    (
+        "a floor variant the model does not have",
+        "max_miss_rate = 0.05",
+        "max_miss_rate = 0.05\nfloor = \"tiny\"",
+        32,
+        "tasks[0].floor",
+        "no variant `tiny`",
+    ),
+    (
+        "a task that stops at 0",
+        "max_miss_rate = 0.05",
+        "max_miss_rate = 0.05\nstop = \"0 s\"",
+        32,
+        "tasks[0].stop",
+        "above 0",
+    ),
+    (
+        "a scenario of no length",
+        "[[tasks]]",
+        "[run]\nduration = \"0 s\"\n\n[[tasks]]",
+        28,
+        "run.duration",
+        "above 0",
+    ),
 ];
 
 #[test]
@@ -322,4 +362,20 @@ fn quantiles_without_a_min_have_a_lower_tail() {
         t.quantile(0.25) < 10_000_000,
         "a quarter of the draws below p50"
     );
+}
+
+#[test]
+fn adapt_run_floor_and_stop_are_read() {
+    let text = GOOD.replacen(
+        "[[tasks]]",
+        "[adapt]\nwindow = 8\nhold = \"2 s\"\n\n[run]\nduration = \"30 s\"\n\n[[tasks]]",
+        1,
+    ) + "floor = \"small\"\nstop = \"10 s\"\n";
+    let c = rtmdl_config::parse(&text, Path::new("cfg.toml")).unwrap();
+    assert_eq!((c.adapt.window, c.adapt.hold), (8, 2_000_000_000));
+    assert_eq!(c.duration, Some(30_000_000_000));
+    assert_eq!(c.taskset.tasks[0].floor, Some(1));
+    assert_eq!(c.taskset.tasks[0].stop, Some(10_000_000_000));
+    // The set switches only when a command turns it on.
+    assert!(c.taskset.adapt.is_none());
 }

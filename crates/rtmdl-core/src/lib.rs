@@ -5,6 +5,7 @@
 //! Nothing here reads a clock, spawns a thread or touches a file: the
 //! real-time runtime drives the very same [`sched::Scheduler`].
 
+pub mod adapt;
 pub mod fault;
 pub mod model;
 pub mod names;
@@ -16,6 +17,7 @@ pub mod sched;
 pub mod sim;
 pub mod units;
 
+pub use adapt::AdaptOptions;
 pub use fault::{FailReason, FaultMode, FaultPolicy, FaultSpec};
 pub use model::{
     Assignment, ExecProfile, Model, Overheads, Overrun, Platform, Resource, Stage, Task, TaskSet,

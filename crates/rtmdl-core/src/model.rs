@@ -358,6 +358,11 @@ pub struct Task {
     /// Variant from a plan (index into the model's variants).
     pub variant: Option<usize>,
     pub overrun: Overrun,
+    /// The slowest variant online switching may go down to (besides
+    /// `min_accuracy`); `None`: any that meets `min_accuracy`.
+    pub floor: Option<usize>,
+    /// No release at or after this time (a task that stops mid-run).
+    pub stop: Option<Time>,
 }
 
 /// Everything one config file describes.
@@ -366,6 +371,8 @@ pub struct TaskSet {
     pub platform: Platform,
     pub models: Vec<Model>,
     pub tasks: Vec<Task>,
+    /// Online variant switching, when on (`--adapt`).
+    pub adapt: Option<crate::adapt::AdaptOptions>,
 }
 
 /// Per task: which variant and which priority (1 = most urgent).

@@ -13,21 +13,30 @@ use crate::model::{TaskSet, Time};
 pub struct Releases {
     due: BinaryHeap<Reverse<(Time, usize)>>,
     periods: Vec<Time>,
+    /// Per task: no release at or after this (the run's end, or the task's
+    /// `stop`).
+    ends: Vec<Time>,
     end: Time,
 }
 
 impl Releases {
-    /// Every task's releases in `[0, end)`.
+    /// Every task's releases in `[offset, min(end, stop))`.
     pub fn new(ts: &TaskSet, end: Time) -> Self {
+        let ends: Vec<Time> = ts
+            .tasks
+            .iter()
+            .map(|t| t.stop.map_or(end, |s| s.min(end)))
+            .collect();
         Releases {
             due: ts
                 .tasks
                 .iter()
                 .enumerate()
-                .filter(|(_, t)| t.offset < end)
+                .filter(|(i, t)| t.offset < ends[*i])
                 .map(|(i, t)| Reverse((t.offset, i)))
                 .collect(),
             periods: ts.tasks.iter().map(|t| t.period.max(1)).collect(),
+            ends,
             end,
         }
     }
@@ -45,7 +54,7 @@ impl Releases {
         }
         self.due.pop();
         let next = t.saturating_add(self.periods[task]);
-        if next < self.end {
+        if next < self.ends[task] {
             self.due.push(Reverse((next, task)));
         }
         Some((task, t))
@@ -54,6 +63,7 @@ impl Releases {
     /// No release at or after `at` (a run stopped early).
     pub fn stop_at(&mut self, at: Time) {
         self.end = self.end.min(at);
+        self.ends.iter_mut().for_each(|e| *e = (*e).min(at));
         self.due.retain(|Reverse((t, _))| *t < at);
     }
 
@@ -96,8 +106,11 @@ mod tests {
                     priority: None,
                     variant: None,
                     overrun: Overrun::Continue,
+                    floor: None,
+                    stop: None,
                 })
                 .collect(),
+            adapt: None,
         }
     }
 
@@ -112,6 +125,23 @@ mod tests {
         }
         assert_eq!(got, vec![(0, 0), (1, 2), (1, 6), (0, 10), (1, 10)]);
         assert!(r.is_done());
+    }
+
+    #[test]
+    fn a_task_that_stops_is_released_until_then() {
+        let mut set = ts(&[(10, 0), (10, 5)]);
+        set.tasks[1].stop = Some(20);
+        let mut r = Releases::new(&set, 40);
+        let mut got = Vec::new();
+        while let Some(t) = r.next_due() {
+            while let Some(x) = r.pop_due(t) {
+                got.push(x);
+            }
+        }
+        assert_eq!(
+            got,
+            vec![(0, 0), (1, 5), (0, 10), (1, 15), (0, 20), (0, 30)]
+        );
     }
 
     #[test]

@@ -222,6 +222,10 @@ pub struct RunReport {
     /// A real run's measured hand-offs and release lateness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeStats>,
+    /// Miss rate and variant over time (with online switching, or when
+    /// asked for).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeline: Option<Timeline>,
     /// Extra facts from the driver (engine, real-time priorities, ...).
     #[serde(default, skip_serializing_if = "serde_json_map_is_empty")]
     pub notes: std::collections::BTreeMap<String, String>,
@@ -231,26 +235,173 @@ fn serde_json_map_is_empty(m: &std::collections::BTreeMap<String, String>) -> bo
     m.is_empty()
 }
 
-/// Collects response times from the core's decisions, per task.
+/// Collects from the core's decisions, per task: response times, jobs
+/// started per variant, and (when asked) a timeline.
 #[derive(Clone, Debug, Default)]
 pub struct Recorder {
     pub responses: Vec<Samples>,
+    /// Per task, per variant of its model: jobs that started.
+    pub variant_jobs: Vec<Vec<u64>>,
+    pub timeline: Option<TimelineRecorder>,
 }
 
 impl Recorder {
     pub fn new(tasks: usize) -> Self {
         Recorder {
             responses: (0..tasks).map(|_| Samples::new()).collect(),
+            variant_jobs: vec![Vec::new(); tasks],
+            timeline: None,
         }
+    }
+
+    /// The same, also keeping a timeline in bins of `bin` ns, each task
+    /// starting at its variant in `variants`.
+    pub fn with_timeline(mut self, bin: Time, variants: Vec<usize>) -> Self {
+        self.timeline = Some(TimelineRecorder {
+            bin: bin.max(1),
+            bins: vec![Vec::new(); variants.len()],
+            variant: variants,
+            switches: Vec::new(),
+        });
+        self
     }
 
     /// Take note of one decision.
     pub fn observe(&mut self, d: &Decision) {
-        if let Decision::Complete {
-            task, release, at, ..
-        } = *d
-        {
-            self.responses[task].record(at - release);
+        match *d {
+            Decision::Complete {
+                task, release, at, ..
+            } => self.responses[task].record(at - release),
+            Decision::Start {
+                task,
+                stage: 0,
+                variant,
+                ..
+            } => {
+                let v = &mut self.variant_jobs[task];
+                if v.len() <= variant {
+                    v.resize(variant + 1, 0);
+                }
+                v[variant] += 1;
+            }
+            _ => {}
+        }
+        if let Some(t) = self.timeline.as_mut() {
+            t.observe(d);
+        }
+    }
+}
+
+/// A timeline as it is recorded: per task, per bin of time, jobs ended and
+/// missed and the variant at the bin's end; and every switch.
+#[derive(Clone, Debug, Default)]
+pub struct TimelineRecorder {
+    bin: Time,
+    variant: Vec<usize>,
+    /// Per task, per bin: (ended, missed, variant).
+    bins: Vec<Vec<(u64, u64, usize)>>,
+    /// (time, task, from, to).
+    switches: Vec<(Time, usize, usize, usize)>,
+}
+
+impl TimelineRecorder {
+    fn slot(&mut self, task: usize, at: Time) -> &mut (u64, u64, usize) {
+        let i = (at / self.bin) as usize;
+        let v = self.variant[task];
+        let bins = &mut self.bins[task];
+        while bins.len() <= i {
+            bins.push((0, 0, v));
+        }
+        &mut bins[i]
+    }
+
+    fn observe(&mut self, d: &Decision) {
+        match *d {
+            // A late job was counted when its deadline passed.
+            Decision::Complete {
+                task,
+                at,
+                late: false,
+                ..
+            } => self.slot(task, at).0 += 1,
+            Decision::Miss { task, at, .. } | Decision::Drop { task, at, .. } => {
+                let b = self.slot(task, at);
+                b.0 += 1;
+                b.1 += 1;
+            }
+            Decision::Switch { task, variant, at } => {
+                self.switches.push((at, task, self.variant[task], variant));
+                self.variant[task] = variant;
+                self.slot(task, at).2 = variant;
+            }
+            _ => {}
+        }
+    }
+}
+
+/// A run over time: per task and bin, the miss rate and the variant in use.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Timeline {
+    pub bin_ms: f64,
+    pub rows: Vec<TimelineRow>,
+    pub switches: Vec<SwitchRow>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TimelineRow {
+    /// Start of the bin.
+    pub t_ms: f64,
+    pub task: String,
+    /// Misses over jobs that ended in the bin (0 when none ended).
+    pub miss_rate: f64,
+    pub jobs: u64,
+    /// The variant in use at the end of the bin, and its accuracy.
+    pub variant: String,
+    pub accuracy: f64,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SwitchRow {
+    pub t_ms: f64,
+    pub task: String,
+    pub from: String,
+    pub to: String,
+}
+
+impl TimelineRecorder {
+    /// The timeline with names, for the report.
+    pub fn timeline(&self, ts: &TaskSet) -> Timeline {
+        let name = |t: usize, v: usize| ts.model_of(t).variants[v].name.clone();
+        let mut rows = Vec::new();
+        for (t, bins) in self.bins.iter().enumerate() {
+            for (i, &(ended, missed, v)) in bins.iter().enumerate() {
+                rows.push(TimelineRow {
+                    t_ms: (i as u64 * self.bin) as f64 / 1e6,
+                    task: ts.tasks[t].name.clone(),
+                    miss_rate: if ended == 0 {
+                        0.0
+                    } else {
+                        missed as f64 / ended as f64
+                    },
+                    jobs: ended,
+                    variant: name(t, v),
+                    accuracy: ts.model_of(t).variants[v].accuracy,
+                });
+            }
+        }
+        Timeline {
+            bin_ms: self.bin as f64 / 1e6,
+            rows,
+            switches: self
+                .switches
+                .iter()
+                .map(|&(at, t, from, to)| SwitchRow {
+                    t_ms: at as f64 / 1e6,
+                    task: ts.tasks[t].name.clone(),
+                    from: name(t, from),
+                    to: name(t, to),
+                })
+                .collect(),
         }
     }
 }
@@ -265,6 +416,22 @@ pub struct RunInfo<'a> {
     pub utilisation: (f64, f64),
     /// The priority the policy gave each task ([`crate::Policy::priority`]).
     pub priorities: Vec<Option<u32>>,
+}
+
+/// The job-weighted accuracy of task `t` when its jobs ran more than one
+/// variant (online switching).
+fn used_accuracy(ts: &TaskSet, t: usize, jobs: &[u64]) -> Option<f64> {
+    if jobs.iter().filter(|&&n| n > 0).count() < 2 {
+        return None;
+    }
+    let variants = &ts.model_of(t).variants;
+    let n: u64 = jobs.iter().sum();
+    let sum: f64 = jobs
+        .iter()
+        .enumerate()
+        .map(|(v, &k)| k as f64 * variants[v].accuracy)
+        .sum();
+    Some(sum / n as f64)
 }
 
 impl RunReport {
@@ -294,7 +461,7 @@ impl RunReport {
                     failed: c.failed,
                     miss_rate: c.miss_rate(),
                     max_miss_rate: t.max_miss_rate,
-                    accuracy: v.accuracy,
+                    accuracy: used_accuracy(ts, i, &recorder.variant_jobs[i]).unwrap_or(v.accuracy),
                     response_ms: recorder.responses[i].percentiles(),
                     predicted: None,
                 }
@@ -302,6 +469,8 @@ impl RunReport {
             .collect();
         let jobs: u64 = counters.iter().map(|c| c.released).sum();
         let misses: u64 = counters.iter().map(|c| c.missed + c.dropped).sum();
+        let switched =
+            (0..ts.tasks.len()).any(|i| used_accuracy(ts, i, &recorder.variant_jobs[i]).is_some());
         RunReport {
             policy: info.policy.to_string(),
             variants: info.variants.to_string(),
@@ -314,13 +483,30 @@ impl RunReport {
                 misses as f64 / jobs as f64
             },
             worst_miss_rate: tasks.iter().map(|t| t.miss_rate).fold(0.0, f64::max),
-            accuracy_loss: ts.accuracy_loss(assign),
+            accuracy_loss: if switched {
+                tasks
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        let max = ts.model_of(i).max_accuracy();
+                        if max > 0.0 {
+                            (max - t.accuracy) / max
+                        } else {
+                            0.0
+                        }
+                    })
+                    .sum::<f64>()
+                    / tasks.len().max(1) as f64
+            } else {
+                ts.accuracy_loss(assign)
+            },
             utilisation: Utilisation {
                 cpu: info.utilisation.0,
                 gpu: info.utilisation.1,
             },
             tasks,
             runtime: None,
+            timeline: recorder.timeline.as_ref().map(|t| t.timeline(ts)),
             notes: Default::default(),
         }
     }

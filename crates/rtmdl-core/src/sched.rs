@@ -27,6 +27,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use serde::Serialize;
 
+use crate::adapt::{AdaptOptions, Monitor};
 use crate::fault::{FailReason, FaultPolicy};
 use crate::model::{Assignment, Overrun, Platform, Resource, TaskSet, Time};
 use crate::policy::{Dispatch, JobView, Policy};
@@ -39,10 +40,15 @@ pub struct SchedTask {
     /// Relative deadline.
     pub deadline: Time,
     pub overrun: Overrun,
-    /// A high estimate (the profile's 99th percentile) of each sub-task's
-    /// time alone, for packing admission: a GPU sub-task is not packed
-    /// beside a more urgent one that the packing would make miss.
-    pub estimate: Vec<Time>,
+    /// Per variant of the task's model, a high estimate (the profile's
+    /// 99th percentile) of each sub-task's time alone, for packing
+    /// admission: a GPU sub-task is not packed beside a more urgent one that
+    /// the packing would make miss.
+    pub estimate: Vec<Vec<Time>>,
+    /// The variant the task runs (planned).
+    pub variant: usize,
+    /// Online switching's monitor, when on.
+    pub monitor: Option<Monitor>,
 }
 
 impl SchedTask {
@@ -56,11 +62,20 @@ impl SchedTask {
                 chain: ts.models[t.model].stages.iter().map(|s| s.on).collect(),
                 deadline: t.deadline,
                 overrun: t.overrun,
-                estimate: ts.models[t.model].variants[a.variant]
-                    .times
+                estimate: ts.models[t.model]
+                    .variants
                     .iter()
-                    .map(|p| p.quantile(0.99))
+                    .map(|v| v.times.iter().map(|p| p.quantile(0.99)).collect())
                     .collect(),
+                variant: a.variant,
+                monitor: None,
+            })
+            .enumerate()
+            .map(|(i, mut st)| {
+                if ts.adapt.is_some() {
+                    st.monitor = Some(Monitor::new(ts, i, st.variant));
+                }
+                st
             })
             .collect()
     }
@@ -94,6 +109,15 @@ pub enum Decision {
         slot: Slot,
         /// The job's release time.
         release: Time,
+        /// The variant the job runs (the task's at its release).
+        variant: usize,
+    },
+    /// Online switching moved `task` to `variant` (jobs released from now
+    /// on run it).
+    Switch {
+        task: usize,
+        variant: usize,
+        at: Time,
     },
     /// A released job was dropped by the `skip` overrun rule.
     Drop { task: usize, seq: u64, at: Time },
@@ -193,6 +217,8 @@ struct Job {
     gpu_done: f64,
     /// The queue key the job was ordered with (lower = more urgent).
     key: u64,
+    /// The variant it runs.
+    variant: u32,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -248,11 +274,17 @@ pub struct Scheduler {
     /// Hung sub-tasks per task.
     hangs: Vec<u32>,
     quarantined: Vec<bool>,
+    /// Online switching: the options, and each task's current variant.
+    adapt: Option<AdaptOptions>,
+    variant: Vec<usize>,
+    /// The variant of each task's last admitted job: a drop is its doing.
+    admitted: Vec<usize>,
 }
 
 impl Scheduler {
     /// A scheduler for `tasks` on `platform`, ordering work by `policy`.
     pub fn new(tasks: Vec<SchedTask>, platform: &Platform, policy: Box<dyn Policy>) -> Self {
+        let variant: Vec<usize> = tasks.iter().map(|t| t.variant).collect();
         let mode = policy.dispatch();
         let n = tasks.len();
         let cpu_slots = match mode {
@@ -300,6 +332,30 @@ impl Scheduler {
             watch: BinaryHeap::new(),
             hangs: vec![0; n],
             quarantined: vec![false; n],
+            adapt: None,
+            admitted: variant.clone(),
+            variant,
+        }
+    }
+
+    /// The same scheduler switching variants online (the tasks carry their
+    /// monitors: [`SchedTask::from_taskset`] of a set with `adapt` on).
+    pub fn with_adapt(mut self, adapt: Option<AdaptOptions>) -> Self {
+        self.adapt = adapt;
+        self
+    }
+
+    /// The variant `task` runs now.
+    pub fn variant(&self, task: usize) -> usize {
+        self.variant[task]
+    }
+
+    /// Every variant `task` may run: its ladder with online switching,
+    /// else the planned one.
+    pub fn variants_of(&self, task: usize) -> Vec<usize> {
+        match (&self.adapt, &self.tasks[task].monitor) {
+            (Some(_), Some(m)) => m.ladder().to_vec(),
+            _ => vec![self.tasks[task].variant],
         }
     }
 
@@ -488,6 +544,7 @@ impl Scheduler {
         if overrun != Overrun::Continue && self.pending[task] > 0 {
             self.counters[task].dropped += 1;
             self.out.push_back(Decision::Drop { task, seq, at: now });
+            self.outcome(task, self.admitted[task], None, now);
             return;
         }
         let uid = self.next_uid;
@@ -509,7 +566,9 @@ impl Scheduler {
             blocked: false,
             gpu_done: 0.0,
             key: 0,
+            variant: self.variant[task] as u32,
         };
+        self.admitted[task] = self.variant[task];
         let idx = match self.free_jobs.pop() {
             Some(i) => {
                 self.jobs[i as usize] = job;
@@ -706,7 +765,7 @@ impl Scheduler {
             return;
         }
         j.missed = true;
-        let task = j.task as usize;
+        let (task, variant) = (j.task as usize, j.variant as usize);
         self.counters[task].missed += 1;
         self.out.push_back(Decision::Miss {
             task,
@@ -714,6 +773,28 @@ impl Scheduler {
             deadline: j.deadline,
             at: now,
         });
+        self.outcome(task, variant, None, now);
+    }
+
+    /// Tell `task`'s monitor how a job of `variant` ended (`None`: it
+    /// missed), and switch variant if it says so. Jobs of another variant
+    /// than the current one (the backlog of a switch) say nothing about it.
+    fn outcome(&mut self, task: usize, variant: usize, slack: Option<f64>, now: Time) {
+        let Some(options) = self.adapt else { return };
+        let Some(m) = self.tasks[task].monitor.as_mut() else {
+            return;
+        };
+        if m.variant() != variant {
+            return;
+        }
+        if let Some(variant) = m.record(slack, now, &options) {
+            self.variant[task] = variant;
+            self.out.push_back(Decision::Switch {
+                task,
+                variant,
+                at: now,
+            });
+        }
     }
 
     /// Abort every sub-task that has run for longer than the watchdog
@@ -814,11 +895,14 @@ impl Scheduler {
     fn complete(&mut self, idx: u32, now: Time) {
         let j = &self.jobs[idx as usize];
         let (task, seq, release, deadline) = (j.task as usize, j.seq, j.release, j.deadline);
+        let variant = j.variant as usize;
         let late = now > deadline;
         if late {
             self.flag_missed(idx, now);
         } else if !j.missed {
             self.counters[task].completed += 1;
+            let relative = self.tasks[task].deadline.max(1) as f64;
+            self.outcome(task, variant, Some((deadline - now) as f64 / relative), now);
         }
         self.out.push_back(Decision::Complete {
             task,
@@ -948,6 +1032,7 @@ impl Scheduler {
             stage: j.stage as usize,
             slot,
             release: j.release,
+            variant: j.variant as usize,
         });
     }
 
@@ -1051,7 +1136,8 @@ impl Scheduler {
             if j.key >= key || j.retired {
                 continue;
             }
-            let est = self.tasks[j.task as usize].estimate[j.stage as usize] as f64;
+            let est =
+                self.tasks[j.task as usize].estimate[j.variant as usize][j.stage as usize] as f64;
             let left = (est - j.gpu_done).max(0.0);
             let deadline = j.deadline as f64;
             if now + left * then_s <= deadline || now + left * now_s > deadline {

@@ -28,11 +28,14 @@ use crate::report::{Recorder, RunInfo, RunReport};
 use crate::sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};
 
 /// How long and with which seed to simulate.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, Default)]
 pub struct SimOptions {
     /// Jobs are released in [0, duration); the run then drains.
     pub duration: Time,
     pub seed: u64,
+    /// Record a timeline in bins of this length (on whenever the set
+    /// switches variants online: its `adapt` bin then, if none is given).
+    pub timeline: Option<Time>,
 }
 
 /// What a simulation produced.
@@ -126,7 +129,8 @@ impl Running {
 /// The simulated workers and lanes: what runs where, and how fast.
 struct Machine<'a> {
     platform: &'a crate::model::Platform,
-    profiles: Vec<&'a [ExecProfile]>,
+    /// Per task, per variant of its model: each stage's profile.
+    profiles: Vec<Vec<&'a [ExecProfile]>>,
     faults: Vec<Vec<Option<crate::fault::FaultSpec>>>,
     /// Calls and faults so far per (slot, task, stage): each worker counts
     /// its own, and a replaced worker starts from zero.
@@ -221,11 +225,12 @@ impl Machine<'_> {
                 task,
                 stage,
                 slot,
+                variant,
                 ..
             } => {
                 let side = matches!(slot, Slot::Gpu(_)) as usize;
                 let overheads = &self.platform.overheads;
-                let work = self.profiles[task][stage].sample(&mut self.rng) as f64;
+                let work = self.profiles[task][variant][stage].sample(&mut self.rng) as f64;
                 let (dispatch, back) = (
                     overheads.dispatch[side].clone(),
                     overheads.back[side].clone(),
@@ -282,11 +287,15 @@ pub fn simulate_with(
     opts: SimOptions,
     observer: &mut dyn Observer,
 ) -> SimOutcome {
-    let mut sched = Scheduler::new(SchedTask::from_taskset(ts, assign), &ts.platform, policy);
+    let mut sched = Scheduler::new(SchedTask::from_taskset(ts, assign), &ts.platform, policy)
+        .with_adapt(ts.adapt);
     let mut machine = Machine {
         platform: &ts.platform,
         profiles: (0..ts.tasks.len())
-            .map(|i| ts.model_of(i).variants[assign[i].variant].times.as_slice())
+            .map(|i| {
+                let m = ts.model_of(i);
+                m.variants.iter().map(|v| v.times.as_slice()).collect()
+            })
             .collect(),
         faults: (0..ts.tasks.len())
             .map(|i| ts.model_of(i).stages.iter().map(|s| s.fault).collect())
@@ -297,6 +306,9 @@ pub fn simulate_with(
         rng: ChaCha8Rng::seed_from_u64(opts.seed),
     };
     let mut recorder = Recorder::new(ts.tasks.len());
+    if let Some(bin) = opts.timeline.or(ts.adapt.map(|a| a.bin)) {
+        recorder = recorder.with_timeline(bin, assign.iter().map(|a| a.variant).collect());
+    }
     let mut releases = Releases::new(ts, opts.duration);
     // Releases the dispatcher has yet to issue: (when, nominal time, task).
     let mut late: BinaryHeap<Reverse<(Time, Time, usize)>> = BinaryHeap::new();

@@ -52,6 +52,8 @@ pub fn taskset(
             priority: None,
             variant: None,
             overrun: Overrun::Continue,
+            floor: None,
+            stop: None,
         })
         .collect();
     TaskSet {
@@ -68,6 +70,7 @@ pub fn taskset(
         },
         models,
         tasks,
+        adapt: None,
     }
 }
 
@@ -92,6 +95,7 @@ pub fn run(
         SimOptions {
             duration: duration_ms * MS,
             seed: 7,
+            ..Default::default()
         },
         &mut log,
     );

@@ -88,6 +88,7 @@ fn the_report_shows_the_priorities_the_policy_used() {
     let opts = SimOptions {
         duration: 20 * MS,
         seed: 1,
+        ..Default::default()
     };
     let um = simulate(&ts, PolicyKind::Um, VariantChoice::Original, opts);
     let prio: Vec<Option<u32>> = um.tasks.iter().map(|t| t.priority).collect();

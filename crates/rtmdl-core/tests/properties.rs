@@ -134,6 +134,7 @@ fn simulate_checked(
         SimOptions {
             duration: 300 * MS,
             seed,
+            ..Default::default()
         },
         &mut inv,
     );
@@ -161,7 +162,7 @@ proptest! {
     #[test]
     fn same_seed_same_result((ts, policy, seed) in setup()) {
         let policy = PolicyKind::ALL[policy];
-        let report = |s| serde_json::to_string(&simulate(&ts, policy, VariantChoice::Original, SimOptions { duration: 300 * MS, seed: s })).unwrap();
+        let report = |s| serde_json::to_string(&simulate(&ts, policy, VariantChoice::Original, SimOptions { duration: 300 * MS, seed: s, ..Default::default() })).unwrap();
         prop_assert_eq!(report(seed), report(seed));
     }
 }

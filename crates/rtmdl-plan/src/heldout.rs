@@ -59,6 +59,7 @@ pub fn evaluate(ts: &TaskSet, assign: &[Assignment], horizon: Time) -> HeldOut {
             SimOptions {
                 duration: horizon,
                 seed: FRESH_SEED + s,
+                ..Default::default()
             },
             &mut (),
         );

@@ -152,6 +152,7 @@ impl<'a> Problem<'a> {
                 SimOptions {
                     duration: horizon,
                     seed,
+                    ..Default::default()
                 },
                 &mut (),
             )

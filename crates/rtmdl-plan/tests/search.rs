@@ -60,6 +60,8 @@ fn random_set(seed: u64) -> TaskSet {
             priority: None,
             variant: None,
             overrun: Overrun::Skip,
+            floor: None,
+            stop: None,
         });
     }
     TaskSet {
@@ -72,6 +74,7 @@ fn random_set(seed: u64) -> TaskSet {
         },
         models,
         tasks,
+        adapt: None,
     }
 }
 
@@ -147,6 +150,7 @@ fn moea_matches_the_exact_optimum_and_its_plans_hold_on_fresh_seeds() {
                     SimOptions {
                         duration: 3_000_000_000,
                         seed: 1000 + s,
+                        ..Default::default()
                     },
                 );
                 for t in &r.tasks {

@@ -113,7 +113,7 @@ impl ConfigBodies {
         for (t, task) in ts.tasks.iter().enumerate() {
             let m = &ts.models[task.model];
             for (s, st) in m.stages.iter().enumerate() {
-                if matches!(self.body(t, s), Body::Spin) {
+                if matches!(self.body(t, s, self.assign[t].variant), Body::Spin) {
                     v.push(format!("{}/{}", task.name, st.name));
                 }
             }
@@ -121,15 +121,15 @@ impl ConfigBodies {
         v
     }
 
-    /// What runs for a task's stage, with the chosen variant.
-    fn body(&self, task: usize, stage: usize) -> Body<'_> {
+    /// What runs for a task's stage, with variant `v`.
+    fn body(&self, task: usize, stage: usize, v: usize) -> Body<'_> {
         let ts = &self.cfg.taskset;
         let model = ts.tasks[task].model;
         match &self.cfg.bodies[model][stage] {
             StageBody::Emulated => Body::Spin,
             StageBody::Function(f) => Body::Function(f),
             StageBody::Inference(p) => {
-                let variant = &ts.models[model].variants[self.assign[task].variant];
+                let variant = &ts.models[model].variants[v];
                 let file = p
                     .file
                     .clone()
@@ -239,6 +239,15 @@ fn spec(p: &InferenceParams, path: PathBuf, threads: usize) -> (ModelSpec, Vec<F
 
 impl Bodies for ConfigBodies {
     fn work(&self, task: usize, stage: usize) -> Result<Box<dyn Work>, RuntimeError> {
+        self.work_variant(task, stage, self.assign[task].variant)
+    }
+
+    fn work_variant(
+        &self,
+        task: usize,
+        stage: usize,
+        variant: usize,
+    ) -> Result<Box<dyn Work>, RuntimeError> {
         let ts = &self.cfg.taskset;
         let t = &ts.tasks[task];
         let m = &ts.models[t.model];
@@ -249,9 +258,9 @@ impl Bodies for ConfigBodies {
             reason,
         };
         let seed = self.seed ^ ((task as u64) << 32) ^ stage as u64;
-        let work: Box<dyn Work> = match self.body(task, stage) {
+        let work: Box<dyn Work> = match self.body(task, stage, variant) {
             Body::Spin => Box::new(Spin {
-                profile: m.variants[self.assign[task].variant].times[stage].clone(),
+                profile: m.variants[variant].times[stage].clone(),
                 rng: ChaCha8Rng::seed_from_u64(seed),
             }),
             Body::Function(f) => Box::new(OpWork(f.build().map_err(|e| err(e.to_string()))?)),

@@ -59,6 +59,15 @@ impl Bodies for Prefetched {
         self.inner.work(task, stage)
     }
 
+    fn work_variant(
+        &self,
+        task: usize,
+        stage: usize,
+        variant: usize,
+    ) -> Result<Box<dyn Work>, RuntimeError> {
+        self.inner.work_variant(task, stage, variant)
+    }
+
     fn input(&self, task: usize, seq: u64) -> Result<Data, String> {
         let frames = &self.ring[task];
         Ok(frames[(seq % frames.len() as u64) as usize].clone())

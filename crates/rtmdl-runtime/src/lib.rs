@@ -70,6 +70,7 @@ pub fn run_config(
         rtmdl_core::SimOptions {
             duration: opts.duration,
             seed,
+            ..Default::default()
         },
     );
     let mut report = RunReport::build(

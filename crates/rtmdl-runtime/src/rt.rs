@@ -69,6 +69,23 @@ impl RtReport {
     }
 }
 
+/// Resident memory of this process, in bytes: (VmRSS, VmHWM), from
+/// `/proc/self/status` (Linux only).
+pub fn memory() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/self/status").ok()?;
+    let field = |name: &str| -> Option<u64> {
+        let line = text.lines().find(|l| l.starts_with(name))?;
+        let kb: u64 = line[name.len()..]
+            .trim()
+            .trim_end_matches("kB")
+            .trim()
+            .parse()
+            .ok()?;
+        Some(kb * 1024)
+    };
+    Some((field("VmRSS:")?, field("VmHWM:")?))
+}
+
 /// Lock current and future memory (no page faults on the hot path).
 pub(crate) fn lock_memory() -> RtReport {
     let mut r = RtReport {

@@ -41,6 +41,8 @@ fn gpu_tasks() -> TaskSet {
             priority: Some([3, 1, 4, 2][i]),
             variant: Some(0),
             overrun: Overrun::Skip,
+            floor: None,
+            stop: None,
         })
         .collect();
     TaskSet {
@@ -53,6 +55,7 @@ fn gpu_tasks() -> TaskSet {
         },
         models,
         tasks,
+        adapt: None,
     }
 }
 
@@ -132,6 +135,7 @@ fn lanes_admit_in_priority_order_up_to_k_like_the_simulator() {
         SimOptions {
             duration: 1,
             seed: 1,
+            ..Default::default()
         },
         &mut log,
     );

@@ -124,6 +124,7 @@ fn two_tiny_models_run_and_every_job_is_accounted_for() {
         SimOptions {
             duration: 2_000_000_000,
             seed: 1,
+            ..Default::default()
         },
     );
     let keys = |v: serde_json::Value| -> Vec<String> {
@@ -231,6 +232,7 @@ fn profile_then_simulate_and_run_agree_that_an_underloaded_set_misses_nothing() 
         SimOptions {
             duration: 2_000_000_000,
             seed: 1,
+            ..Default::default()
         },
     );
     assert_eq!(sim.miss_rate, 0.0);

@@ -14,7 +14,7 @@ use rtmdl_core::fault::FailReason;
 use rtmdl_core::report::{Recorder, Samples};
 use rtmdl_core::{Decision, JobId, Releases, Resource, Scheduler, Slot, TaskSet, Time};
 
-use super::outcome::{Failure, Failures, Handoffs, QueueHighWater, RunOutcome};
+use super::outcome::{Failure, Failures, Handoffs, Prepared, QueueHighWater, RunOutcome};
 use super::workers::{Clock, Cmd, Crew, Done, FromWorker, Worker, slot_name};
 use super::{Bodies, RunOptions};
 use crate::rt::{self, RtReport};
@@ -44,6 +44,7 @@ struct SubTask {
     seq: u64,
     stage: usize,
     slot: Slot,
+    variant: usize,
 }
 
 /// What a run records as it goes.
@@ -74,6 +75,7 @@ pub(super) struct Dispatcher<'a> {
     running: HashMap<Slot, InFlight>,
     rec: Record,
     rt_log: RtReport,
+    prepared: Prepared,
     opts: &'a RunOptions,
     hard_stop: Time,
     stopped_at: Option<Time>,
@@ -106,11 +108,22 @@ impl<'a> Dispatcher<'a> {
             .map(Slot::Cpu)
             .chain((0..sched.gpu_lanes()).map(Slot::Gpu))
             .collect();
+        let rss_before = rt::memory().map_or(0, |m| m.0);
         let mut workers = Vec::new();
+        let mut bodies = 0;
         for &slot in &slots {
-            workers.push(crew.spawn(slot, sched.stages_on(slot))?);
+            let stages = bodies_of(&sched, slot);
+            bodies += stages.len();
+            workers.push(crew.spawn(slot, stages)?);
         }
         let first_error = wait_ready(&reports, slots.len(), opts.realtime, &mut rt_log);
+        let prepared = Prepared {
+            bodies,
+            variants: (0..ts.tasks.len())
+                .map(|t| sched.variants_of(t).len())
+                .sum(),
+            bytes: rt::memory().map_or(0, |m| m.0.saturating_sub(rss_before)),
+        };
         let gpu = workers.split_off(sched.cpu_slots());
         let cpu = workers;
         if let Some(e) = first_error {
@@ -142,7 +155,11 @@ impl<'a> Dispatcher<'a> {
             rec: Record {
                 // Fixed-size histograms, allocated here: memory does not
                 // grow with the length of the run.
-                recorder: Recorder::new(n),
+                recorder: match opts.timeline.or(ts.adapt.map(|a| a.bin)) {
+                    Some(bin) => Recorder::new(n)
+                        .with_timeline(bin, (0..n).map(|t| sched.variant(t)).collect()),
+                    None => Recorder::new(n),
+                },
                 trace: opts.trace.then(Trace::default),
                 dispatch_latency: Samples::new(),
                 release_lateness: Samples::new(),
@@ -158,6 +175,7 @@ impl<'a> Dispatcher<'a> {
             },
             sched,
             rt_log,
+            prepared,
             opts,
             hard_stop: opts.duration.saturating_add(opts.grace),
             stopped_at: None,
@@ -243,6 +261,7 @@ impl<'a> Dispatcher<'a> {
                     stage,
                     slot,
                     release,
+                    variant,
                 } => {
                     if stage == 0 {
                         self.rec
@@ -256,6 +275,7 @@ impl<'a> Dispatcher<'a> {
                             seq,
                             stage,
                             slot,
+                            variant,
                         },
                         now,
                     );
@@ -274,6 +294,7 @@ impl<'a> Dispatcher<'a> {
                         seq,
                         stage,
                         slot,
+                        variant: 0,
                     },
                     now,
                 ),
@@ -297,7 +318,10 @@ impl<'a> Dispatcher<'a> {
                     ),
                 }),
                 Decision::Quarantine { task, at } => self.rec.quarantined.push((task, at)),
-                Decision::Complete { .. } | Decision::Fail { .. } | Decision::Drop { .. } => {}
+                Decision::Complete { .. }
+                | Decision::Fail { .. }
+                | Decision::Drop { .. }
+                | Decision::Switch { .. } => {}
             }
         }
         let q = &mut self.rec.max_queued;
@@ -313,6 +337,7 @@ impl<'a> Dispatcher<'a> {
             seq,
             stage,
             slot,
+            variant,
         } = s;
         let input = self.data.remove(&job);
         let cmd = Cmd::Run {
@@ -322,6 +347,7 @@ impl<'a> Dispatcher<'a> {
             stage,
             input,
             sent: now,
+            variant,
         };
         // A worker whose queue is full is stuck in a hung sub-task: fail the
         // job rather than block dispatch.
@@ -348,6 +374,7 @@ impl<'a> Dispatcher<'a> {
             seq,
             stage,
             slot,
+            ..
         } = s;
         self.running.remove(&slot);
         self.data.remove(&job);
@@ -358,7 +385,7 @@ impl<'a> Dispatcher<'a> {
             stage,
             message: format!("watchdog: still running after {:.1} ms", limit as f64 / 1e6),
         });
-        match self.crew.spawn(slot, self.sched.stages_on(slot)) {
+        match self.crew.spawn(slot, bodies_of(&self.sched, slot)) {
             Ok(fresh) => {
                 let old = std::mem::replace(self.worker_mut(slot), fresh);
                 drop(old.tx);
@@ -494,8 +521,19 @@ impl<'a> Dispatcher<'a> {
             replaced: rec.replaced,
             worker_errors: rec.worker_errors,
             hung_at_end: self.running.len(),
+            prepared: self.prepared,
         }
     }
+}
+
+/// The bodies a worker on `slot` holds: (task, stage, variant) for every
+/// sub-task it may be given, in every variant the task may run.
+fn bodies_of(sched: &Scheduler, slot: Slot) -> Vec<(usize, usize, usize)> {
+    sched
+        .stages_on(slot)
+        .into_iter()
+        .flat_map(|(t, s)| sched.variants_of(t).into_iter().map(move |v| (t, s, v)))
+        .collect()
 }
 
 /// Wait until `n` workers said they are ready; the first build error, if

@@ -22,7 +22,7 @@ use rtmdl_core::{Assignment, Policy, SchedTask, Scheduler, TaskSet, Time};
 
 use crate::{Data, RuntimeError};
 
-pub use outcome::{FAILURES_KEPT, Failure, Handoffs, RunOutcome};
+pub use outcome::{FAILURES_KEPT, Failure, Handoffs, Prepared, RunOutcome};
 pub use rtmdl_core::fault::MAX_HANGS;
 
 /// The executable body of one sub-task, owned by one worker or lane.
@@ -32,8 +32,20 @@ pub trait Work: Send {
 
 /// Builds the bodies and produces the jobs' inputs.
 pub trait Bodies: Send + Sync {
-    /// The body of stage `stage` of task `task`, for one worker or lane.
+    /// The body of stage `stage` of task `task` (its planned variant), for
+    /// one worker or lane.
     fn work(&self, task: usize, stage: usize) -> Result<Box<dyn Work>, RuntimeError>;
+    /// The same with variant `variant` of the task's model (online
+    /// switching prepares every variant a task may run). By default the
+    /// planned one: bodies whose variants all run alike.
+    fn work_variant(
+        &self,
+        task: usize,
+        stage: usize,
+        _variant: usize,
+    ) -> Result<Box<dyn Work>, RuntimeError> {
+        self.work(task, stage)
+    }
     /// The input of job `seq` of `task` (called when its first sub-task starts).
     fn input(&self, task: usize, seq: u64) -> Result<Data, String>;
 }
@@ -58,6 +70,9 @@ pub struct RunOptions {
     /// missed and the report is written as usual.
     pub stop: Option<Arc<std::sync::atomic::AtomicBool>>,
     pub stop_grace: Time,
+    /// Record a timeline in bins of this length (always with online
+    /// switching, in the set's `adapt` bins unless given).
+    pub timeline: Option<Time>,
 }
 
 impl Default for RunOptions {
@@ -70,6 +85,7 @@ impl Default for RunOptions {
             watchdog: None,
             stop: None,
             stop_grace: 500_000_000,
+            timeline: None,
         }
     }
 }
@@ -88,6 +104,7 @@ pub fn run(
         ..ts.platform.faults
     };
     let sched = Scheduler::new(SchedTask::from_taskset(ts, assign), &ts.platform, policy)
-        .with_faults(faults);
+        .with_faults(faults)
+        .with_adapt(ts.adapt);
     dispatcher::Dispatcher::start(ts, sched, bodies, opts)?.run()
 }

@@ -90,6 +90,21 @@ pub struct RunOutcome {
     pub worker_errors: Vec<String>,
     /// Sub-tasks still running when the run ended (abandoned).
     pub hung_at_end: usize,
+    /// What was built before the first release.
+    pub prepared: Prepared,
+}
+
+/// The bodies the workers built before the first release: with online
+/// switching, every variant a task may switch to, so nothing is loaded on
+/// the hot path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Prepared {
+    /// (task, stage, variant) bodies over all workers and lanes.
+    pub bodies: usize,
+    /// Variants over all tasks.
+    pub variants: usize,
+    /// Resident memory they added.
+    pub bytes: u64,
 }
 
 /// The longest the ready queues grew during a run.

@@ -40,6 +40,8 @@ pub(super) enum Cmd {
         input: Option<Data>,
         /// When the core decided the start.
         sent: Time,
+        /// The variant of the task's model the job runs.
+        variant: usize,
     },
     Stop,
 }
@@ -86,9 +88,14 @@ pub(super) struct Crew {
 }
 
 impl Crew {
-    /// Start a worker for `slot` that builds the bodies of `stages` on its
-    /// own thread and reports `Ready` when done (or why it could not).
-    pub fn spawn(&self, slot: Slot, stages: Vec<(usize, usize)>) -> Result<Worker, RuntimeError> {
+    /// Start a worker for `slot` that builds the bodies of `stages` (task,
+    /// stage, variant) on its own thread and reports `Ready` when done (or
+    /// why it could not).
+    pub fn spawn(
+        &self,
+        slot: Slot,
+        stages: Vec<(usize, usize, usize)>,
+    ) -> Result<Worker, RuntimeError> {
         let (tx, rx) = bounded::<Cmd>(4);
         let reports = self.reports.clone();
         let bodies = self.bodies.clone();
@@ -99,21 +106,23 @@ impl Crew {
             .name(slot_name(slot))
             .spawn(move || {
                 let mut works = HashMap::new();
-                for (task, stage) in stages {
+                for (task, stage, variant) in stages {
                     // A body that panics while building fails the start
                     // like one that errors (the dispatcher waits for every
                     // worker's word).
-                    let built = catch_unwind(AssertUnwindSafe(|| bodies.work(task, stage)))
-                        .unwrap_or_else(|p| {
-                            Err(RuntimeError::Thread(format!(
-                                "{} panicked while building its sub-tasks: {}",
-                                slot_name(slot),
-                                panic_message(p.as_ref())
-                            )))
-                        });
+                    let built = catch_unwind(AssertUnwindSafe(|| {
+                        bodies.work_variant(task, stage, variant)
+                    }))
+                    .unwrap_or_else(|p| {
+                        Err(RuntimeError::Thread(format!(
+                            "{} panicked while building its sub-tasks: {}",
+                            slot_name(slot),
+                            panic_message(p.as_ref())
+                        )))
+                    });
                     match built {
                         Ok(w) => {
-                            works.insert((task, stage), w);
+                            works.insert((task, stage, variant), w);
                         }
                         Err(e) => {
                             let _ = reports.send(FromWorker::Ready {
@@ -167,7 +176,7 @@ pub(super) fn slot_name(slot: Slot) -> String {
 
 fn worker_loop(
     slot: Slot,
-    mut works: HashMap<(usize, usize), Box<dyn Work>>,
+    mut works: HashMap<(usize, usize, usize), Box<dyn Work>>,
     rx: Receiver<Cmd>,
     reports: Sender<FromWorker>,
     bodies: Arc<dyn Bodies>,
@@ -180,6 +189,7 @@ fn worker_loop(
         stage,
         input,
         sent,
+        variant,
     }) = rx.recv()
     {
         let Some(clock) = epoch.get().copied() else {
@@ -192,9 +202,11 @@ fn worker_loop(
                 None if stage == 0 => bodies.input(task, seq)?,
                 None => Vec::new(),
             };
-            match works.get_mut(&(task, stage)) {
+            match works.get_mut(&(task, stage, variant)) {
                 Some(w) => w.run(input),
-                None => Err(format!("no body for task {task} stage {stage} on {slot:?}")),
+                None => Err(format!(
+                    "no body for task {task} stage {stage} variant {variant} on {slot:?}"
+                )),
             }
         }));
         let out = match out {

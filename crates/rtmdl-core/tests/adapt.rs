@@ -1,0 +1,145 @@
+//! Online variant switching under the simulator: a load step makes a task
+//! miss; with switching it moves to a faster variant and back after the
+//! step, and the timeline shows it.
+
+mod common;
+
+use common::*;
+use rtmdl_core::*;
+
+/// A camera task with three variants (4, 2.5 and 1 ms of GPU work every
+/// 5 ms) and, from 1 s to 2 s, a second task hogging the GPU lane for 2 ms
+/// every 5 ms.
+fn load_step() -> TaskSet {
+    let mut ts = taskset(
+        1,
+        1,
+        vec![],
+        &[
+            ("camera", 5, &[(Resource::Gpu, 4)]),
+            ("hog", 5, &[(Resource::Gpu, 2)]),
+        ],
+    );
+    let base = ts.models[0].variants[0].clone();
+    ts.models[0].variants = [(4.0, 0.95, "big"), (2.5, 0.93, "mid"), (1.0, 0.90, "small")]
+        .iter()
+        .map(|&(ms, acc, name)| Variant {
+            name: name.into(),
+            accuracy: acc,
+            times: vec![ExecProfile::Fixed((ms * MS as f64) as Time)],
+            ..base.clone()
+        })
+        .collect();
+    ts.tasks[0].max_miss_rate = 0.05;
+    ts.tasks[0].overrun = Overrun::Skip;
+    ts.tasks[1].offset = 1000 * MS;
+    ts.tasks[1].stop = Some(2000 * MS);
+    ts.tasks[1].max_miss_rate = 1.0;
+    ts
+}
+
+fn run(ts: &TaskSet, duration_ms: u64) -> RunReport {
+    // The hog (say, an emergency task) before the camera.
+    let mut ts = ts.clone();
+    ts.tasks[0].priority = Some(2);
+    ts.tasks[1].priority = Some(1);
+    simulate(
+        &ts,
+        PolicyKind::Rtmdl,
+        VariantChoice::Plan,
+        SimOptions {
+            duration: duration_ms * MS,
+            seed: 1,
+            timeline: Some(100 * MS),
+        },
+    )
+}
+
+/// The camera's miss rate over [from, to) ms, from the timeline.
+fn misses(r: &RunReport, from: f64, to: f64) -> f64 {
+    let rows: Vec<_> = r
+        .timeline
+        .as_ref()
+        .unwrap()
+        .rows
+        .iter()
+        .filter(|x| x.task == "camera" && x.t_ms >= from && x.t_ms < to)
+        .collect();
+    let jobs: u64 = rows.iter().map(|x| x.jobs).sum();
+    rows.iter()
+        .map(|x| x.miss_rate * x.jobs as f64)
+        .sum::<f64>()
+        / jobs.max(1) as f64
+}
+
+#[test]
+fn without_switching_the_step_breaks_zeta_for_its_whole_length() {
+    let r = run(&load_step(), 3000);
+    assert!(
+        misses(&r, 1100.0, 2000.0) > 0.3,
+        "{}",
+        misses(&r, 1100.0, 2000.0)
+    );
+    assert!(r.timeline.unwrap().switches.is_empty());
+}
+
+#[test]
+fn with_switching_the_task_steps_down_within_the_step_and_back_up_after_it() {
+    let mut ts = load_step();
+    ts.adapt = Some(AdaptOptions {
+        window: 10,
+        hold: 300 * MS,
+        ..AdaptOptions::default()
+    });
+    let r = run(&ts, 3000);
+    let t = r.timeline.as_ref().unwrap();
+    let camera: Vec<_> = t.switches.iter().filter(|s| s.task == "camera").collect();
+    assert!(!camera.is_empty(), "no switch");
+    // Down soon after the hog starts, back to the planned variant after it
+    // stops, and no switch before the step.
+    let first = camera[0];
+    assert!(first.t_ms >= 1000.0 && first.t_ms < 1200.0, "{camera:?}");
+    assert_eq!(camera.last().unwrap().to, "big", "{camera:?}");
+    assert!(camera.last().unwrap().t_ms >= 2000.0, "{camera:?}");
+    // Within the step, after the switch, the task is back within ζ.
+    assert!(
+        misses(&r, 1300.0, 2000.0) <= 0.05,
+        "{}",
+        misses(&r, 1300.0, 2000.0)
+    );
+    // Never below the floor: the fastest allowed is "small".
+    assert!(
+        camera
+            .iter()
+            .all(|s| ["big", "mid", "small"].contains(&s.to.as_str()))
+    );
+    // The accuracy it reports is the jobs' own.
+    let camera_report = &r.tasks[0];
+    assert!(camera_report.accuracy < 0.95 && camera_report.accuracy > 0.90);
+}
+
+#[test]
+fn a_floor_stops_the_ladder() {
+    let mut ts = load_step();
+    ts.tasks[0].floor = Some(1);
+    ts.adapt = Some(AdaptOptions {
+        window: 10,
+        ..AdaptOptions::default()
+    });
+    let r = run(&ts, 3000);
+    let t = r.timeline.unwrap();
+    assert!(
+        t.switches.iter().all(|s| s.to != "small"),
+        "{:?}",
+        t.switches
+    );
+}
+
+#[test]
+fn a_task_with_one_variant_never_switches() {
+    let mut ts = load_step();
+    ts.models[0].variants.truncate(1);
+    ts.adapt = Some(AdaptOptions::default());
+    let r = run(&ts, 3000);
+    assert!(r.timeline.unwrap().switches.is_empty());
+}
