@@ -13,24 +13,46 @@ use rtmdl_core::report::Percentiles;
 use rtmdl_core::{PolicyKind, RunReport, SimOptions, TaskSet, Time, VariantChoice, simulate};
 use serde::Serialize;
 
-pub struct StressArgs {
-    pub config: PathBuf,
-    pub plan: Option<PathBuf>,
-    pub profile: Option<PathBuf>,
-    pub policy: PolicyKind,
-    /// The variants to run (`Plan` when a plan file is given).
-    pub choice: VariantChoice,
-    pub load: Option<f64>,
-    pub overload: Option<f64>,
-    pub duration: Time,
-    pub warmup: f64,
-    pub sample: Time,
-    pub engine: String,
-    pub threads: usize,
-    pub rt: bool,
-    pub watchdog: Option<Time>,
-    pub seed: u64,
-    pub json: Option<PathBuf>,
+use super::common::{
+    RealArgs, SetArgs, duration_arg, engine, load_config, on_off, progress_bar, stop_flag,
+    write_json,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    set: SetArgs,
+    /// Execution times measured by `rtmdl profile` (used to find the
+    /// schedulable load for --overload).
+    #[arg(long)]
+    profile: Option<PathBuf>,
+    /// Release every task this many times as often (periods ÷ LOAD).
+    #[arg(long, conflicts_with = "overload")]
+    load: Option<f64>,
+    /// Release the tasks below the most urgent one at this multiple of
+    /// their highest schedulable rate (simulated).
+    #[arg(long)]
+    overload: Option<f64>,
+    #[arg(long, default_value = "60s", value_parser = duration_arg)]
+    duration: Time,
+    /// Fraction of the run before memory counts as warmed up (0 to 0.9).
+    #[arg(long, default_value_t = 0.1)]
+    warmup: f64,
+    /// How often to sample the resident memory.
+    #[arg(long, default_value = "1s", value_parser = duration_arg)]
+    sample: Time,
+    #[command(flatten)]
+    real: RealArgs,
+    /// Ask for SCHED_FIFO, CPU affinity and mlockall: off by default, since
+    /// an overloaded or saturated run at real-time priority can starve the
+    /// rest of the machine until the kernel's RT throttling steps in.
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off(), action = clap::ArgAction::Set)]
+    rt: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Write the whole result, memory samples included, as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
 }
 
 /// Resident memory of this process, in bytes: (VmRSS, VmHWM), from
@@ -145,91 +167,25 @@ pub struct StressReport {
     pub memory: Vec<MemorySample>,
 }
 
-pub fn stress(a: StressArgs) -> Result<()> {
-    let mut cfg = crate::load_config(&a.config, a.plan.as_deref(), a.profile.as_deref())?;
-    if cfg.taskset.tasks.is_empty() {
-        bail!("{}: no tasks", a.config.display());
-    }
-    let mut choice = a.choice;
-    let (load, schedulable) = match (a.load, a.overload) {
-        (Some(_), Some(_)) => bail!("give --load or --overload, not both"),
-        (Some(l), None) => {
-            if !(l.is_finite() && l > 0.0) {
-                bail!("--load must be a positive number, got {l}");
-            }
-            cfg.taskset = scale_load(&cfg.taskset, l, None);
-            (l, None)
-        }
-        (None, Some(o)) => {
-            // Overload comes from the lower-priority tasks: the most urgent
-            // task keeps its rate (alone it must stay schedulable), every
-            // other task is released faster until the simulator finds the
-            // set just schedulable, then `o` times faster than that.
-            // Priorities are fixed before the rates change (deadline-monotonic
-            // ones would follow the shortened deadlines).
-            let assign = cfg.taskset.assignments(choice);
-            for (t, a) in cfg.taskset.tasks.iter_mut().zip(&assign) {
-                t.variant = Some(a.variant);
-                t.priority = Some(a.priority);
-            }
-            let top = (0..assign.len())
-                .min_by_key(|&i| assign[i].priority)
-                .unwrap_or(0);
-            let others: Vec<usize> = (0..assign.len()).filter(|&i| i != top).collect();
-            if others.is_empty() {
-                bail!("--overload needs at least two tasks (the most urgent keeps its rate)");
-            }
-            let s = schedulable_factor(&cfg.taskset, &others, a.policy, choice, a.seed)?;
-            println!(
-                "schedulable (simulated, {} + {choice}, {}): the tasks below {} at {s:.3}× their rate; running them at {o}× that = {:.3}×",
-                a.policy.name(),
-                if a.profile.is_some() {
-                    "measured profile"
-                } else {
-                    "the config's times"
-                },
-                cfg.taskset.tasks[top].name,
-                s * o
-            );
-            cfg.taskset = scale_load(&cfg.taskset, s * o, Some(&others));
-            choice = VariantChoice::Plan;
-            (s * o, Some(s))
-        }
-        (None, None) => (1.0, None),
-    };
-    let engine = crate::engine(&a.engine)?;
+pub fn run(a: Args) -> Result<()> {
+    let mut cfg = load_config(&a.set.config, a.set.plan.as_deref(), a.profile.as_deref())?;
+    let (choice, load, schedulable) = set_load(&mut cfg.taskset, &a)?;
+    let engine = engine(a.real.engine)?;
 
-    // Memory, sampled from outside the run on its own thread.
+    // Memory, sampled from outside the run on its own thread; a ticker
+    // moves the progress bar.
     let done = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let sampler = {
-        let done = done.clone();
-        let every = Duration::from_nanos(a.sample.max(1_000_000));
-        std::thread::spawn(move || {
-            let mut v = Vec::new();
-            while !done.load(Ordering::Relaxed) {
-                if let Some((rss, _)) = memory() {
-                    v.push(MemorySample {
-                        t_s: started.elapsed().as_secs_f64(),
-                        rss_bytes: rss,
-                    });
-                }
-                std::thread::sleep(every);
-            }
-            v
-        })
-    };
+    let sampler = sample_memory(done.clone(), started, a.sample);
     let opts = rtmdl_runtime::RunOptions {
         duration: a.duration,
         realtime: a.rt,
-        watchdog: a.watchdog,
-        stop: Some(crate::stop_flag()?),
+        watchdog: a.real.watchdog,
+        stop: Some(stop_flag()?),
         ..Default::default()
     };
-    let bar = crate::progress_bar(
-        a.duration / 1_000_000_000,
-        "{spinner} running [{bar:30}] {pos}/{len} s",
-    );
+    let bar = progress_bar(a.duration / 1_000_000_000, "{spinner} running");
+    bar.set_message("s");
     let ticker = {
         let bar = bar.clone();
         let done = done.clone();
@@ -240,7 +196,15 @@ pub fn stress(a: StressArgs) -> Result<()> {
             }
         })
     };
-    let real = rtmdl_runtime::run_config(&cfg, a.policy, choice, engine, a.threads, &opts, a.seed);
+    let real = rtmdl_runtime::run_config(
+        &cfg,
+        a.set.policy,
+        choice,
+        engine,
+        a.real.threads,
+        &opts,
+        a.seed,
+    );
     let wall = started.elapsed().as_secs_f64();
     done.store(true, Ordering::Relaxed);
     let _ = ticker.join();
@@ -253,50 +217,138 @@ pub fn stress(a: StressArgs) -> Result<()> {
         .counters
         .iter()
         .all(|c| c.released == c.completed + c.missed + c.dropped + c.failed);
-    let release_lateness_ms = o.release_lateness.percentiles();
-    // The run's clock starts about when it is built: count warm-up from the
-    // first sample, as a fraction of the requested duration.
-    let warm_t =
-        memory_samples.first().map(|s| s.t_s).unwrap_or(0.0) + a.warmup * a.duration as f64 / 1e9;
-    let after_warmup = memory_samples
-        .iter()
-        .find(|s| s.t_s >= warm_t)
-        .map(|s| s.rss_bytes);
-    let end = memory_samples.last().map(|s| s.rss_bytes);
-    let growth = match (after_warmup, end) {
-        (Some(w), Some(e)) if w > 0 => Some((e as f64 - w as f64) / w as f64),
-        _ => None,
-    };
-    // VmHWM is updated lazily by the kernel: never report a peak below a
-    // sample.
-    let sampled_peak = memory_samples.iter().map(|s| s.rss_bytes).max();
-    let peak = match (memory().map(|m| m.1), sampled_peak) {
-        (Some(h), Some(s)) => Some(h.max(s)),
-        (h, s) => h.or(s),
-    };
+    let mem = Memory::of(&memory_samples, a.warmup.clamp(0.0, 0.9), a.duration);
     let rep = StressReport {
-        config: a.config.display().to_string(),
+        config: a.set.config.display().to_string(),
         load,
         schedulable_load: schedulable,
         requested_s: a.duration as f64 / 1e9,
         wall_s: wall,
-        report: real.report,
         accounting_exact,
-        release_lateness_ms,
+        release_lateness_ms: o.release_lateness.percentiles(),
         max_queued_cpu: o.max_queued.0,
         max_queued_gpu: o.max_queued.1,
         replaced_workers: o.replaced.len(),
-        rss_after_warmup_bytes: after_warmup,
-        rss_end_bytes: end,
-        rss_growth: growth,
-        peak_rss_bytes: peak,
+        rss_after_warmup_bytes: mem.after_warmup,
+        rss_end_bytes: mem.end,
+        rss_growth: mem.growth,
+        peak_rss_bytes: mem.peak,
+        report: real.report,
         memory: memory_samples,
     };
     print!("{}", summary(&rep, &cfg.taskset));
     if let Some(j) = &a.json {
-        crate::write_json(j, &rep)?;
+        write_json(j, &rep)?;
     }
     Ok(())
+}
+
+/// Apply `--load` or `--overload` to `ts`: the variants the run then uses,
+/// the load factor and, with `--overload`, the schedulable factor found.
+fn set_load(ts: &mut TaskSet, a: &Args) -> Result<(VariantChoice, f64, Option<f64>)> {
+    let choice = a.set.choice();
+    if let Some(l) = a.load {
+        if !(l.is_finite() && l > 0.0) {
+            bail!("--load must be a positive number, got {l}");
+        }
+        *ts = scale_load(ts, l, None);
+        return Ok((choice, l, None));
+    }
+    let Some(o) = a.overload else {
+        return Ok((choice, 1.0, None));
+    };
+    // Overload comes from the lower-priority tasks: the most urgent task
+    // keeps its rate (alone it must stay schedulable), every other task is
+    // released faster until the simulator finds the set just schedulable,
+    // then `o` times faster than that. Priorities are fixed before the
+    // rates change (deadline-monotonic ones would follow the shortened
+    // deadlines).
+    let assign = ts.assignments(choice);
+    *ts = ts.with_assignments(&assign);
+    let top = (0..assign.len())
+        .min_by_key(|&i| assign[i].priority)
+        .unwrap_or(0);
+    let others: Vec<usize> = (0..assign.len()).filter(|&i| i != top).collect();
+    if others.is_empty() {
+        bail!("--overload needs at least two tasks (the most urgent keeps its rate)");
+    }
+    let s = schedulable_factor(ts, &others, a.set.policy, choice, a.seed)?;
+    println!(
+        "schedulable (simulated, {} + {choice}, {}): the tasks below {} at {s:.3}× their rate; running them at {o}× that = {:.3}×",
+        a.set.policy.name(),
+        if a.profile.is_some() {
+            "measured profile"
+        } else {
+            "the config's times"
+        },
+        ts.tasks[top].name,
+        s * o
+    );
+    *ts = scale_load(ts, s * o, Some(&others));
+    Ok((VariantChoice::Plan, s * o, Some(s)))
+}
+
+/// A thread sampling the resident memory every `every` (at least 1 ms)
+/// until `done`.
+fn sample_memory(
+    done: Arc<AtomicBool>,
+    started: Instant,
+    every: Time,
+) -> std::thread::JoinHandle<Vec<MemorySample>> {
+    let every = Duration::from_nanos(every.max(1_000_000));
+    std::thread::spawn(move || {
+        let mut v = Vec::new();
+        while !done.load(Ordering::Relaxed) {
+            if let Some((rss, _)) = memory() {
+                v.push(MemorySample {
+                    t_s: started.elapsed().as_secs_f64(),
+                    rss_bytes: rss,
+                });
+            }
+            std::thread::sleep(every);
+        }
+        v
+    })
+}
+
+/// What the memory samples say.
+struct Memory {
+    after_warmup: Option<u64>,
+    end: Option<u64>,
+    growth: Option<f64>,
+    peak: Option<u64>,
+}
+
+impl Memory {
+    /// `warmup`: the fraction of the requested `duration` before memory
+    /// counts as warmed up.
+    fn of(samples: &[MemorySample], warmup: f64, duration: Time) -> Memory {
+        // The run's clock starts about when it is built: count warm-up from
+        // the first sample, as a fraction of the requested duration.
+        let warm_t = samples.first().map(|s| s.t_s).unwrap_or(0.0) + warmup * duration as f64 / 1e9;
+        let after_warmup = samples
+            .iter()
+            .find(|s| s.t_s >= warm_t)
+            .map(|s| s.rss_bytes);
+        let end = samples.last().map(|s| s.rss_bytes);
+        let growth = match (after_warmup, end) {
+            (Some(w), Some(e)) if w > 0 => Some((e as f64 - w as f64) / w as f64),
+            _ => None,
+        };
+        // VmHWM is updated lazily by the kernel: never report a peak below a
+        // sample.
+        let sampled_peak = samples.iter().map(|s| s.rss_bytes).max();
+        let peak = match (memory().map(|m| m.1), sampled_peak) {
+            (Some(h), Some(s)) => Some(h.max(s)),
+            (h, s) => h.or(s),
+        };
+        Memory {
+            after_warmup,
+            end,
+            growth,
+            peak,
+        }
+    }
 }
 
 fn mib(b: Option<u64>) -> String {
