@@ -57,8 +57,8 @@ pub fn base_in(dir: &Path, model: &str) -> PathBuf {
 /// Where a family comes from.
 #[derive(Debug)]
 pub enum Source {
-    /// The committed family (its manifest).
-    Committed(Box<Manifest>),
+    /// The committed family: its manifest and its folder.
+    Committed(Box<Manifest>, PathBuf),
     /// A re-fit, and why.
     Refit(String),
 }
@@ -88,7 +88,7 @@ pub fn source(model: &str, base: &Path, committed: &Path, refit: bool) -> Result
             m.source.base_sha256.get(..12).unwrap_or("?")
         )));
     }
-    Ok(Source::Committed(Box::new(m)))
+    Ok(Source::Committed(Box::new(m), committed.to_path_buf()))
 }
 
 /// The family of every base model, in `out/variants`: committed, or
@@ -102,14 +102,13 @@ pub fn families(
     let dir = out.join("variants");
     let mut manifests = Vec::new();
     for (model, base) in bases {
-        let committed = assets.map(|s| s.variants.as_path());
-        let src = match committed {
-            Some(c) => source(model, base, c, a.refit)?,
+        let src = match assets {
+            Some(s) => source(model, base, &s.variants, a.refit)?,
             None => Source::Refit("no committed families (no assets folder)".into()),
         };
         let m = match src {
-            Source::Committed(m) => {
-                let from = committed.unwrap_or(Path::new("assets/variants"));
+            Source::Committed(m, from) => {
+                let from = from.as_path();
                 m.install(from, &dir).with_context(|| {
                     format!(
                         "the committed {model} variants in {} (restore them with `git checkout -- {}`, or re-fit them with --refit)",
@@ -275,7 +274,7 @@ mod tests {
             let base = base_in(&a.models, model);
             let s = source(model, &base, &a.variants, false).unwrap();
             assert!(
-                matches!(&s, Source::Committed(m) if m.model == model),
+                matches!(&s, Source::Committed(m, _) if m.model == model),
                 "{s:?}"
             );
             let s = source(model, &base, &a.variants, true).unwrap();
