@@ -148,7 +148,8 @@ fn run_writes_the_simulators_json_and_a_chrome_trace() {
         "2s",
         "--engine",
         "tract",
-        "--no-rt",
+        "--rt",
+        "off",
         "--json",
         "-",
         "--trace",
@@ -219,7 +220,8 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report_and_trace() {
             "60s",
             "--engine",
             "tract",
-            "--no-rt",
+            "--rt",
+            "off",
             "--json",
         ])
         .arg(&json)
@@ -274,6 +276,68 @@ fn ctrl_c_stops_the_run_and_still_writes_the_report_and_trace() {
     );
 }
 
+/// `--help` lists the policies, variants and engines with their meaning,
+/// and one spelling of the real-time switch with each command's default.
+#[test]
+fn help_lists_the_choices_and_the_real_time_defaults() {
+    let help = |cmd: &str| {
+        let o = rtmdl(&[cmd, "--help"]);
+        assert!(o.status.success());
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let sim = help("simulate");
+    for want in [
+        "rtmdl:",
+        "dm:",
+        "um:",
+        "fifo:",
+        "edf:",
+        "deadline-monotonic",
+        "original:",
+        "compressed:",
+        "plan:",
+    ] {
+        assert!(sim.contains(want), "{want} in\n{sim}");
+    }
+    for (cmd, default) in [("run", "on"), ("stress", "off"), ("demo", "off")] {
+        let h = help(cmd);
+        assert!(h.contains("--rt <on|off>"), "{cmd}:\n{h}");
+        assert!(h.contains(&format!("[default: {default}]")), "{cmd}:\n{h}");
+        assert!(!h.contains("--no-rt"), "{cmd}:\n{h}");
+    }
+    assert!(help("run").contains("tract:"));
+    let bad = rtmdl(&["simulate", "examples/light.toml", "--policy", "edd"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("edf"));
+}
+
+/// Without the `train` feature, the commands that re-fit say how to get it.
+#[cfg(not(feature = "train"))]
+#[test]
+fn without_the_training_stack_scale_and_refit_say_how_to_get_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("demo");
+    for args in [
+        vec![
+            "scale",
+            "assets/models/signs.onnx",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+        vec!["demo", "--quick", "--refit", "--out", out.to_str().unwrap()],
+    ] {
+        let o = rtmdl(&args);
+        assert!(!o.status.success(), "{args:?}");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.contains("--features train") && err.contains("rtmdl-train"),
+            "{args:?}: {err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
+
+#[cfg(feature = "train")]
 #[test]
 fn scale_names_a_missing_or_foreign_input() {
     let dir = tempfile::tempdir().unwrap();
@@ -384,7 +448,8 @@ period = "30 ms"
         path.to_str().unwrap(),
         "--duration",
         "1500ms",
-        "--no-rt",
+        "--rt",
+        "off",
         "--engine",
         "tract",
         "--json",

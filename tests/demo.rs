@@ -1,6 +1,7 @@
 //! `rtmdl demo --quick` end to end: data, variants, profile, plan, real runs
 //! of every policy at both loads, report.
 
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 #[test]
@@ -26,7 +27,7 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
             .unwrap_or_else(|| panic!("no {load} runs"));
         let labels: Vec<&str> = runs
             .iter()
-            .map(|run| run["notes"]["label"].as_str().unwrap())
+            .map(|run| run["label"].as_str().unwrap())
             .collect();
         assert_eq!(
             labels,
@@ -34,7 +35,9 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
             "{load}"
         );
         for run in runs {
-            // Exactly the JSON of `rtmdl run --json`: policy, variants, mode.
+            assert_eq!(run["load"], load);
+            // Beside the label and load, the JSON of `rtmdl run --json`: policy,
+            // variants, mode.
             assert_eq!(run["mode"], "run");
             assert!(run["policy"].is_string() && run["variants"].is_string());
             let tasks = run["tasks"].as_array().unwrap();
@@ -50,10 +53,25 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
             }
         }
     }
+    // The committed families, not re-fitted: the full-width, full-depth
+    // variant is the base model itself, measured on the committed evaluation set.
+    assert!(!stderr.contains("re-fitting"), "{stderr}");
     let variants = r["variants"].as_array().unwrap();
     for model in ["lights", "signs"] {
         let rows: Vec<_> = variants.iter().filter(|v| v["model"] == model).collect();
         assert!(!rows.is_empty(), "no {model} variant kept");
+        let full = rows.iter().find(|v| v["name"] == "w100-d2").unwrap();
+        assert_eq!(full["refit"], false, "{model}");
+        let committed =
+            std::fs::read_to_string(format!("assets/variants/{model}.manifest.json")).unwrap();
+        let committed: serde_json::Value = serde_json::from_str(&committed).unwrap();
+        let committed_full = committed["variants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "w100-d2")
+            .unwrap();
+        assert_eq!(full["accuracy"], committed_full["accuracy"], "{model}");
         for v in rows {
             let acc = v["accuracy"].as_f64().unwrap();
             assert!((0.0..=1.0).contains(&acc));
@@ -90,4 +108,74 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+/// A copy of the committed base models and variant families in `dir`.
+fn copy_assets(dir: &Path) -> PathBuf {
+    let assets = dir.join("assets");
+    for sub in ["models", "variants"] {
+        std::fs::create_dir_all(assets.join(sub)).unwrap();
+        for e in std::fs::read_dir(Path::new("assets").join(sub)).unwrap() {
+            let p = e.unwrap().path();
+            let keep = p
+                .extension()
+                .is_some_and(|x| x == "onnx" || x == "json" || x == "safetensors");
+            if keep && p.is_file() {
+                std::fs::copy(&p, assets.join(sub).join(p.file_name().unwrap())).unwrap();
+            }
+        }
+    }
+    assets
+}
+
+#[test]
+fn a_corrupt_committed_variant_is_one_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let assets = copy_assets(dir.path());
+    let bad = assets.join("variants/signs-w050-d1.private.safetensors");
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0x55;
+    std::fs::write(&bad, bytes).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args(["demo", "--quick", "--assets"])
+        .arg(&assets)
+        .arg("--out")
+        .arg(dir.path().join("out"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{stderr}");
+    assert!(
+        errors[0].contains(&bad.display().to_string()) && errors[0].contains("sha256"),
+        "{stderr}"
+    );
+    // Neither re-fitted nor run on anything stale.
+    assert!(
+        !stderr.contains("re-fitting") && !stderr.contains("[3/"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
+
+#[test]
+fn an_out_folder_that_cannot_be_written_is_one_error_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let out = file.join("demo");
+    let o = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args(["demo", "--quick", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{stderr}");
+    assert!(
+        stderr.starts_with("error: --out ") && stderr.contains(&out.display().to_string()),
+        "{stderr}"
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
 }

@@ -268,17 +268,34 @@ pub fn apply_plan_text(ts: &mut TaskSet, text: &str, path: &Path) -> Result<(), 
     Ok(())
 }
 
-/// A plan file's text for the given assignments.
+/// A plan file's text for the given assignments (TOML written by `toml`,
+/// so any task or variant name reads back as itself).
 pub fn plan_text(ts: &TaskSet, assign: &[rtmdl_core::Assignment], config: Option<&Path>) -> String {
-    let mut s = String::from("# rtmdl plan: a variant and a priority (1 = most urgent) per task\n");
-    if let Some(c) = config {
-        s += &format!("config = {:?}\n", c.display().to_string());
+    #[derive(serde::Serialize)]
+    struct PlanFile<'a> {
+        #[serde(skip_serializing_if = "Option::is_none")]
+        config: Option<String>,
+        task: Vec<PlanTask<'a>>,
     }
-    for (t, a) in ts.tasks.iter().zip(assign) {
-        s += &format!(
-            "\n[[task]]\nname = {:?}\nvariant = {:?}\npriority = {}\n",
-            t.name, ts.models[t.model].variants[a.variant].name, a.priority
-        );
+    #[derive(serde::Serialize)]
+    struct PlanTask<'a> {
+        name: &'a str,
+        variant: &'a str,
+        priority: u32,
     }
-    s
+    let file = PlanFile {
+        config: config.map(|c| c.display().to_string()),
+        task: ts
+            .tasks
+            .iter()
+            .zip(assign)
+            .map(|(t, a)| PlanTask {
+                name: &t.name,
+                variant: &ts.models[t.model].variants[a.variant].name,
+                priority: a.priority,
+            })
+            .collect(),
+    };
+    let body = toml::to_string(&file).expect("a plan of strings and integers serialises");
+    format!("# rtmdl plan: a variant and a priority (1 = most urgent) per task\n{body}")
 }

@@ -404,7 +404,32 @@ impl std::fmt::Display for VariantChoice {
     }
 }
 
+impl std::str::FromStr for VariantChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        [
+            VariantChoice::Original,
+            VariantChoice::Compressed,
+            VariantChoice::Plan,
+        ]
+        .into_iter()
+        .find(|v| v.to_string() == s)
+        .ok_or_else(|| format!("unknown variants `{s}`: expected original, compressed or plan"))
+    }
+}
+
 impl TaskSet {
+    /// This task set with every task's variant and priority taken from
+    /// `assign` (one entry per task, in task order), as a plan file does.
+    pub fn with_assignments(&self, assign: &[Assignment]) -> TaskSet {
+        let mut ts = self.clone();
+        for (t, a) in ts.tasks.iter_mut().zip(assign) {
+            t.variant = Some(a.variant);
+            t.priority = Some(a.priority);
+        }
+        ts
+    }
+
     /// The model of task `t`.
     pub fn model_of(&self, t: usize) -> &Model {
         &self.models[self.tasks[t].model]

@@ -11,7 +11,7 @@
 //! * [`predict`] is the framework's own forward pass (inference mode), used for
 //!   validation during training and to check the export.
 //!
-//! * [`scale`](mod@scale): storage-bounded model scaling (issue #4). From a base ONNX
+//! * [`scale`](mod@scale): storage-bounded model scaling. From a base ONNX
 //!   file ([`read_onnx`]), a family of width / depth variants that share their early
 //!   layers (stored once) and each have a small re-fitted private part, every variant
 //!   measured through an rtmdl engine and listed in a [`Manifest`]; [`fit_budget`]
@@ -19,14 +19,19 @@
 //!   for the method and the files.
 //!
 //! The `rtmdl-train` binary does all of it in one command (see its `--help`, or
-//! `assets/models/README.md`); `rtmdl-train scale` makes the variant families of the
-//! base models, prints the table and writes it to `OUT/README.md` (see `scale --help`;
-//! `--budget` applies [`fit_budget`], `--naive` compares against independently trained
-//! width levels):
+//! `assets/models/README.md`); `rtmdl-train scale` ([`cli`], the same command as
+//! `rtmdl scale`) makes the variant families of the base models, prints the table and
+//! writes it with every file's sha256 to `OUT/README.md` (`--storage-budget` applies
+//! [`fit_budget`], `--naive` compares against independently trained width levels).
+//! Its defaults make the families committed in `assets/variants`:
 //!
 //! ```text
-//! cargo run --release -p rtmdl-train -- scale --out target/variants
+//! cargo run --release -p rtmdl-train -- scale -o assets/variants
 //! ```
+//!
+//! Training needs the `train` feature (candle; on by default). Without it the crate
+//! still reads, checks ([`Manifest::verify_parts`]), installs ([`Manifest::install`])
+//! and budgets families, exports ONNX and evaluates through an engine.
 //!
 //! # Framework: candle
 //!
@@ -92,21 +97,29 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+pub mod cli;
 mod eval;
 mod export;
+#[cfg(feature = "train")]
 mod model;
+#[cfg(feature = "train")]
 mod ops;
+#[cfg(feature = "train")]
+mod pool;
 pub mod scale;
+#[cfg(feature = "train")]
 mod train;
 mod weights;
 
 pub use eval::{Eval, evaluate};
 pub use export::export_onnx;
+#[cfg(feature = "train")]
 pub use model::{Prediction, init_weights, predict};
 pub use rtmdl_scenes::{Dataset, Kind, Split};
-pub use scale::{
-    Manifest, ScaleEvent, ScaleOptions, VariantRow, assemble, fit_budget, read_onnx, scale,
-};
+#[cfg(feature = "train")]
+pub use scale::scale;
+pub use scale::{Manifest, ScaleEvent, ScaleOptions, VariantRow, assemble, fit_budget, read_onnx};
+#[cfg(feature = "train")]
 pub use train::{EpochStats, TrainOptions, Trained, train};
 pub use weights::{Weights, load_model, save_model};
 
@@ -118,6 +131,7 @@ pub const BN_EPS: f32 = 1e-5;
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
     /// A tensor op in the training framework failed.
+    #[cfg(feature = "train")]
     #[error("candle: {0}")]
     Candle(#[from] candle_core::Error),
     /// Reading or writing a file failed.
@@ -145,6 +159,18 @@ pub enum TrainError {
     /// budget that cannot be met.
     #[error("{0}")]
     Scale(String),
+    /// A file of a variant family whose sha256 is not the one its manifest records.
+    #[error(
+        "{path}: sha256 {found}, but its manifest records {expected}: the file is corrupt or was changed after its family was made"
+    )]
+    Corrupt {
+        /// The file.
+        path: std::path::PathBuf,
+        /// Its sha256 now.
+        found: String,
+        /// The sha256 its manifest records.
+        expected: String,
+    },
 }
 
 /// Result alias of this crate.
@@ -290,6 +316,7 @@ impl Arch {
         Ok(())
     }
 
+    #[cfg(feature = "train")]
     fn check_data(&self, d: &Dataset) -> Result<()> {
         let (h, w) = d.image_size();
         if (h, w) != (self.height, self.width) {
@@ -319,5 +346,5 @@ impl Arch {
 /// The four batch-norm tensors' suffixes, in ONNX `BatchNormalization` input order.
 pub const BN_PARAMS: [&str; 4] = ["weight", "bias", "running_mean", "running_var"];
 
-#[cfg(test)]
+#[cfg(all(test, feature = "train"))]
 mod tests;

@@ -7,119 +7,93 @@
 //! ```
 //!
 //! `rtmdl-train scale` makes the variant families of those models (see
-//! `rtmdl_train::scale` and `scale --help`):
+//! `rtmdl_train::cli` and `scale --help`; the defaults make `assets/variants`):
 //!
 //! ```text
-//! cargo run --release -p rtmdl-train -- scale --out target/variants
+//! cargo run --release -p rtmdl-train -- scale -o assets/variants
 //! ```
-
-mod scale_cmd;
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::{Context, bail};
+use anyhow::Context;
+use clap::builder::{PossibleValuesParser, TypedValueParser};
+use clap::{Parser, Subcommand};
 use rtmdl_engine::EngineKind;
+use rtmdl_train::cli::ScaleArgs;
 use rtmdl_train::{
     Arch, Eval, Kind, Split, TrainOptions, Trained, evaluate, export_onnx, save_model, train,
 };
 
-const HELP: &str = "\
-rtmdl-train: train rtmdl's base models (traffic lights, traffic signs) on seeded
-synthetic data, evaluate them on the test split and write ONNX + weights + README.
-
-USAGE: rtmdl-train [OPTIONS]
-       rtmdl-train scale [OPTIONS]   (variant families; see scale --help)
-
-OPTIONS:
-  --out DIR         where the models go                 [assets/models]
-  --data DIR        dataset cache                       [target/rtmdl-data]
-  --models LIST     comma-separated: lights,signs       [lights,signs]
-  --seed N          data and training seed              [1]
-  --train-n N       training samples per model          [per model: lights 10000, signs 16000]
-  --val-n N         validation samples                  [2000]
-  --test-n N        test samples                        [2000]
-  --epochs N        epochs                              [per model: lights 10, signs 10]
-  --batch N         batch size                          [64]
-  --lr X            peak learning rate (AdamW)          [3e-3]
-  --threads N       training threads (0: all cores)     [0]
-  --engine NAME     engine for the test evaluation      [tract]
-  -h, --help        this text
-";
-
-struct Args {
-    out: PathBuf,
-    data: PathBuf,
-    models: Vec<Kind>,
-    seed: u64,
-    train_n: Option<usize>,
-    val_n: usize,
-    test_n: usize,
-    epochs: Option<usize>,
-    batch: usize,
-    lr: f64,
-    threads: usize,
-    engine: EngineKind,
-    argv: Vec<String>,
+/// Train rtmdl's base models (traffic lights, traffic signs) on seeded
+/// synthetic data, evaluate them on the test split and write ONNX, weights
+/// and a README.
+#[derive(Parser)]
+#[command(version, about, long_about, args_conflicts_with_subcommands = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    train: Args,
 }
 
-fn parse() -> anyhow::Result<Args> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut a = Args {
-        out: "assets/models".into(),
-        data: "target/rtmdl-data".into(),
-        models: vec![Kind::Lights, Kind::Signs],
-        seed: 1,
-        train_n: None,
-        val_n: 2000,
-        test_n: 2000,
-        epochs: None,
-        batch: 64,
-        lr: 3e-3,
-        threads: 0,
-        engine: EngineKind::Tract,
-        argv: argv.clone(),
-    };
-    let mut it = argv.into_iter();
-    while let Some(flag) = it.next() {
-        if flag == "-h" || flag == "--help" {
-            print!("{HELP}");
-            std::process::exit(0);
-        }
-        let v = it
-            .next()
-            .with_context(|| format!("{flag} needs a value (see --help)"))?;
-        let num = |v: &str| {
-            v.parse::<usize>()
-                .with_context(|| format!("{flag}: not a number: {v}"))
-        };
-        match flag.as_str() {
-            "--out" => a.out = v.into(),
-            "--data" => a.data = v.into(),
-            "--models" => {
-                a.models = v
-                    .split(',')
-                    .map(|m| match m.trim() {
-                        "lights" => Ok(Kind::Lights),
-                        "signs" => Ok(Kind::Signs),
-                        o => bail!("--models: unknown model {o:?} (lights, signs)"),
-                    })
-                    .collect::<anyhow::Result<_>>()?
-            }
-            "--seed" => a.seed = v.parse().with_context(|| format!("--seed: {v}"))?,
-            "--train-n" => a.train_n = Some(num(&v)?),
-            "--val-n" => a.val_n = num(&v)?,
-            "--test-n" => a.test_n = num(&v)?,
-            "--epochs" => a.epochs = Some(num(&v)?),
-            "--batch" => a.batch = num(&v)?,
-            "--lr" => a.lr = v.parse().with_context(|| format!("--lr: {v}"))?,
-            "--threads" => a.threads = num(&v)?,
-            "--engine" => a.engine = v.parse()?,
-            _ => bail!("unknown option {flag} (see --help)"),
-        }
-    }
-    Ok(a)
+#[derive(Subcommand)]
+enum Command {
+    /// Make the width × depth variant families of the base models (shared
+    /// layers stored once, private re-fitted heads), measure them through an
+    /// rtmdl engine and write the ONNX files, the parts, a manifest per model
+    /// and a README with the table and every file's sha256 (the same command
+    /// as `rtmdl scale`).
+    Scale(ScaleArgs),
+}
+
+#[derive(clap::Args)]
+struct Args {
+    /// Where the models go.
+    #[arg(long, default_value = "assets/models")]
+    out: PathBuf,
+    /// Dataset cache.
+    #[arg(long, default_value = "target/rtmdl-data")]
+    data: PathBuf,
+    /// The models to train.
+    #[arg(long, value_delimiter = ',', default_value = "lights,signs", value_parser = model_parser())]
+    models: Vec<Kind>,
+    /// Data and training seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Training samples per model [default: lights 10000, signs 16000].
+    #[arg(long)]
+    train_n: Option<usize>,
+    /// Validation samples.
+    #[arg(long, default_value_t = 2000)]
+    val_n: usize,
+    /// Test samples.
+    #[arg(long, default_value_t = 2000)]
+    test_n: usize,
+    /// Epochs [default: 10 per model].
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Batch size.
+    #[arg(long, default_value_t = 64)]
+    batch: usize,
+    /// Peak learning rate (AdamW).
+    #[arg(long, default_value_t = 3e-3)]
+    lr: f64,
+    /// Training threads (0: all cores).
+    #[arg(long, default_value_t = 0)]
+    threads: usize,
+    /// Engine for the test evaluation.
+    #[arg(long, default_value = "tract", value_parser = engine_parser())]
+    engine: EngineKind,
+}
+
+fn model_parser() -> impl TypedValueParser<Value = Kind> {
+    PossibleValuesParser::new(["lights", "signs"]).try_map(|s| s.parse::<Kind>())
+}
+
+fn engine_parser() -> impl TypedValueParser<Value = EngineKind> {
+    PossibleValuesParser::new(["tract", "ort", "cuda", "auto"]).try_map(|s| s.parse::<EngineKind>())
 }
 
 /// Per-model defaults.
@@ -142,11 +116,16 @@ struct Report {
 }
 
 fn main() -> anyhow::Result<()> {
-    let mut argv = std::env::args().skip(1);
-    if argv.next().as_deref() == Some("scale") {
-        return scale_cmd::main(argv.collect());
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Scale(a)) => rtmdl_train::cli::scale(&a),
+        None => train_all(&cli.train),
     }
-    let args = parse()?;
+}
+
+/// Trains, exports and evaluates every model of `args`, then writes the
+/// README and `metrics.json`.
+fn train_all(args: &Args) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let (engine, note) = rtmdl_engine::select(args.engine)?;
     eprintln!("{note}");
@@ -261,13 +240,11 @@ fn main() -> anyhow::Result<()> {
 
 fn readme(args: &Args, reports: &[Report], total: f32, engine: &str) -> String {
     let mut s = String::new();
-    let cmd = if args.argv.is_empty() {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let cmd = if argv.is_empty() {
         "cargo run --release -p rtmdl-train".to_string()
     } else {
-        format!(
-            "cargo run --release -p rtmdl-train -- {}",
-            args.argv.join(" ")
-        )
+        format!("cargo run --release -p rtmdl-train -- {}", argv.join(" "))
     };
     let threads = if args.threads == 0 {
         std::thread::available_parallelism().map_or(1, |t| t.get())
@@ -332,52 +309,59 @@ fn readme(args: &Args, reports: &[Report], total: f32, engine: &str) -> String {
          * `metrics.json`: options, per-epoch history and the test confusion matrices.\n"
     );
     for r in reports {
-        let a = &r.arch;
-        let _ = writeln!(s, "## `{}`\n", a.name);
-        let _ = writeln!(
-            s,
-            "Architecture: channels {}/{}/{}, {} residual blocks, {} parameters. \
-             Options: batch {}, AdamW lr {} (cosine), weight decay {}{}. \
-             Data generated or loaded from the cache in {:.1} s.\n",
-            a.c1,
-            a.c2,
-            a.c3,
-            a.blocks,
-            a.param_count(),
-            r.opts.batch,
-            r.opts.lr,
-            r.opts.weight_decay,
-            if a.box_head {
-                format!(", L1 box-loss weight {}", r.opts.box_weight)
-            } else {
-                String::new()
-            },
-            r.data_seconds
-        );
-        let _ = writeln!(
-            s,
-            "| epoch | train loss | val accuracy | val box IoU | seconds |"
-        );
-        let _ = writeln!(s, "|---|---|---|---|---|");
-        for e in &r.trained.history {
-            let _ = writeln!(
-                s,
-                "| {} | {:.4} | {:.2} % | {} | {:.1} |",
-                e.epoch,
-                e.train_loss,
-                100.0 * e.val_accuracy,
-                e.val_box_iou.map_or("–".into(), |v| format!("{v:.3}")),
-                e.seconds
-            );
-        }
-        let classes = r.arch_classes();
-        let _ = writeln!(s, "\nTest recall per class:\n");
-        let _ = writeln!(s, "| class | recall |\n|---|---|");
-        for (c, rec) in classes.iter().zip(r.eval.recall()) {
-            let _ = writeln!(s, "| {c} | {:.1} % |", 100.0 * rec);
-        }
-        let _ = writeln!(s);
+        s += &model_section(r);
     }
+    s
+}
+
+/// The README section of one model: architecture, options, epochs, recall.
+fn model_section(r: &Report) -> String {
+    let mut s = String::new();
+    let a = &r.arch;
+    let _ = writeln!(s, "## `{}`\n", a.name);
+    let _ = writeln!(
+        s,
+        "Architecture: channels {}/{}/{}, {} residual blocks, {} parameters. \
+         Options: batch {}, AdamW lr {} (cosine), weight decay {}{}. \
+         Data generated or loaded from the cache in {:.1} s.\n",
+        a.c1,
+        a.c2,
+        a.c3,
+        a.blocks,
+        a.param_count(),
+        r.opts.batch,
+        r.opts.lr,
+        r.opts.weight_decay,
+        if a.box_head {
+            format!(", L1 box-loss weight {}", r.opts.box_weight)
+        } else {
+            String::new()
+        },
+        r.data_seconds
+    );
+    let _ = writeln!(
+        s,
+        "| epoch | train loss | val accuracy | val box IoU | seconds |"
+    );
+    let _ = writeln!(s, "|---|---|---|---|---|");
+    for e in &r.trained.history {
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | {:.2} % | {} | {:.1} |",
+            e.epoch,
+            e.train_loss,
+            100.0 * e.val_accuracy,
+            e.val_box_iou.map_or("–".into(), |v| format!("{v:.3}")),
+            e.seconds
+        );
+    }
+    let classes = r.arch_classes();
+    let _ = writeln!(s, "\nTest recall per class:\n");
+    let _ = writeln!(s, "| class | recall |\n|---|---|");
+    for (c, rec) in classes.iter().zip(r.eval.recall()) {
+        let _ = writeln!(s, "| {c} | {:.1} % |", 100.0 * rec);
+    }
+    let _ = writeln!(s);
     s
 }
 

@@ -101,29 +101,12 @@ pub fn train(
             "training needs data, a batch size and at least one epoch".into(),
         ));
     }
-    let mut b = rayon::ThreadPoolBuilder::new();
-    if opts.threads > 0 {
-        b = b.num_threads(opts.threads);
-    }
-    let pool = b
-        .build()
-        .map_err(|e| TrainError::Data(format!("thread pool: {e}")))?;
-    // The loop runs inside the pool (a scoped thread); progress comes back over a
-    // channel so the callback stays on the caller's thread and need not be `Send`.
-    let (tx, rx) = std::sync::mpsc::channel::<(usize, usize, f32)>();
-    std::thread::scope(|scope| {
-        let worker = scope.spawn(move || {
-            pool.install(|| {
-                train_inner(arch, train, val, opts, &mut |e, s, l| {
-                    let _ = tx.send((e, s, l));
-                })
-            })
-        });
-        for (e, s, l) in rx {
-            progress(e, s, l);
-        }
-        worker.join().expect("the training thread panicked")
-    })
+    // Progress comes back to the caller's thread, so the callback need not be `Send`.
+    crate::pool::in_pool(
+        opts.threads,
+        |emit| train_inner(arch, train, val, opts, &mut |e, s, l| emit((e, s, l))),
+        &mut |(e, s, l)| progress(e, s, l),
+    )
 }
 
 fn train_inner(

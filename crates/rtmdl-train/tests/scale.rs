@@ -2,8 +2,12 @@
 //! onnxruntime, storage is what is on disk, the budget is kept, foreign graphs are
 //! rejected.
 //!
+//! Needs the `train` feature (on by default).
+//!
 //! The onnxruntime checks skip (with a message) when onnxruntime is not installed;
 //! with `RTMDL_REQUIRE_ORT=1` a missing onnxruntime fails them instead.
+
+#![cfg(feature = "train")]
 
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
@@ -298,6 +302,55 @@ fn lights_family_end_to_end() {
         .unwrap();
     assert_eq!(mtime, mtime2);
 
+    // Installed elsewhere from its parts: every ONNX rebuilt to the bytes measured.
+    let copy = dir.path().join("copy");
+    m.install(&out, &copy).unwrap();
+    for r in &m.variants {
+        assert_eq!(
+            std::fs::read(copy.join(&r.file)).unwrap(),
+            std::fs::read(out.join(&r.file)).unwrap(),
+            "{}",
+            r.name
+        );
+    }
+    // A part changed after the family was made: one error naming it, from the check
+    // and from installing; and the scaling run does not reuse that folder.
+    let bad = copy.join(&m.variants[1].private_file);
+    let mut bytes = std::fs::read(&bad).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&bad, &bytes).unwrap();
+    for e in [
+        m.verify_parts(&copy).unwrap_err(),
+        m.install(&copy, &dir.path().join("copy2")).unwrap_err(),
+    ] {
+        let e = e.to_string();
+        assert!(
+            e.contains(&bad.display().to_string()) && e.contains("sha256"),
+            "{e}"
+        );
+    }
+    let bad_out = out.join(&m.variants[1].private_file);
+    let good = std::fs::read(&bad_out).unwrap();
+    std::fs::write(&bad_out, &bytes).unwrap();
+    let redone = RefCell::new(Vec::new());
+    let again = scale("lights", &base, &train, &val, &opts, &out, &|e| {
+        redone.borrow_mut().push(e)
+    })
+    .unwrap();
+    assert!(
+        !redone
+            .borrow()
+            .iter()
+            .any(|e| matches!(e, ScaleEvent::Reused { .. }))
+    );
+    assert_eq!(
+        std::fs::read(&bad_out).unwrap(),
+        good,
+        "the re-fit is deterministic"
+    );
+    assert_eq!(again.variants.len(), m.variants.len());
+
     // A budget one byte below the family: the kept set fits, something is dropped,
     // and what is kept is still what is on disk for the kept rows.
     let mut ms = vec![m.clone()];
@@ -464,7 +517,9 @@ fn row(model: &str, name: &str, acc: f64, lat: f64, private: u64, shared: u64) -
         shared_bytes: shared,
         private_bytes: private,
         file: format!("{model}-{name}.onnx").into(),
+        onnx_sha256: String::new(),
         private_file: format!("{model}-{name}.private.safetensors").into(),
+        private_sha256: String::new(),
         params: 0,
         macs: 0,
         arch,
@@ -484,6 +539,7 @@ fn manifest(model: &str, shared: u64, rows: &[(&str, f64, f64, u64)]) -> Manifes
         base: format!("{model}.onnx").into(),
         shared_file: format!("{model}.shared.safetensors").into(),
         shared_bytes: shared,
+        shared_sha256: String::new(),
         variants: rows
             .iter()
             .map(|&(n, a, l, p)| row(model, n, a, l, p, shared))
@@ -494,7 +550,7 @@ fn manifest(model: &str, shared: u64, rows: &[(&str, f64, f64, u64)]) -> Manifes
         source: SourceKey {
             format: SCALE_FORMAT,
             base_bytes: 0,
-            base_hash: String::new(),
+            base_sha256: String::new(),
             options: ScaleOptions::default(),
             train: key.clone(),
             val: key,

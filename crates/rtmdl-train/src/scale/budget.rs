@@ -103,29 +103,18 @@ pub fn fit_budget(manifests: &mut [Manifest], budget: u64) -> Result<()> {
     Ok(())
 }
 
-/// Chooses the kept rows of every family within `cap` private bytes (the shared parts
-/// already paid), at least one per active family.
-fn choose(
-    fams: &[Vec<VariantRow>],
-    active: &[usize],
-    cap: u64,
-    cheapest: impl Fn(usize) -> usize,
-) -> Vec<Vec<bool>> {
-    const UNITS: u64 = 4096;
-    let g = cap.div_ceil(UNITS).max(1);
-    let k_max = (cap / g) as usize;
-    let cost = |r: &VariantRow| r.private_bytes.div_ceil(g) as usize;
-    const NONE: i64 = i64::MIN / 4;
+const NONE: i64 = i64::MIN / 4;
 
-    // Per family: best value with at least one row, within k units; with the item
-    // tables for backtracking.
-    struct Fam {
-        best: Vec<i64>,
-        tables: Vec<Vec<i64>>, // tables[i][k]: best with >= 1 of rows 0..i, within k
-    }
-    let mut per_fam: Vec<Fam> = Vec::new();
-    for &f in active {
-        let rows = &fams[f];
+/// One family's knapsack: the best value with at least one row within k units,
+/// with the item tables for backtracking.
+struct Fam {
+    best: Vec<i64>,
+    /// `tables[i][k]`: the best with at least one of rows `0..i`, within k units.
+    tables: Vec<Vec<i64>>,
+}
+
+impl Fam {
+    fn new(rows: &[VariantRow], k_max: usize, cost: &dyn Fn(&VariantRow) -> usize) -> Fam {
         let mut t = vec![vec![NONE; k_max + 1]];
         for r in rows {
             let (c, v) = (cost(r), value(r));
@@ -142,15 +131,50 @@ fn choose(
             }
             t.push(next);
         }
-        per_fam.push(Fam {
+        Fam {
             best: t.last().expect("tables").clone(),
             tables: t,
-        });
+        }
     }
-    // Combine families: total[m][k] = best over the first m families within k units.
+}
+
+/// Chooses the kept rows of every family within `cap` private bytes (the shared parts
+/// already paid), at least one per active family.
+fn choose(
+    fams: &[Vec<VariantRow>],
+    active: &[usize],
+    cap: u64,
+    cheapest: impl Fn(usize) -> usize,
+) -> Vec<Vec<bool>> {
+    const UNITS: u64 = 4096;
+    let g = cap.div_ceil(UNITS).max(1);
+    let k_max = (cap / g) as usize;
+    let cost = |r: &VariantRow| r.private_bytes.div_ceil(g) as usize;
+    let per_fam: Vec<Fam> = active
+        .iter()
+        .map(|&f| Fam::new(&fams[f], k_max, &cost))
+        .collect();
+    let (total, splits) = combine(&per_fam, k_max);
+    let mut keep: Vec<Vec<bool>> = fams.iter().map(|r| vec![false; r.len()]).collect();
+    if total[k_max] > NONE {
+        backtrack(fams, active, &per_fam, &splits, k_max, &cost, &mut keep);
+    } else {
+        // Rounding made the exact minimum look infeasible: start from the cheapest
+        // row of each family (it fits in exact bytes, checked by the caller).
+        for &f in active {
+            keep[f][cheapest(f)] = true;
+        }
+    }
+    fill(fams, cap, &mut keep);
+    keep
+}
+
+/// Combines the families: `total[k]`, the best over all of them within k units,
+/// and per family the units it gets at every k.
+fn combine(per_fam: &[Fam], k_max: usize) -> (Vec<i64>, Vec<Vec<usize>>) {
     let mut total = vec![0i64; k_max + 1];
     let mut splits: Vec<Vec<usize>> = Vec::new();
-    for fam in &per_fam {
+    for fam in per_fam {
         let mut next = vec![NONE; k_max + 1];
         let mut split = vec![0usize; k_max + 1];
         for k in 0..=k_max {
@@ -167,39 +191,46 @@ fn choose(
         total = next;
         splits.push(split);
     }
-    let mut keep: Vec<Vec<bool>> = fams.iter().map(|r| vec![false; r.len()]).collect();
-    if total[k_max] > NONE {
-        // Backtrack the families, then the rows within each.
-        let mut k = k_max;
-        for (a, &f) in active.iter().enumerate().rev() {
-            let mut j = splits[a][k];
-            k -= j;
-            let t = &per_fam[a].tables;
-            let rows = &fams[f];
-            for i in (0..rows.len()).rev() {
-                let (c, v) = (cost(&rows[i]), value(&rows[i]));
-                let cur = t[i + 1][j];
-                if cur == t[i][j] {
-                    continue; // row i not needed
-                }
-                keep[f][i] = true;
-                if j >= c && t[i][j - c] > NONE && t[i][j - c] + v == cur {
-                    j -= c;
-                } else {
-                    // r was the first (only remaining) row.
-                    debug_assert_eq!(cur, v);
-                    break;
-                }
+    (total, splits)
+}
+
+/// Marks in `keep` the rows of the best combination: the families' splits, then
+/// the rows within each.
+fn backtrack(
+    fams: &[Vec<VariantRow>],
+    active: &[usize],
+    per_fam: &[Fam],
+    splits: &[Vec<usize>],
+    k_max: usize,
+    cost: &dyn Fn(&VariantRow) -> usize,
+    keep: &mut [Vec<bool>],
+) {
+    let mut k = k_max;
+    for (a, &f) in active.iter().enumerate().rev() {
+        let mut j = splits[a][k];
+        k -= j;
+        let t = &per_fam[a].tables;
+        let rows = &fams[f];
+        for i in (0..rows.len()).rev() {
+            let (c, v) = (cost(&rows[i]), value(&rows[i]));
+            let cur = t[i + 1][j];
+            if cur == t[i][j] {
+                continue; // row i not needed
+            }
+            keep[f][i] = true;
+            if j >= c && t[i][j - c] > NONE && t[i][j - c] + v == cur {
+                j -= c;
+            } else {
+                // r was the first (only remaining) row.
+                debug_assert_eq!(cur, v);
+                break;
             }
         }
-    } else {
-        // Rounding made the exact minimum look infeasible: start from the cheapest
-        // row of each family (it fits in exact bytes, checked by the caller).
-        for &f in active {
-            keep[f][cheapest(f)] = true;
-        }
     }
-    // Greedy fill with exact bytes: the most valuable rows that still fit.
+}
+
+/// Greedy fill with exact bytes: the most valuable rows that still fit in `cap`.
+fn fill(fams: &[Vec<VariantRow>], cap: u64, keep: &mut [Vec<bool>]) {
     let used: u64 = keep
         .iter()
         .zip(fams)
@@ -230,5 +261,4 @@ fn choose(
             left -= b;
         }
     }
-    keep
 }

@@ -5,8 +5,9 @@ use std::path::Path;
 
 use anyhow::{Result, anyhow};
 use plotters::prelude::*;
-use rtmdl_core::RunReport;
 use rtmdl_train::Manifest;
+
+use super::report::Row;
 
 const COLOURS: [RGBColor; 6] = [
     RGBColor(31, 119, 180),
@@ -21,15 +22,8 @@ fn err<E: std::fmt::Debug>(path: &Path) -> impl Fn(E) -> anyhow::Error + '_ {
     move |e| anyhow!("{}: cannot draw the plot: {e:?}", path.display())
 }
 
-fn label(r: &RunReport) -> String {
-    r.notes
-        .get("label")
-        .cloned()
-        .unwrap_or_else(|| r.policy.clone())
-}
-
 /// Grouped bars: overall miss rate by policy, one bar per load.
-pub fn miss_rates(path: &Path, light: &[RunReport], heavy: &[RunReport]) -> Result<()> {
+pub fn miss_rates(path: &Path, light: &[Row], heavy: &[Row]) -> Result<()> {
     let e = err(path);
     let root = SVGBackend::new(path, (800, 420)).into_drawing_area();
     root.fill(&WHITE).map_err(&e)?;
@@ -37,10 +31,10 @@ pub fn miss_rates(path: &Path, light: &[RunReport], heavy: &[RunReport]) -> Resu
     let ymax = light
         .iter()
         .chain(heavy)
-        .map(|r| r.miss_rate * 100.0)
+        .map(|r| r.run.miss_rate * 100.0)
         .fold(1.0f64, f64::max)
         * 1.15;
-    let names: Vec<String> = light.iter().chain(heavy).take(n).map(label).collect();
+    let names: Vec<&str> = light.iter().chain(heavy).take(n).map(|r| r.label).collect();
     let mut chart = ChartBuilder::on(&root)
         .caption(
             "Deadline-miss rate by policy (real runs)",
@@ -58,7 +52,7 @@ pub fn miss_rates(path: &Path, light: &[RunReport], heavy: &[RunReport]) -> Resu
         .x_label_formatter(&|x| {
             let i = x.floor() as usize;
             if (x - x.floor() - 0.5).abs() < 0.26 || x.fract() == 0.0 {
-                names.get(i).cloned().unwrap_or_default()
+                names.get(i).map(|s| s.to_string()).unwrap_or_default()
             } else {
                 String::new()
             }
@@ -75,7 +69,7 @@ pub fn miss_rates(path: &Path, light: &[RunReport], heavy: &[RunReport]) -> Resu
             .draw_series(runs.iter().enumerate().map(|(i, r)| {
                 let x0 = i as f64 + 0.1 + 0.4 * k as f64;
                 Rectangle::new(
-                    [(x0, 0.0), (x0 + 0.38, r.miss_rate * 100.0)],
+                    [(x0, 0.0), (x0 + 0.38, r.run.miss_rate * 100.0)],
                     colour.filled(),
                 )
             }))

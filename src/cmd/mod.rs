@@ -1,0 +1,12 @@
+//! One module per command: its `clap::Args` and its `run`. The demo is
+//! `crate::demo`; what commands share is `common`.
+
+pub mod common;
+pub mod compare;
+pub mod fidelity;
+pub mod plan;
+pub mod profile;
+pub mod run;
+pub mod scale;
+pub mod simulate;
+pub mod stress;

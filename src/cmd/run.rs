@@ -1,0 +1,73 @@
+//! `rtmdl run`: the task set for real (threads, clock, engines).
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use rtmdl_core::Time;
+
+use super::common::{
+    RealArgs, SetArgs, duration_arg, engine, gpu_note, json_to_stdout, load_config, on_off,
+    stop_flag, write_json,
+};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    set: SetArgs,
+    #[arg(long, default_value = "10s", value_parser = duration_arg)]
+    duration: Time,
+    #[command(flatten)]
+    real: RealArgs,
+    /// Ask for SCHED_FIFO, CPU affinity and mlockall: on by default, a run
+    /// is meant to keep deadlines (what the kernel refuses is reported).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off(), action = clap::ArgAction::Set)]
+    rt: bool,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write a Chrome trace-event JSON (open it in https://ui.perfetto.dev).
+    #[arg(long)]
+    trace: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let cfg = load_config(&a.set.config, a.set.plan.as_deref(), None)?;
+    let engine = engine(a.real.engine)?;
+    if let Some(note) = gpu_note(engine.as_ref(), cfg.taskset.platform.gpu_lanes) {
+        eprintln!("note: {note}");
+    }
+    // Ctrl-C stops releases; the report and trace are still written.
+    let opts = rtmdl_runtime::RunOptions {
+        duration: a.duration,
+        realtime: a.rt,
+        trace: a.trace.is_some(),
+        watchdog: a.real.watchdog,
+        stop: Some(stop_flag()?),
+        ..Default::default()
+    };
+    let real = rtmdl_runtime::run_config(
+        &cfg,
+        a.set.policy,
+        a.set.choice(),
+        engine,
+        a.real.threads,
+        &opts,
+        a.seed,
+    )?;
+    if !json_to_stdout(a.json.as_deref()) {
+        print!("{}", real.report.table());
+    }
+    if let Some(j) = &a.json {
+        write_json(j, &real.report)?;
+    }
+    if let (Some(path), Some(t)) = (&a.trace, real.outcome.trace.as_ref()) {
+        let value = t.to_chrome(&cfg.taskset, real.outcome.cpu_slots, real.outcome.gpu_lanes);
+        write_json(path, &value)?;
+        eprintln!(
+            "trace: {} (open in https://ui.perfetto.dev)",
+            path.display()
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,484 @@
+//! `rtmdl demo`: the driving scenario end to end on this machine.
+//!
+//! base models → variants (committed, or re-fitted) → profile → load levels
+//! → plan → real runs of every policy → report. Every step writes its
+//! result under `--out`; variants and profiles are reused when their inputs
+//! are unchanged, plans and runs are always made again.
+
+mod plots;
+mod report;
+mod scenario;
+mod variants;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use rtmdl_core::Time;
+use rtmdl_core::units::fmt_size;
+use rtmdl_engine::{Engine, EngineKind};
+use rtmdl_plan::{Method, MoeaOptions, ProxyOptions};
+use rtmdl_train::Manifest;
+
+use crate::cmd::common::{
+    self, BASELINES, duration_arg, engine_parser, on_off, progress_bar, size_arg, write_json,
+};
+use report::{Report, Row};
+use scenario::Scenario;
+use variants::Assets;
+
+/// The models of the camera tasks, each with a base model and a family.
+pub const MODELS: [&str; 2] = ["lights", "signs"];
+
+#[derive(clap::Args)]
+pub struct DemoArgs {
+    /// Short runs (2 s) and a small profile and plan search: a smoke test of
+    /// about a minute. With --refit, also small data and few variants.
+    #[arg(long)]
+    quick: bool,
+    /// Length of each real run [default: 20s, 2s with --quick].
+    #[arg(long, value_parser = duration_arg)]
+    duration: Option<Time>,
+    /// Where everything goes.
+    #[arg(long, default_value = "target/rtmdl-demo")]
+    out: PathBuf,
+    /// The base models and committed variant families: DIR/models and
+    /// DIR/variants [default: the project's assets folder].
+    #[arg(long, value_name = "DIR")]
+    assets: Option<PathBuf>,
+    /// Re-fit the variant families from the base models instead of using
+    /// the committed ones (needs the `train` feature).
+    #[arg(long)]
+    refit: bool,
+    /// Inference engine.
+    #[arg(long, default_value = "tract", value_parser = engine_parser())]
+    engine: EngineKind,
+    /// Storage budget for all variants of all models.
+    #[arg(long, default_value = "5 MiB", value_parser = size_arg)]
+    storage_budget: u64,
+    /// Intra-op threads per engine session.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Ask for SCHED_FIFO, CPU affinity and mlockall: off by default in the
+    /// demo, whose heavy load saturates the machine on purpose; on a busy
+    /// 2-core machine such a run at real-time priority was seen to crawl
+    /// while the kernel throttled it (`kernel.sched_rt_runtime_us`).
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off(), action = clap::ArgAction::Set)]
+    rt: bool,
+    /// Seed of the data (re-fits), plans and runs.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// The sizes of one demo flavour (full or `--quick`).
+struct Sizes {
+    profile_runs: usize,
+    run: Time,
+    plan_population: usize,
+    plan_generations: usize,
+    plan_horizon: Time,
+}
+
+impl Sizes {
+    fn new(quick: bool) -> Sizes {
+        if quick {
+            Sizes {
+                profile_runs: 10,
+                run: 2_000_000_000,
+                plan_population: 12,
+                plan_generations: 6,
+                plan_horizon: 1_000_000_000,
+            }
+        } else {
+            Sizes {
+                profile_runs: 50,
+                run: 20_000_000_000,
+                plan_population: 48,
+                plan_generations: 60,
+                plan_horizon: 5_000_000_000,
+            }
+        }
+    }
+}
+
+const STEPS: usize = 7;
+
+fn step(n: usize, what: &str) {
+    eprintln!("[{n}/{STEPS}] {what}");
+}
+
+/// A progress bar's label, indented under the step.
+fn label(name: &str) -> String {
+    format!("      {name:<10}")
+}
+
+pub fn run(a: DemoArgs) -> Result<()> {
+    let started = Instant::now();
+    let sz = Sizes::new(a.quick);
+    let out = a.out.clone();
+    writable(&out)?;
+
+    step(1, "base models");
+    let assets = Assets::find(a.assets.as_deref());
+    let bases = base_models(&a, assets.as_ref(), &out)?;
+
+    step(
+        2,
+        "variants: width × depth families, committed or re-fitted",
+    );
+    let mut manifests = variants::families(&a, &bases, assets.as_ref(), &out)?;
+    let vad = scenario::vad_model();
+    let used = fit_budget(&mut manifests, a.storage_budget, vad.as_deref())?;
+    eprint!("{}", report::variant_table(&manifests));
+
+    step(3, "profile every variant on this machine");
+    let (cpu_workers, gpu_lanes) = scenario::platform_for_this_machine();
+    match &vad {
+        Some(p) => eprintln!(
+            "      third task: voice activity (Silero VAD, {})",
+            p.display()
+        ),
+        None => eprintln!(
+            "      third task (voice activity, Silero VAD) left out: run scripts/fetch-models to fetch its model"
+        ),
+    }
+    let sc = Scenario {
+        manifests: &manifests,
+        cpu_workers,
+        gpu_lanes,
+        budget: a.storage_budget,
+        vad: vad.as_deref(),
+    };
+    let light_path = out.join("light.toml");
+    sc.write_config(&light_path, 1.0)?;
+    let engine = common::engine(a.engine)?;
+    if let Some(note) = common::gpu_note(engine.as_ref(), gpu_lanes) {
+        eprintln!("      {note}");
+    }
+    let profile = profile_cached(
+        &light_path,
+        &out,
+        engine.clone(),
+        &sz,
+        gpu_lanes,
+        a.threads,
+        a.rt,
+    )?;
+
+    step(
+        4,
+        "load levels: light = nominal periods, heavy = shorter until the baselines miss",
+    );
+    let light_cfg = load_profiled(&light_path, &profile)?;
+    let scale = scenario::heavy_scale(&light_cfg.taskset, a.seed);
+    let heavy_path = out.join("heavy.toml");
+    sc.write_config(&heavy_path, scale)?;
+    let heavy_cfg = load_profiled(&heavy_path, &profile)?;
+    eprintln!("      heavy: every camera period × {scale:.2}");
+
+    step(
+        5,
+        "plan variants and priorities (NSGA-II on the profiled simulator)",
+    );
+    let mut cfgs = Vec::new();
+    for (label, path, cfg) in [
+        ("light", &light_path, light_cfg),
+        ("heavy", &heavy_path, heavy_cfg),
+    ] {
+        let plan_path = out.join(format!("{label}.plan.toml"));
+        let planned = plan_load(&cfg, path, &plan_path, &sz, a.seed)?;
+        eprintln!("      {label}: {}", report::plan_summary(&planned.taskset));
+        cfgs.push((label, planned));
+    }
+
+    let run_ns = a.duration.unwrap_or(sz.run);
+    step(
+        6,
+        &format!(
+            "real runs: 6 policies × 2 loads × {:.0} s",
+            run_ns as f64 / 1e9
+        ),
+    );
+    let (mut rows, responses) = real_runs(&cfgs, engine.clone(), run_ns, &a, &out)?;
+
+    step(7, "report");
+    let report = Report {
+        heavy: rows.pop().unwrap_or_default(),
+        light: rows.pop().unwrap_or_default(),
+        variants: manifests.iter().flat_map(|m| &m.variants).collect(),
+        dropped: manifests.iter().flat_map(|m| &m.dropped).collect(),
+        storage_budget: a.storage_budget,
+        storage_used: used,
+        heavy_period_scale: scale,
+        machine: format!(
+            "{} CPU core(s); engine {} {}; {cpu_workers} CPU worker(s), {gpu_lanes} GPU lane(s)",
+            std::thread::available_parallelism().map_or(1, |n| n.get()),
+            engine.name(),
+            engine.version()
+        ),
+    };
+    write_report(&out, &report, &manifests, &cfgs, &responses)?;
+    print!("{}", report::summary_table(&report));
+    println!("{}", report::goal_line(&report.heavy));
+    println!(
+        "report: {} ({} and the SVG plots beside it; trace.json opens in https://ui.perfetto.dev) · {:.0} s in all",
+        out.join("report.json").display(),
+        out.join("report.md").display(),
+        started.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Creates `out` and checks that files can be written there, before any
+/// work: one error naming it otherwise.
+fn writable(out: &Path) -> Result<()> {
+    std::fs::create_dir_all(out)
+        .with_context(|| format!("--out {}: cannot create this folder", out.display()))?;
+    let probe = out.join(".rtmdl-demo-write-check");
+    std::fs::write(&probe, b"")
+        .with_context(|| format!("--out {}: cannot write into this folder", out.display()))?;
+    let _ = std::fs::remove_file(&probe);
+    Ok(())
+}
+
+/// The base model of every camera model: the committed ones, or trained
+/// here into `OUT/base` (with the `train` feature).
+fn base_models(
+    a: &DemoArgs,
+    assets: Option<&Assets>,
+    out: &Path,
+) -> Result<Vec<(&'static str, PathBuf)>> {
+    let mut bases = Vec::new();
+    for model in MODELS {
+        let base = match assets {
+            Some(s) => variants::base_in(&s.models, model),
+            None => variants::train_base(model, a, out)?,
+        };
+        eprintln!("      {model}: {}", base.display());
+        bases.push((model, base));
+    }
+    Ok(bases)
+}
+
+/// Keeps the variants of all families that fit `budget` once the VAD model
+/// (one variant, no family) has taken its bytes; the storage used.
+fn fit_budget(manifests: &mut [Manifest], budget: u64, vad: Option<&Path>) -> Result<u64> {
+    let vad_bytes = vad
+        .and_then(|p| std::fs::metadata(p).ok())
+        .map_or(0, |m| m.len());
+    let family_budget = budget.checked_sub(vad_bytes).with_context(|| {
+        format!(
+            "--storage-budget {} does not even hold the VAD model ({})",
+            fmt_size(budget),
+            fmt_size(vad_bytes)
+        )
+    })?;
+    // A budget applies to the whole family, whatever an earlier run dropped.
+    for m in manifests.iter_mut() {
+        let back: Vec<_> = m.dropped.drain(..).collect();
+        m.variants.extend(back);
+    }
+    rtmdl_train::fit_budget(manifests, family_budget).with_context(|| {
+        format!(
+            "storage budget {} ({} for the scaled families)",
+            fmt_size(budget),
+            fmt_size(family_budget)
+        )
+    })?;
+    let used: u64 = manifests.iter().map(Manifest::storage).sum::<u64>() + vad_bytes;
+    let dropped: usize = manifests.iter().map(|m| m.dropped.len()).sum();
+    eprintln!(
+        "      storage {} of {} budget (VAD model {}); {} variant(s) dropped to fit",
+        fmt_size(used),
+        fmt_size(budget),
+        fmt_size(vad_bytes),
+        dropped
+    );
+    Ok(used)
+}
+
+/// Profile `config` (reused when `OUT/profile.json` was measured for the
+/// same config text with the same engine).
+fn profile_cached(
+    config: &Path,
+    out: &Path,
+    engine: Arc<dyn Engine>,
+    sz: &Sizes,
+    lanes: usize,
+    threads: usize,
+    rt: bool,
+) -> Result<rtmdl_core::profile::Profile> {
+    let text = std::fs::read_to_string(config)
+        .with_context(|| format!("cannot read {}", config.display()))?;
+    let key = format!(
+        "{} {} {} runs={} rt={rt} calibrated",
+        rtmdl_train::scale::Fnv::new().bytes(text.as_bytes()).hex(),
+        engine.name(),
+        engine.version(),
+        sz.profile_runs
+    );
+    let path = out.join("profile.json");
+    let key_path = out.join("profile.key");
+    if std::fs::read_to_string(&key_path).ok().as_deref() == Some(key.as_str())
+        && let Ok(t) = std::fs::read_to_string(&path)
+        && let Ok(p) = serde_json::from_str::<rtmdl_core::profile::Profile>(&t)
+    {
+        eprintln!("      reused {}", path.display());
+        return Ok(p);
+    }
+    let cfg = rtmdl_config::load(config)?;
+    let prof = crate::cmd::profile::measure(
+        &cfg,
+        engine,
+        sz.profile_runs,
+        lanes,
+        threads,
+        crate::cmd::profile::Calibration {
+            length: 3_000_000_000,
+            realtime: rt,
+        },
+        &label("profiling"),
+    )?;
+    write_json(&path, &prof)?;
+    std::fs::write(&key_path, key)
+        .with_context(|| format!("cannot write {}", key_path.display()))?;
+    eprintln!(
+        "      {} (GPU slowdown by busy lanes {:?})",
+        path.display(),
+        prof.gpu_slowdown
+    );
+    Ok(prof)
+}
+
+fn load_profiled(
+    path: &Path,
+    profile: &rtmdl_core::profile::Profile,
+) -> Result<rtmdl_config::Config> {
+    let mut cfg = rtmdl_config::load(path)?;
+    profile
+        .apply(&mut cfg.taskset)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    Ok(cfg)
+}
+
+/// Plan a load, write the plan and return the config with it applied.
+fn plan_load(
+    cfg: &rtmdl_config::Config,
+    config: &Path,
+    plan_path: &Path,
+    sz: &Sizes,
+    seed: u64,
+) -> Result<rtmdl_config::Config> {
+    let ts = &cfg.taskset;
+    let mut proxy = ProxyOptions::default_for(ts, sz.plan_horizon);
+    proxy.seed = seed;
+    let method = Method::Moea(MoeaOptions {
+        population: sz.plan_population,
+        generations: sz.plan_generations,
+        seed,
+        ..Default::default()
+    });
+    let outcome = crate::cmd::plan::search(ts, proxy, &method, &label("planning"))?;
+    if !outcome.feasible {
+        eprintln!("      no plan meets every ζ; running the closest one:");
+        for d in &outcome.diagnosis {
+            eprintln!("        {d}");
+        }
+    }
+    crate::cmd::plan::write(plan_path, ts, &outcome, config)?;
+    let mut planned = cfg.clone();
+    planned.taskset = ts.with_assignments(&outcome.assignments);
+    Ok(planned)
+}
+
+/// Response time / deadline of every job of every policy's run, per load.
+type Responses = Vec<Vec<(String, Vec<f64>)>>;
+
+/// Every policy at every load, for real: the rows per load and the
+/// normalised response times (the heavy rtmdl run also writes trace.json).
+fn real_runs(
+    cfgs: &[(&'static str, rtmdl_config::Config)],
+    engine: Arc<dyn Engine>,
+    run_ns: Time,
+    a: &DemoArgs,
+    out: &Path,
+) -> Result<(Vec<Vec<Row>>, Responses)> {
+    let mut rows = Vec::new();
+    let mut responses = Vec::new();
+    let b = progress_bar((cfgs.len() * BASELINES.len()) as u64, &label("running"));
+    for (load, cfg) in cfgs {
+        let mut load_rows = Vec::new();
+        let mut load_resp = Vec::new();
+        for &(label, policy, choice) in BASELINES.iter() {
+            b.set_message(format!("{load} {label}"));
+            let trace = *load == "heavy" && label == "rtmdl+plan";
+            let opts = rtmdl_runtime::RunOptions {
+                duration: run_ns,
+                realtime: a.rt,
+                trace,
+                ..Default::default()
+            };
+            let real = rtmdl_runtime::run_config(
+                cfg,
+                policy,
+                choice,
+                engine.clone(),
+                a.threads,
+                &opts,
+                a.seed,
+            )
+            .with_context(|| format!("{load} load, {label}"))?;
+            load_resp.push((label.to_string(), normalised_responses(cfg, &real.outcome)));
+            if let Some(t) = real.outcome.trace.as_ref() {
+                let value =
+                    t.to_chrome(&cfg.taskset, real.outcome.cpu_slots, real.outcome.gpu_lanes);
+                write_json(&out.join("trace.json"), &value)?;
+            }
+            load_rows.push(Row {
+                label,
+                load,
+                run: real.report,
+            });
+            b.inc(1);
+        }
+        rows.push(load_rows);
+        responses.push(load_resp);
+    }
+    b.finish_and_clear();
+    Ok((rows, responses))
+}
+
+/// Response / deadline of every job, missed and dropped jobs as +inf.
+fn normalised_responses(cfg: &rtmdl_config::Config, o: &rtmdl_runtime::RunOutcome) -> Vec<f64> {
+    let mut norm = Vec::new();
+    for (t, task) in cfg.taskset.tasks.iter().enumerate() {
+        let d = task.deadline as f64;
+        let resp = &o.recorder.responses[t];
+        for (r, n) in resp.bins() {
+            norm.extend(std::iter::repeat_n(r as f64 / d, n as usize));
+        }
+        let lost = o.counters[t].released.saturating_sub(resp.len());
+        norm.extend(std::iter::repeat_n(f64::INFINITY, lost as usize));
+    }
+    norm
+}
+
+/// `report.json`, `report.md` and the SVG plots.
+fn write_report(
+    out: &Path,
+    report: &Report,
+    manifests: &[Manifest],
+    cfgs: &[(&str, rtmdl_config::Config)],
+    responses: &Responses,
+) -> Result<()> {
+    write_json(&out.join("report.json"), report)?;
+    let md_path = out.join("report.md");
+    std::fs::write(&md_path, report::markdown(report, manifests, cfgs))
+        .with_context(|| format!("cannot write {}", md_path.display()))?;
+    plots::miss_rates(&out.join("miss-rate.svg"), &report.light, &report.heavy)?;
+    for (load, resp) in ["light", "heavy"].iter().zip(responses) {
+        plots::response_cdf(&out.join(format!("response-{load}.svg")), load, resp)?;
+    }
+    plots::variants(&out.join("variants.svg"), manifests)
+}
