@@ -160,10 +160,21 @@ fn global_wait(
         let h: u128 = per_task(holders, len).iter().map(|x| x.1 as u128).sum();
         b(len) + w + hold_k as u128 * h.min(len as u128)
     };
-    let mut len: Time = 1;
+    let ok = |len: Time| slots as u128 * len as u128 > demand(len);
+    let (mut len, mut below): (Time, Time) = (1, 0);
     for _ in 0..MAX_STEPS {
         let n = demand(len);
         if slots as u128 * len as u128 > n {
+            // Any `len` that satisfies the condition is a bound, not only
+            // the least: close in on one from the last `len` that did not.
+            while len - below > 1 {
+                let mid = below + (len - below) / 2;
+                if ok(mid) {
+                    len = mid;
+                } else {
+                    below = mid;
+                }
+            }
             let wait = len - 1;
             let mut parts: Vec<(Cause, f64)> = blocking
                 .iter()
@@ -185,14 +196,15 @@ fn global_wait(
             }
             return Some((wait, attribute(wait, parts)));
         }
-        // No `len` below this can satisfy the condition. Any `len` that does
-        // is a bound (not only the least), so a step of at least len/512
-        // keeps the search short where several terms grow as fast as `len`,
-        // for at most 0.2 % of looseness.
+        // No `len` below `n / slots + 1` can satisfy the condition; a step
+        // of at least len/512 keeps the search short where several terms
+        // grow as fast as `len` (the bisection above takes back the
+        // overshoot).
         let next = (n / slots as u128 + 1).max(len as u128 + (len as u128 >> 9));
         if next > cap as u128 {
             return None;
         }
+        below = len;
         len = next as Time;
     }
     None
@@ -487,8 +499,7 @@ impl Rta<'_> {
                 (r, blocking, self.interfering(i, r, chains), holders)
             })
             .collect();
-        let mut len = base;
-        for _ in 0..200 {
+        let end = |len: Time| -> (Time, Vec<(Cause, f64)>) {
             let mut next = base;
             let mut causes = Vec::new();
             for (r, blocking, hp, holders) in &sides {
@@ -496,13 +507,31 @@ impl Rta<'_> {
                 next = next.saturating_add(x);
                 causes.extend(c);
             }
+            (next, causes)
+        };
+        let (mut len, mut below) = (base, 0);
+        for _ in 0..200 {
+            let (next, causes) = end(len);
             if next <= len {
-                return Some((len, causes));
+                // Any `len` with `next ≤ len` is a bound: close in on one
+                // from the last that was not.
+                let mut found = (len, causes);
+                while found.0 - below > 1 {
+                    let mid = below + (found.0 - below) / 2;
+                    let (n, c) = end(mid);
+                    if n <= mid {
+                        found = (mid, c);
+                    } else {
+                        below = mid;
+                    }
+                }
+                return Some(found);
             }
             if next >= limit {
                 return None;
             }
-            // Any `len` with `next ≤ len` is a bound: step at least len/512.
+            below = len;
+            // Step at least len/512 (the bisection takes back the overshoot).
             len = next.max(len + (len >> 9));
         }
         None
@@ -514,28 +543,44 @@ impl Rta<'_> {
         let me = &self.tasks[i];
         let n = me.segs.len();
         let mut c = Self::initial(me);
+        // Stage by stage (holistic); it may find no bound where the job
+        // level does (e.g. a task alone above a load of 1 under `skip`).
+        let mut staged = true;
         for s in 0..n {
-            let (wait, causes) = self.stage_wait(i, s, c.amax[s] - c.amin[s], chains)?;
+            let Some((wait, causes)) = self.stage_wait(i, s, c.amax[s] - c.amin[s], chains) else {
+                staged = false;
+                break;
+            };
             c.wait[s] = wait;
             c.causes[s] = causes;
             c.amax[s + 1] = c.amax[s]
                 .saturating_add(wait)
                 .saturating_add(me.segs[s].occ);
             if c.amax[s + 1] > self.cap {
-                return None;
+                staged = false;
+                break;
             }
         }
+        let limit = if staged { c.amax[n] } else { self.cap };
+        let Some((r, causes)) = self.job_bound(i, limit, chains) else {
+            return staged.then_some(c);
+        };
         // The tighter of the two bounds; every stage's latest arrival is at
-        // most the job's end minus the least time the rest takes.
-        if let Some((r, causes)) = self.job_bound(i, c.amax[n], chains) {
-            c.amax[n] = r;
-            for s in (1..n).rev() {
-                c.amax[s] = c.amax[s]
-                    .min(c.amax[s + 1] - me.segs[s].bcet)
-                    .max(c.amin[s]);
+        // most the job's end minus the least time the rest takes, and it
+        // starts at the latest that least time before its end.
+        c.amax[n] = r;
+        for s in (0..n).rev() {
+            let start = c.amax[s + 1] - me.segs[s].bcet;
+            if s > 0 {
+                let latest = if staged { c.amax[s].min(start) } else { start };
+                c.amax[s] = latest.max(c.amin[s]);
             }
-            c.job_causes = Some(causes);
+            if !staged {
+                c.wait[s] = start.saturating_sub(c.amax[s]);
+                c.causes[s].clear();
+            }
         }
+        c.job_causes = Some(causes);
         Some(c)
     }
 

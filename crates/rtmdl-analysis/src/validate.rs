@@ -272,7 +272,7 @@ fn adversarial_opt(p: &Option<ExecProfile>, mode: u32) -> Option<ExecProfile> {
 }
 
 /// The set as one adversarial run sees it: run 0 has every time and delay
-/// at its maximum and every offset 0; run 1 the same with the tasks
+/// at its maximum and the set's own offsets; run 1 the same with the tasks
 /// released one after the other, least urgent first; the others draw
 /// offsets within the period and, per task, one way to pick its times (see
 /// [`adversarial`]).
