@@ -155,11 +155,25 @@ fn global_wait(
             .collect()
     };
     let hold_k = if holders.is_empty() { 0 } else { slots - 1 } as Time;
-    let demand = |len: Time| -> u128 {
-        let w: u128 = per_task(hp, len).iter().map(|x| x.1 as u128).sum();
-        let h: u128 = per_task(holders, len).iter().map(|x| x.1 as u128).sum();
-        b(len) + w + hold_k as u128 * h.min(len as u128)
+    let sum = |set: &[(usize, Vec<Stream>)], len: Time| -> u128 {
+        set.iter()
+            .map(|(_, st)| {
+                let w = st
+                    .iter()
+                    .map(|s| s.workload(len))
+                    .fold(0, Time::saturating_add);
+                w.min(len) as u128
+            })
+            .sum()
     };
+    let demand = |len: Time| -> u128 {
+        b(len) + sum(hp, len) + hold_k as u128 * sum(holders, len).min(len as u128)
+    };
+    // While `slots` blocking entries are longer than `len` they hold every
+    // slot: nothing short of the shortest of them can do.
+    let mut longest: Vec<Time> = blocking.iter().map(|x| x.1).collect();
+    longest.sort_unstable_by(|a, b| b.cmp(a));
+    let held_until = longest.get(slots - 1).copied().unwrap_or(0);
     let ok = |len: Time| slots as u128 * len as u128 > demand(len);
     let (mut len, mut below): (Time, Time) = (1, 0);
     for _ in 0..MAX_STEPS {
@@ -200,11 +214,12 @@ fn global_wait(
         // of at least len/512 keeps the search short where several terms
         // grow as fast as `len` (the bisection above takes back the
         // overshoot).
-        let next = (n / slots as u128 + 1).max(len as u128 + (len as u128 >> 9));
+        let fit = (n / slots as u128 + 1).max(held_until as u128 + 1);
+        let next = fit.max(len as u128 + (len as u128 >> 9));
         if next > cap as u128 {
             return None;
         }
-        below = len;
+        below = (fit - 1) as Time;
         len = next as Time;
     }
     None
@@ -530,8 +545,9 @@ impl Rta<'_> {
             if next >= limit {
                 return None;
             }
-            below = len;
-            // Step at least len/512 (the bisection takes back the overshoot).
+            // Nothing below `next` is a bound (`next` grows with `len`); step
+            // at least len/512 (the bisection takes back the overshoot).
+            below = next - 1;
             len = next.max(len + (len >> 9));
         }
         None
