@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use rtmdl_core::units::parse_duration;
 use rtmdl_core::{PolicyKind, RunReport, SimOptions, TaskSet, VariantChoice, simulate};
 
+mod analyze;
 mod demo;
 mod plots;
 mod stress;
@@ -125,6 +126,8 @@ fn stop_flag() -> Result<std::sync::Arc<std::sync::atomic::AtomicBool>> {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Bound every task's response time: a guarantee, not a prediction.
+    Analyze(analyze::AnalyzeArgs),
     /// The driving demo end to end: data, models, variants, profile, plan,
     /// real runs of rtmdl and every baseline at a light and a heavy load,
     /// and a report (table, SVG plots, Chrome trace).
@@ -315,8 +318,10 @@ enum Command {
     ///
     /// Minimises the summed normalised accuracy loss subject to every task's
     /// predicted miss rate ≤ ζ (predicted by simulating the rtmdl policy on
-    /// the profiles), the accuracy floors and the storage budget. Searches
-    /// with NSGA-II, or exhaustively with --exact on small sets.
+    /// the profiles; for tasks with ζ = 0, and every task under --hard, its
+    /// response-time bound ≤ deadline instead), the accuracy floors and the
+    /// storage budget. Searches with NSGA-II, or exhaustively with --exact
+    /// on small sets.
     Plan {
         config: PathBuf,
         /// Execution times measured by `rtmdl profile`.
@@ -325,7 +330,8 @@ enum Command {
         /// Exhaustive search (small sets only).
         #[arg(long)]
         exact: bool,
-        /// Accept only plans with no simulated miss at all, for every seed.
+        /// Every task must meet every deadline, by its response-time bound
+        /// (as `rtmdl analyze` computes it), not only tasks with ζ = 0.
         #[arg(long)]
         hard: bool,
         #[arg(long, default_value_t = 1)]
@@ -489,6 +495,7 @@ pub const BASELINES: [(&str, PolicyKind, VariantChoice); 6] = [
 
 fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Analyze(args) => analyze::run(args)?,
         Command::Demo {
             quick,
             duration,
@@ -699,13 +706,7 @@ fn run(cli: Cli) -> Result<()> {
                 bar.set_position(done as u64);
             });
             bar.finish_and_clear();
-            let outcome = outcome.map_err(|e| {
-                anyhow::anyhow!(
-                    "the set is too large for --exact ({:.0} candidates > {:.0}); drop --exact to use the evolutionary search",
-                    e.candidates,
-                    e.limit
-                )
-            })?;
+            let outcome = outcome.map_err(|e| anyhow::anyhow!("{}: {e}", config.display()))?;
             println!(
                 "{} in {:.2} s: {} candidates evaluated, {} simulations of {:.1} s × {} seeds",
                 if exact { "exact search" } else { "NSGA-II" },

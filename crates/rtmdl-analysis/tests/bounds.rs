@@ -344,3 +344,23 @@ fn no_simulated_response_exceeds_its_bound_on_random_sets() {
     let g = random_set(5, 0.5);
     assert!(g.ts.tasks.len() >= 2 && g.assign.len() == g.ts.tasks.len());
 }
+
+#[test]
+fn packing_admission_does_not_protect_an_inference_that_arrives_second() {
+    // The core holds L back where packing it beside a running H would make
+    // H miss, but nothing stops H from packing beside a running L: released
+    // 0.1 ms after L, H runs at 1/1.3 and ends at 0.1 + 4 × 1.3 > 5 ms.
+    let mut ts = set(
+        1,
+        2,
+        vec![1.0, 1.3],
+        &[("H", 100, 1, &[(Gpu, 4.0)]), ("L", 100, 2, &[(Gpu, 4.0)])],
+    );
+    ts.tasks[0].deadline = 5 * MS;
+    ts.tasks[0].offset = MS / 10;
+    let a = analyze(&ts, &plan(&ts), &Options::default()).unwrap();
+    close(a.tasks[0].bound_ns.map(|b| b as f64 / 1e6), 5.2);
+    assert!(!a.tasks[0].schedulable);
+    let (worst, misses) = worst_responses(&ts, &plan(&ts), 1, 1);
+    assert!(worst[0].unwrap() > 5 * MS && misses[0] > 0, "{worst:?}");
+}
