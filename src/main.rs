@@ -24,6 +24,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Bound every task's response time: a guarantee, not a prediction.
+    Analyze(cmd::analyze::AnalyzeArgs),
     /// The driving demo end to end: data, models, variants, profile, plan,
     /// real runs of rtmdl and every baseline at a light and a heavy load,
     /// and a report (table, SVG plots, Chrome trace).
@@ -82,8 +84,10 @@ enum Command {
     ///
     /// Minimises the summed normalised accuracy loss subject to every task's
     /// predicted miss rate ≤ ζ (predicted by simulating the rtmdl policy on
-    /// the profiles), the accuracy floors and the storage budget. Searches
-    /// with NSGA-II, or exhaustively with --exact on small sets.
+    /// the profiles; for tasks with ζ = 0, and every task under --hard, its
+    /// response-time bound ≤ deadline instead), the accuracy floors and the
+    /// storage budget. Searches with NSGA-II, or exhaustively with --exact
+    /// on small sets.
     Plan(cmd::plan::Args),
     /// Does the simulator predict the real runs? At each load, for rtmdl and
     /// every baseline, one real run and one simulation of the same config,
@@ -116,6 +120,7 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<()> {
     match command {
+        Command::Analyze(a) => cmd::analyze::run(a),
         Command::Demo(a) => demo::run(a),
         Command::Scale(a) => cmd::scale::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),

@@ -1,6 +1,7 @@
 //! One module per command: its `clap::Args` and its `run`. The demo is
 //! `crate::demo`; what commands share is `common`.
 
+pub mod analyze;
 pub mod common;
 pub mod compare;
 pub mod fidelity;

@@ -4,9 +4,12 @@
 //! as possible.
 //!
 //! The miss-rate proxy is the simulator itself ([`problem::Problem::dmr`]),
-//! so plans are judged by the same scheduler core the runtime uses. Two
-//! searches: NSGA-II ([`search::moea`]) for any size, and an exact search
-//! ([`search::exact`]) for small sets, used to check the first.
+//! so plans are judged by the same scheduler core the runtime uses. Tasks
+//! that tolerate no miss (every task under `--hard`, and tasks with ζ = 0)
+//! are judged by `rtmdl-analysis`'s response-time bound instead, in the same
+//! search ([`problem::Guarantee`]). Two searches: NSGA-II ([`search::moea`])
+//! for any size, and an exact search ([`search::exact`]) for small sets,
+//! used to check the first.
 
 pub mod heldout;
 pub mod problem;
@@ -15,7 +18,7 @@ pub mod search;
 use rtmdl_core::units::fmt_size;
 use rtmdl_core::{Assignment, TaskSet};
 
-pub use problem::{Evaluation, Problem, ProxyOptions};
+pub use problem::{Evaluation, Guarantee, Problem, ProxyOptions};
 pub use search::{Genome, MoeaOptions, Scored, SearchResult, TooLarge};
 
 /// Which search to run.
@@ -47,6 +50,40 @@ pub struct PlanOutcome {
     pub simulations: u64,
 }
 
+/// Why the planner refused a task set.
+#[derive(Clone, Debug, PartialEq)]
+pub enum PlanError {
+    /// Too many candidates for the exact search.
+    TooLarge(TooLarge),
+    /// A task must be judged by the response-time bound (`--hard`, or
+    /// ζ = 0) but the analysis cannot bound this set.
+    Unanalysable(rtmdl_analysis::Refusal),
+}
+
+impl std::fmt::Display for PlanError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlanError::TooLarge(e) => write!(
+                f,
+                "the set is too large for --exact ({:.0} candidates > {:.0}); drop --exact to use the evolutionary search",
+                e.candidates, e.limit
+            ),
+            PlanError::Unanalysable(e) => write!(
+                f,
+                "no guarantee possible: {e} (tasks under --hard, and tasks with max_miss_rate = 0, are planned by the response-time bound)"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for PlanError {}
+
+impl From<TooLarge> for PlanError {
+    fn from(e: TooLarge) -> Self {
+        PlanError::TooLarge(e)
+    }
+}
+
 /// Plan a task set: search on the proxy's seeds, then judge the plan on
 /// fresh ones ([`heldout`]); where it breaks a ζ there, search again with
 /// that ζ tightened by the excess.
@@ -55,7 +92,12 @@ pub fn plan(
     proxy: ProxyOptions,
     method: &Method,
     progress: &mut dyn FnMut(usize, usize),
-) -> Result<PlanOutcome, TooLarge> {
+) -> Result<PlanOutcome, PlanError> {
+    let first = Problem::new(ts, proxy.clone());
+    if (0..ts.tasks.len()).any(|t| first.by_bound(t)) {
+        rtmdl_analysis::check(ts, &first.analysis_options()).map_err(PlanError::Unanalysable)?;
+    }
+    drop(first);
     let horizon = heldout::horizon(ts, proxy.horizon);
     let mut target = ts.clone();
     let mut simulations = 0;
@@ -162,6 +204,26 @@ pub fn diagnose(p: &Problem, closest: &Scored) -> Vec<String> {
     }
     let hard = p.opts.hard;
     for (t, d) in closest.eval.dmr.iter().enumerate() {
+        if p.by_bound(t) {
+            let task = &ts.tasks[t];
+            if *d > 0.0 {
+                let deadline = task.deadline.min(task.period);
+                out.push(match closest.eval.bound[t] {
+                    Some(b) => format!(
+                        "deadline bound: task `{}` has a response-time bound of {:.2} ms > {} {:.2} ms even in the closest plan",
+                        task.name,
+                        b as f64 / 1e6,
+                        if deadline < task.deadline { "period" } else { "deadline" },
+                        deadline as f64 / 1e6
+                    ),
+                    None => format!(
+                        "deadline bound: task `{}` has no response-time bound even in the closest plan (see `rtmdl analyze`)",
+                        task.name
+                    ),
+                });
+            }
+            continue;
+        }
         let zeta = if hard { 0.0 } else { ts.tasks[t].max_miss_rate };
         if *d > zeta {
             out.push(format!(

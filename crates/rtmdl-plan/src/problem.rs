@@ -6,6 +6,12 @@
 //! the simulator itself (the same scheduler core as the runtime) under the
 //! `rtmdl` policy, over a fixed horizon and several seeds, cached by
 //! decision.
+//!
+//! Tasks that tolerate no miss — every task under `hard`, and tasks with
+//! ζ = 0 — are judged by the response-time bound of `rtmdl-analysis`
+//! instead ([`Guarantee::Bound`]): their constraint is bound ≤ deadline (and
+//! ≤ period under `skip` and `firm`), with violation (bound − deadline) /
+//! deadline, in the same search as the soft tasks' simulated rates.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,8 +28,30 @@ pub struct ProxyOptions {
     pub seeds: u64,
     /// First seed.
     pub seed: u64,
-    /// Accept only plans with no miss at all (`--hard`).
+    /// Every task must meet every deadline (`--hard`), not only those
+    /// with ζ = 0.
     pub hard: bool,
+    /// How tasks that tolerate no miss are judged.
+    pub guarantee: Guarantee,
+}
+
+/// How the planner judges a task that tolerates no miss.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Guarantee {
+    /// The response-time bound (WCET = profile max × `margin`) must be
+    /// within the deadline: a guarantee, under the analysis's assumptions.
+    Bound { margin: f64 },
+    /// No miss in the sampled runs nor in one run with every time at its
+    /// profile's maximum. A heuristic, **not** a guarantee: non-preemptive
+    /// scheduling has anomalies (a shorter time can make another task
+    /// miss), and one phasing is tried. Kept to compare with.
+    NoSimulatedMiss,
+}
+
+impl Default for Guarantee {
+    fn default() -> Self {
+        Guarantee::Bound { margin: 1.0 }
+    }
 }
 
 impl ProxyOptions {
@@ -38,6 +66,7 @@ impl ProxyOptions {
             seeds: 3,
             seed: 1,
             hard: false,
+            guarantee: Guarantee::default(),
         }
     }
 }
@@ -45,13 +74,18 @@ impl ProxyOptions {
 /// What one plan is predicted to do.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Evaluation {
-    /// Per task, the predicted miss rate.
+    /// Per task, the predicted miss rate. For a task judged by the bound:
+    /// 0 where the bound guarantees its deadlines, 1 where it does not.
     pub dmr: Vec<f64>,
+    /// Per task judged by the bound, the bound (`None`: the analysis has
+    /// none); `None` for the others.
+    pub bound: Vec<Option<Time>>,
     /// Σ normalised accuracy loss.
     pub loss: f64,
     /// Worst constraint violation (0 = feasible): the largest of
-    /// DMRᵢ − ζᵢ, the accuracy-floor shortfall and the storage excess as a
-    /// fraction of the budget.
+    /// DMRᵢ − ζᵢ (or (boundᵢ − deadlineᵢ) / deadlineᵢ for a task judged by
+    /// the bound, [`UNBOUNDED`] without a bound), the accuracy-floor
+    /// shortfall and the storage excess as a fraction of the budget.
     pub violation: f64,
     pub storage: u64,
 }
@@ -62,12 +96,14 @@ impl Evaluation {
     }
 }
 
+/// The violation of a task judged by the bound that has no bound.
+pub const UNBOUNDED: f64 = 10.0;
+
 /// The problem with its cached proxy.
 pub struct Problem<'a> {
     pub ts: &'a TaskSet,
-    /// The same set with every sub-task at its profile's maximum: tasks
-    /// that tolerate no miss (ζ = 0, or hard mode) must also meet every
-    /// deadline here, since sampled runs rarely hit the tails.
+    /// The same set with every sub-task at its profile's maximum, for
+    /// [`Guarantee::NoSimulatedMiss`].
     worst_case: TaskSet,
     pub opts: ProxyOptions,
     cache: Mutex<HashMap<Vec<Assignment>, Vec<f64>>>,
@@ -195,10 +231,8 @@ impl<'a> Problem<'a> {
             .zip(&jobs)
             .map(|(&m, &j)| if j == 0 { 0.0 } else { m as f64 / j as f64 })
             .collect();
-        let strict: Vec<usize> = (0..n)
-            .filter(|&t| self.opts.hard || self.ts.tasks[t].max_miss_rate == 0.0)
-            .collect();
-        if !strict.is_empty() {
+        let strict: Vec<usize> = (0..n).filter(|&t| self.strict(t)).collect();
+        if self.opts.guarantee == Guarantee::NoSimulatedMiss && !strict.is_empty() {
             let worst = run(&self.worst_case, self.opts.horizon, self.opts.seed);
             for t in strict {
                 d[t] = d[t].max(rate(&worst[t]));
@@ -210,23 +244,72 @@ impl<'a> Problem<'a> {
         d
     }
 
+    /// Whether task `t` tolerates no miss: every task under `hard`, and
+    /// tasks with ζ = 0.
+    pub fn strict(&self, t: usize) -> bool {
+        self.opts.hard || self.ts.tasks[t].max_miss_rate == 0.0
+    }
+
+    /// Whether task `t` is judged by the response-time bound.
+    pub fn by_bound(&self, t: usize) -> bool {
+        matches!(self.opts.guarantee, Guarantee::Bound { .. }) && self.strict(t)
+    }
+
+    /// The analysis's options for the bound.
+    pub fn analysis_options(&self) -> rtmdl_analysis::Options {
+        let margin = match self.opts.guarantee {
+            Guarantee::Bound { margin } => margin,
+            Guarantee::NoSimulatedMiss => 1.0,
+        };
+        rtmdl_analysis::Options {
+            margin,
+            ..Default::default()
+        }
+    }
+
     /// Evaluate a full decision.
     pub fn evaluate(&self, assign: &[Assignment]) -> Evaluation {
+        let n = self.ts.tasks.len();
         let variants: Vec<usize> = assign.iter().map(|a| a.variant).collect();
-        let dmr = self.dmr(assign);
+        let judged: Vec<usize> = (0..n).filter(|&t| self.by_bound(t)).collect();
+        // Simulate only for the tasks the bound does not judge.
+        let mut dmr = if judged.len() == n {
+            vec![0.0; n]
+        } else {
+            self.dmr(assign)
+        };
         let mut violation = self.static_violation(&variants);
-        for (t, d) in dmr.iter().enumerate() {
+        for t in (0..n).filter(|&t| !self.by_bound(t)) {
             let zeta = if self.opts.hard {
                 0.0
             } else {
                 self.ts.tasks[t].max_miss_rate
             };
-            violation = violation.max(d - zeta);
+            violation = violation.max(dmr[t] - zeta);
+        }
+        let mut bound = vec![None; n];
+        if !judged.is_empty() {
+            let analysis = rtmdl_analysis::analyze(self.ts, assign, &self.analysis_options());
+            for &t in &judged {
+                let tb = analysis.as_ref().ok().map(|a| &a.tasks[t]);
+                bound[t] = tb.and_then(|b| b.bound_ns);
+                let ok = tb.is_some_and(|b| b.schedulable);
+                dmr[t] = if ok { 0.0 } else { 1.0 };
+                let task = &self.ts.tasks[t];
+                let deadline = task.deadline.min(task.period).max(1) as f64;
+                let v = match bound[t] {
+                    _ if ok => 0.0,
+                    Some(b) => ((b as f64 - deadline) / deadline).max(1e-9),
+                    None => UNBOUNDED,
+                };
+                violation = violation.max(v);
+            }
         }
         Evaluation {
             loss: self.loss(&variants),
             storage: self.ts.storage(assign),
             dmr,
+            bound,
             violation,
         }
     }

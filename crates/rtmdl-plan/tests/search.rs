@@ -84,6 +84,7 @@ fn proxy(ts: &TaskSet) -> ProxyOptions {
         seeds: 3,
         seed: 1,
         hard: false,
+        guarantee: Guarantee::default(),
     }
     .min_horizon(ts)
 }
@@ -254,12 +255,16 @@ fn a_set_without_a_plan_names_the_constraint() {
 }
 
 #[test]
-fn hard_mode_accepts_only_plans_without_misses() {
+fn hard_mode_accepts_only_plans_whose_bounds_meet_every_deadline() {
     let ts = random_set(5);
     let mut p = proxy(&ts);
     p.hard = true;
     let out = plan(&ts, p, &Method::Exact { limit: 1e6 }, &mut |_, _| {}).unwrap();
+    // No simulation: every task is judged by the bound.
+    assert_eq!(out.simulations, 0);
     if out.feasible {
-        assert!(out.eval.dmr.iter().all(|&d| d == 0.0), "{:?}", out.eval.dmr);
+        let a = rtmdl_analysis::analyze(&ts, &out.assignments, &Default::default()).unwrap();
+        assert!(a.schedulable, "{}", a.table());
+        assert!(out.eval.bound.iter().all(|b| b.is_some()));
     }
 }
