@@ -17,7 +17,8 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
     let stderr = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "demo failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains("report:"), "{stdout}");
-    assert!(stdout.contains("goal (heavy)"), "{stdout}");
+    assert!(stdout.contains("goal (measured)"), "{stdout}");
+    assert!(stdout.contains("best original-model baseline"), "{stdout}");
 
     let text = std::fs::read_to_string(out.join("report.json")).unwrap();
     let r: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -31,7 +32,16 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
             .collect();
         assert_eq!(
             labels,
-            ["rtmdl+plan", "DM-NMC", "DM-MC", "UM-NMC", "FIFO", "EDF"],
+            [
+                "rtmdl+plan",
+                "DM-NMC",
+                "DM-MC",
+                "UM-NMC",
+                "DM-split-NMC",
+                "UM-split-NMC",
+                "FIFO",
+                "EDF"
+            ],
             "{load}"
         );
         for run in runs {
@@ -80,6 +90,30 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
         }
     }
     assert!(r["storage_used"].as_u64().unwrap() <= r["storage_budget"].as_u64().unwrap());
+    // The ablation: five steps at each load, from black-box DM to rtmdl+plan.
+    let ablation = r["ablation"].as_array().expect("an ablation section");
+    assert_eq!(ablation.len(), 10);
+    assert_eq!(ablation[0]["step"], "black-box DM, original models");
+    assert!(ablation.iter().all(|a| a["miss_rate"].is_f64()));
+    // The plans were verified by real runs: predicted next to measured.
+    let verify = r["verify"].as_array().expect("verify rounds");
+    assert!(
+        verify
+            .iter()
+            .any(|v| v["load"] == "heavy" && v["round"] == 1)
+    );
+    assert!(
+        verify
+            .iter()
+            .all(|v| v["measured"].is_f64() && v["predicted"].is_f64())
+    );
+    // The load step without and with switching.
+    let adaptation = &r["adaptation"];
+    assert!(
+        adaptation["with"].is_array() && adaptation["without"].is_array(),
+        "{adaptation}"
+    );
+    assert!(out.join("adapt.svg").is_file());
     for f in [
         "report.md",
         "miss-rate.svg",

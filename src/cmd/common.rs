@@ -22,11 +22,16 @@ pub fn no_train(what: &str, args: &str) -> String {
 }
 
 /// The comparison rows: (label, policy, variants).
-pub const BASELINES: [(&str, PolicyKind, VariantChoice); 6] = [
+/// DM-NMC, DM-MC and UM-NMC are the paper's black-box reading; DM-split-NMC
+/// and UM-split-NMC the fair baselines (rtmdl's split queues and packing,
+/// monotonic priorities, original models).
+pub const BASELINES: [(&str, PolicyKind, VariantChoice); 8] = [
     ("rtmdl+plan", PolicyKind::Rtmdl, VariantChoice::Plan),
     ("DM-NMC", PolicyKind::Dm, VariantChoice::Original),
     ("DM-MC", PolicyKind::Dm, VariantChoice::Compressed),
     ("UM-NMC", PolicyKind::Um, VariantChoice::Original),
+    ("DM-split-NMC", PolicyKind::DmSplit, VariantChoice::Original),
+    ("UM-split-NMC", PolicyKind::UmSplit, VariantChoice::Original),
     ("FIFO", PolicyKind::Fifo, VariantChoice::Original),
     ("EDF", PolicyKind::Edf, VariantChoice::Original),
 ];
@@ -58,6 +63,26 @@ impl SetArgs {
     }
 }
 
+/// Online variant switching (`[adapt]` in the config says how).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct AdaptArgs {
+    /// Switch variants online: a task whose recent jobs miss more than its
+    /// ζ moves to a faster variant of its model and back when its slack
+    /// returns (the config's `[adapt]` section, or its defaults). The
+    /// report gets a timeline of miss rate, variant and accuracy per task.
+    #[arg(long)]
+    pub adapt: bool,
+}
+
+impl AdaptArgs {
+    /// Turn switching on in `cfg`'s task set when asked.
+    pub fn apply(self, cfg: &mut rtmdl_config::Config) {
+        if self.adapt {
+            cfg.taskset.adapt = Some(cfg.adapt);
+        }
+    }
+}
+
 /// How a real run executes its sub-tasks.
 #[derive(clap::Args)]
 pub struct RealArgs {
@@ -79,6 +104,15 @@ fn policy_help(p: PolicyKind) -> &'static str {
         PolicyKind::Um => "utilisation-monotonic, black box, one GPU sub-task at a time",
         PolicyKind::Fifo => "one thread per model, first come first served",
         PolicyKind::Edf => "earliest deadline first, split queues, GPU packing",
+        PolicyKind::DmSplit => {
+            "deadline-monotonic priorities with rtmdl's split queues and GPU packing"
+        }
+        PolicyKind::UmSplit => {
+            "utilisation-monotonic priorities with rtmdl's split queues and GPU packing"
+        }
+        PolicyKind::DmSplitSerial => {
+            "deadline-monotonic, split queues, one GPU sub-task at a time (an ablation step)"
+        }
     }
 }
 
@@ -167,6 +201,7 @@ pub fn load_config(
     profile: Option<&Path>,
 ) -> Result<rtmdl_config::Config> {
     let mut cfg = rtmdl_config::load(config)?;
+    install_missing_variants(&cfg)?;
     if let Some(p) = plan {
         rtmdl_config::apply_plan(&mut cfg.taskset, p)?;
     }
@@ -181,6 +216,54 @@ pub fn load_config(
             .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
     }
     Ok(cfg)
+}
+
+/// Variant files a config names that are missing but belong to a family
+/// committed next to them (a `*.manifest.json` listing the file, with its
+/// shared and private parts): rebuild them from the parts, checked against
+/// the sha256 they were measured with (`assets/variants` holds the parts
+/// only; its ONNX files are made on first use).
+fn install_missing_variants(cfg: &rtmdl_config::Config) -> Result<()> {
+    let mut missing: std::collections::BTreeMap<PathBuf, Vec<std::ffi::OsString>> =
+        Default::default();
+    for v in cfg.taskset.models.iter().flat_map(|m| &m.variants) {
+        let Some(file) = v.file.as_deref().map(|f| cfg.resolve(f)) else {
+            continue;
+        };
+        if let (false, Some(dir), Some(name)) = (file.exists(), file.parent(), file.file_name()) {
+            missing
+                .entry(dir.to_path_buf())
+                .or_default()
+                .push(name.to_owned());
+        }
+    }
+    for (dir, names) in missing {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for path in entries.flatten().map(|e| e.path()) {
+            if !path.to_string_lossy().ends_with(".manifest.json") {
+                continue;
+            }
+            let Ok(family) = rtmdl_train::Manifest::load(&path) else {
+                continue;
+            };
+            if family
+                .rows()
+                .any(|r| names.iter().any(|n| r.file.as_os_str() == n))
+            {
+                eprintln!(
+                    "installing the `{}` variant files into {} from their committed parts",
+                    family.model,
+                    dir.display()
+                );
+                family.install(&dir, &dir).with_context(|| {
+                    format!("cannot rebuild the variants of {}", path.display())
+                })?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The engine of `kind`, after one line on stderr saying which and why.

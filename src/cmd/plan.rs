@@ -6,7 +6,7 @@ use anyhow::{Context, Result, bail};
 use rtmdl_core::{SimOptions, TaskSet, Time, simulate};
 use rtmdl_plan::{Method, MoeaOptions, PlanOutcome, ProxyOptions};
 
-use super::common::{BASELINES, duration_arg, load_config, progress_bar};
+use super::common::{BASELINES, RealArgs, duration_arg, engine, load_config, on_off, progress_bar};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -40,11 +40,51 @@ pub struct Args {
     /// Where to write the plan (TOML).
     #[arg(long, short, default_value = "plan.toml")]
     out: PathBuf,
+    /// After planning, run the plan for real this long; where a task's
+    /// measured miss rate exceeds its ζ beyond the run's sampling error,
+    /// update the model from the run (in-run stage times, hand-offs,
+    /// release lateness) and plan again, at most 3 rounds. Only a verified
+    /// plan is written to --out (else OUT.unverified.toml, and a failure).
+    #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
+    verify: Option<Time>,
+    #[command(flatten)]
+    real: RealArgs,
+    /// SCHED_FIFO, CPU affinity and mlockall for the --verify runs.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off(), action = clap::ArgAction::Set)]
+    rt: bool,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let ts = load_config(&a.config, None, a.profile.as_deref())?.taskset;
-    let mut proxy = ProxyOptions::default_for(&ts, 10_000_000_000);
+    let cfg = load_config(&a.config, None, a.profile.as_deref())?;
+    if let Some(d) = a.verify {
+        return verify(&a, cfg, d);
+    }
+    let ts = &cfg.taskset;
+    let outcome = plan_and_print(&a, ts)?;
+    if !outcome.feasible {
+        println!(
+            "no feasible plan: the closest plan is shown above and written to {}",
+            a.out.display()
+        );
+        for d in &outcome.diagnosis {
+            println!("  {d}");
+        }
+    }
+    write(&a.out, ts, &outcome, &a.config)?;
+    println!(
+        "plan written to {} (use it with --plan {})",
+        a.out.display(),
+        a.out.display()
+    );
+    if !outcome.feasible {
+        bail!("no plan meets every constraint");
+    }
+    Ok(())
+}
+
+/// The search's options from the arguments.
+fn options(a: &Args, ts: &TaskSet) -> (ProxyOptions, Method) {
+    let mut proxy = ProxyOptions::default_for(ts, 10_000_000_000);
     proxy.seed = a.seed;
     proxy.seeds = a.seeds.max(1);
     proxy.hard = a.hard;
@@ -61,9 +101,15 @@ pub fn run(a: Args) -> Result<()> {
             ..Default::default()
         })
     };
+    (proxy, method)
+}
+
+/// Plan `ts` and print the search line, the plan table and the baselines.
+fn plan_and_print(a: &Args, ts: &TaskSet) -> Result<PlanOutcome> {
+    let (proxy, method) = options(a, ts);
     let (horizon, seeds) = (proxy.horizon, proxy.seeds);
     let started = std::time::Instant::now();
-    let outcome = search(&ts, proxy, &method, "{spinner} planning")
+    let outcome = search(ts, proxy, &method, "{spinner} planning")
         .map_err(|e| anyhow::anyhow!("{}: {e}", a.config.display()))?;
     println!(
         "{} in {:.2} s: {} candidates evaluated, {} simulations of {:.1} s × {} seeds",
@@ -74,31 +120,114 @@ pub fn run(a: Args) -> Result<()> {
         horizon as f64 / 1e9,
         seeds
     );
-    print!("{}", table(&ts, &outcome, seeds));
+    print!("{}", table(ts, &outcome, seeds));
     let planned = ts.with_assignments(&outcome.assignments);
     println!(
         "vs baselines (fresh seeds): {}",
         baselines_line(&planned, &outcome.held_out)
     );
-    if !outcome.feasible {
+    Ok(outcome)
+}
+
+/// `--verify`: plan, run the plan for real, and where a task misses more
+/// than its ζ beyond the sampling error, update the model from the run and
+/// plan again (at most 3 rounds).
+fn verify(a: &Args, mut model: rtmdl_config::Config, duration: Time) -> Result<()> {
+    // The run executes what the config describes (its own times for
+    // emulated stages); the planner sees the profile, then the refits.
+    let real_cfg = load_config(&a.config, None, None)?;
+    let engine = engine(a.real.engine)?;
+    let mut last = None;
+    for round in 1..=3 {
         println!(
-            "no feasible plan: the closest plan is shown above and written to {}",
-            a.out.display()
+            "── verify round {round}: plan on the model, then a {:.1} s real run",
+            duration as f64 / 1e9
         );
-        for d in &outcome.diagnosis {
-            println!("  {d}");
+        let outcome = plan_and_print(a, &model.taskset)?;
+        let mut run_cfg = real_cfg.clone();
+        run_cfg.taskset = real_cfg.taskset.with_assignments(&outcome.assignments);
+        let opts = rtmdl_runtime::RunOptions {
+            duration,
+            realtime: a.rt,
+            watchdog: a.real.watchdog,
+            ..Default::default()
+        };
+        let real = rtmdl_runtime::run_config(
+            &run_cfg,
+            rtmdl_core::PolicyKind::Rtmdl,
+            rtmdl_core::VariantChoice::Plan,
+            engine.clone(),
+            a.real.threads,
+            &opts,
+            a.seed,
+        )
+        .with_context(|| format!("{}: the verifying run", a.config.display()))?;
+        let (lines, over) = verdict(&model.taskset, &outcome, &real.report);
+        print!("{lines}");
+        if over.is_empty() && outcome.feasible {
+            write(&a.out, &model.taskset, &outcome, &a.config)?;
+            println!(
+                "verified in round {round}: every task within its ζ in the real run; plan written to {}",
+                a.out.display()
+            );
+            return Ok(());
+        }
+        println!(
+            "round {round}: not verified ({}); updating the model from the run:",
+            over.join(", ")
+        );
+        let assign = run_cfg.taskset.assignments(rtmdl_core::VariantChoice::Plan);
+        for c in rtmdl_runtime::profile::refit_from_run(&mut model.taskset, &assign, &real.outcome)
+        {
+            println!("  {c}");
+        }
+        last = Some(outcome);
+    }
+    let unverified = a.out.with_extension("unverified.toml");
+    if let Some(outcome) = &last {
+        write(&unverified, &model.taskset, outcome, &a.config)?;
+    }
+    bail!(
+        "no plan could be verified in 3 rounds: the last one is in {} (not {}, which is for verified plans)",
+        unverified.display(),
+        a.out.display()
+    )
+}
+
+/// Per task: predicted (fresh seeds) next to measured miss rate, ζ and the
+/// run's sampling error; and the tasks measured above ζ beyond that error.
+fn verdict(
+    ts: &TaskSet,
+    outcome: &PlanOutcome,
+    real: &rtmdl_core::RunReport,
+) -> (String, Vec<String>) {
+    let mut s = format!(
+        "{:<16}  {:>10}  {:>10}  {:>6}  {:>8}\n",
+        "task", "predicted %", "measured %", "ζ %", "± %"
+    );
+    let mut over = Vec::new();
+    for (t, r) in real.tasks.iter().enumerate() {
+        let zeta = ts.tasks[t].max_miss_rate;
+        // 95 % sampling error of a miss rate of ζ over this many jobs.
+        let err = 1.96 * (zeta * (1.0 - zeta) / r.jobs.max(1) as f64).sqrt();
+        s += &format!(
+            "{:<16}  {:>10.2}  {:>10.2}  {:>6.1}  {:>8.2}\n",
+            r.name,
+            outcome.held_out.dmr.get(t).copied().unwrap_or(0.0) * 100.0,
+            r.miss_rate * 100.0,
+            zeta * 100.0,
+            err * 100.0
+        );
+        if r.miss_rate > zeta + err {
+            over.push(format!(
+                "{} {:.2} % > ζ {:.1} %",
+                r.name,
+                r.miss_rate * 100.0,
+                zeta * 100.0
+            ));
         }
     }
-    write(&a.out, &ts, &outcome, &a.config)?;
-    println!(
-        "plan written to {} (use it with --plan {})",
-        a.out.display(),
-        a.out.display()
-    );
-    if !outcome.feasible {
-        bail!("no plan meets every constraint");
-    }
-    Ok(())
+    (s, over)
 }
 
 /// Plan `ts` behind a progress bar labelled `label`.

@@ -6,16 +6,20 @@ use anyhow::Result;
 use rtmdl_core::Time;
 
 use super::common::{
-    RealArgs, SetArgs, duration_arg, engine, gpu_note, json_to_stdout, load_config, on_off,
-    stop_flag, write_json,
+    AdaptArgs, RealArgs, SetArgs, duration_arg, engine, gpu_note, json_to_stdout, load_config,
+    on_off, stop_flag, write_json,
 };
 
 #[derive(clap::Args)]
 pub struct Args {
     #[command(flatten)]
     set: SetArgs,
-    #[arg(long, default_value = "10s", value_parser = duration_arg)]
-    duration: Time,
+    /// How long to release jobs (default: the config's `[run] duration`,
+    /// else 10 s).
+    #[arg(long, value_parser = duration_arg)]
+    duration: Option<Time>,
+    #[command(flatten)]
+    adapt: AdaptArgs,
     #[command(flatten)]
     real: RealArgs,
     /// Ask for SCHED_FIFO, CPU affinity and mlockall: on by default, a run
@@ -32,14 +36,15 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let cfg = load_config(&a.set.config, a.set.plan.as_deref(), None)?;
+    let mut cfg = load_config(&a.set.config, a.set.plan.as_deref(), None)?;
+    a.adapt.apply(&mut cfg);
     let engine = engine(a.real.engine)?;
     if let Some(note) = gpu_note(engine.as_ref(), cfg.taskset.platform.gpu_lanes) {
         eprintln!("note: {note}");
     }
     // Ctrl-C stops releases; the report and trace are still written.
     let opts = rtmdl_runtime::RunOptions {
-        duration: a.duration,
+        duration: a.duration.or(cfg.duration).unwrap_or(10_000_000_000),
         realtime: a.rt,
         trace: a.trace.is_some(),
         watchdog: a.real.watchdog,
@@ -55,8 +60,20 @@ pub fn run(a: Args) -> Result<()> {
         &opts,
         a.seed,
     )?;
+    if a.adapt.adapt {
+        let p = &real.outcome.prepared;
+        eprintln!(
+            "adapt: prepared {} variants ({} bodies) before the first release, {} resident",
+            p.variants,
+            p.bodies,
+            rtmdl_core::units::fmt_size(p.bytes)
+        );
+    }
     if !json_to_stdout(a.json.as_deref()) {
         print!("{}", real.report.table());
+        if let Some(t) = &real.report.timeline {
+            print!("{}", t.switch_table());
+        }
     }
     if let Some(j) = &a.json {
         write_json(j, &real.report)?;

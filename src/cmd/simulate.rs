@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use rtmdl_core::{SimOptions, Time, simulate};
 
-use super::common::{SetArgs, duration_arg, json_to_stdout, load_config, write_json};
+use super::common::{AdaptArgs, SetArgs, duration_arg, json_to_stdout, load_config, write_json};
 
 // The command's help is the doc comment of `Command::Simulate`.
 #[derive(clap::Args)]
@@ -15,9 +15,12 @@ pub struct Args {
     /// Execution times measured by `rtmdl profile` (replace the config's).
     #[arg(long)]
     profile: Option<PathBuf>,
-    /// Length of the release window, e.g. "60s".
-    #[arg(long, default_value = "60s", value_parser = duration_arg)]
-    duration: Time,
+    /// Length of the release window, e.g. "60s" (default: the config's
+    /// `[run] duration`, else 60 s).
+    #[arg(long, value_parser = duration_arg)]
+    duration: Option<Time>,
+    #[command(flatten)]
+    adapt: AdaptArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Write the report as JSON to this path ("-" for stdout).
@@ -27,15 +30,20 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let set = &a.set;
-    let ts = load_config(&set.config, set.plan.as_deref(), a.profile.as_deref())?.taskset;
+    let mut cfg = load_config(&set.config, set.plan.as_deref(), a.profile.as_deref())?;
+    a.adapt.apply(&mut cfg);
+    let ts = cfg.taskset;
     let opts = SimOptions {
-        duration: a.duration,
+        duration: a.duration.or(cfg.duration).unwrap_or(60_000_000_000),
         seed: a.seed,
         ..Default::default()
     };
     let report = simulate(&ts, set.policy, set.choice(), opts);
     if !json_to_stdout(a.json.as_deref()) {
         print!("{}", report.table());
+        if let Some(t) = &report.timeline {
+            print!("{}", t.switch_table());
+        }
     }
     if let Some(j) = &a.json {
         write_json(j, &report)?;

@@ -14,8 +14,8 @@ use rtmdl_core::{PolicyKind, RunReport, SimOptions, TaskSet, Time, VariantChoice
 use serde::Serialize;
 
 use super::common::{
-    RealArgs, SetArgs, duration_arg, engine, load_config, on_off, progress_bar, stop_flag,
-    write_json,
+    AdaptArgs, RealArgs, SetArgs, duration_arg, engine, load_config, on_off, progress_bar,
+    stop_flag, write_json,
 };
 
 #[derive(clap::Args)]
@@ -48,6 +48,8 @@ pub struct Args {
     /// rest of the machine until the kernel's RT throttling steps in.
     #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off(), action = clap::ArgAction::Set)]
     rt: bool,
+    #[command(flatten)]
+    adapt: AdaptArgs,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Write the whole result, memory samples included, as JSON.
@@ -138,6 +140,7 @@ pub struct StressReport {
 pub fn run(a: Args) -> Result<()> {
     let mut cfg = load_config(&a.set.config, a.set.plan.as_deref(), a.profile.as_deref())?;
     let (choice, load, schedulable) = set_load(&mut cfg.taskset, &a)?;
+    a.adapt.apply(&mut cfg);
     let engine = engine(a.real.engine)?;
 
     // Memory, sampled from outside the run on its own thread; a ticker
@@ -205,6 +208,9 @@ pub fn run(a: Args) -> Result<()> {
         memory: memory_samples,
     };
     print!("{}", summary(&rep, &cfg.taskset));
+    if let Some(t) = &rep.report.timeline {
+        print!("{}", t.switch_table());
+    }
     if let Some(j) = &a.json {
         write_json(j, &rep)?;
     }

@@ -5,6 +5,7 @@
 //! result under `--out`; variants and profiles are reused when their inputs
 //! are unchanged, plans and runs are always made again.
 
+mod adapt;
 mod plots;
 mod report;
 mod scenario;
@@ -15,8 +16,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use rtmdl_core::Time;
 use rtmdl_core::units::fmt_size;
+use rtmdl_core::{PolicyKind, Time};
 use rtmdl_engine::{Engine, EngineKind};
 use rtmdl_plan::{Method, MoeaOptions, ProxyOptions};
 use rtmdl_train::Manifest;
@@ -24,7 +25,7 @@ use rtmdl_train::Manifest;
 use crate::cmd::common::{
     self, BASELINES, duration_arg, engine_parser, on_off, progress_bar, size_arg, write_json,
 };
-use report::{Report, Row};
+use report::{AblationRow, Report, Row, VerifyRow};
 use scenario::Scenario;
 use variants::Assets;
 
@@ -69,6 +70,11 @@ pub struct DemoArgs {
     /// Seed of the data (re-fits), plans and runs.
     #[arg(long, default_value_t = 1)]
     seed: u64,
+    /// Also run rtmdl+plan with online variant switching at both loads (a
+    /// row `rtmdl+plan+adapt`). The load step runs with and without
+    /// switching in any case.
+    #[arg(long)]
+    adapt: bool,
 }
 
 /// The sizes of one demo flavour (full or `--quick`).
@@ -102,7 +108,7 @@ impl Sizes {
     }
 }
 
-const STEPS: usize = 7;
+const STEPS: usize = 8;
 
 fn step(n: usize, what: &str) {
     eprintln!("[{n}/{STEPS}] {what}");
@@ -171,26 +177,21 @@ pub fn run(a: DemoArgs) -> Result<()> {
         "load levels: light = nominal periods, heavy = shorter until the baselines miss",
     );
     let light_cfg = load_profiled(&light_path, &profile)?;
-    let scale = scenario::heavy_scale(&light_cfg.taskset, a.seed);
     let heavy_path = out.join("heavy.toml");
+    let scale = heavy_by_real_runs(&sc, &light_cfg, &heavy_path, &profile, engine.clone(), &a)?;
     sc.write_config(&heavy_path, scale)?;
     let heavy_cfg = load_profiled(&heavy_path, &profile)?;
     eprintln!("      heavy: every camera period × {scale:.2}");
 
     step(
         5,
-        "plan variants and priorities (NSGA-II on the profiled simulator)",
+        "plan variants and priorities (NSGA-II on the profiled simulator), verified by short real runs",
     );
-    let mut cfgs = Vec::new();
-    for (label, path, cfg) in [
-        ("light", &light_path, light_cfg),
-        ("heavy", &heavy_path, heavy_cfg),
-    ] {
-        let plan_path = out.join(format!("{label}.plan.toml"));
-        let planned = plan_load(&cfg, path, &plan_path, &sz, a.seed)?;
-        eprintln!("      {label}: {}", report::plan_summary(&planned.taskset));
-        cfgs.push((label, planned));
-    }
+    let loads = [
+        ("light", light_path.as_path(), light_cfg),
+        ("heavy", heavy_path.as_path(), heavy_cfg),
+    ];
+    let (cfgs, verify) = plan_loads(loads, &out, &sz, engine.clone(), &a)?;
 
     let run_ns = a.duration.unwrap_or(sz.run);
     step(
@@ -200,10 +201,19 @@ pub fn run(a: DemoArgs) -> Result<()> {
             run_ns as f64 / 1e9
         ),
     );
-    let (mut rows, responses) = real_runs(&cfgs, engine.clone(), run_ns, &a, &out)?;
+    let (mut rows, responses, ablation) = real_runs(&cfgs, engine.clone(), run_ns, &a, &out)?;
 
-    step(7, "report");
+    step(
+        7,
+        "online switching: a load step, real runs without and with --adapt",
+    );
+    let adaptation = load_step(engine.clone(), &a)?;
+
+    step(8, "report");
     let report = Report {
+        adaptation,
+        ablation,
+        verify,
         heavy: rows.pop().unwrap_or_default(),
         light: rows.pop().unwrap_or_default(),
         variants: manifests.iter().flat_map(|m| &m.variants).collect(),
@@ -220,7 +230,8 @@ pub fn run(a: DemoArgs) -> Result<()> {
     };
     write_report(&out, &report, &manifests, &cfgs, &responses)?;
     print!("{}", report::summary_table(&report));
-    println!("{}", report::goal_line(&report.heavy));
+    print!("{}", report::ablation_table(&report.ablation));
+    println!("{}", report::goal_line(&report.light, &report.heavy));
     println!(
         "report: {} ({} and the SVG plots beside it; trace.json opens in https://ui.perfetto.dev) · {:.0} s in all",
         out.join("report.json").display(),
@@ -228,6 +239,27 @@ pub fn run(a: DemoArgs) -> Result<()> {
         started.elapsed().as_secs_f64()
     );
     Ok(())
+}
+
+/// The demo's load step, when `examples/load-step.toml` is at hand.
+fn load_step(engine: Arc<dyn Engine>, a: &DemoArgs) -> Result<Option<adapt::Section>> {
+    let Some(path) = adapt::config() else {
+        eprintln!("      left out: examples/load-step.toml not found");
+        return Ok(None);
+    };
+    let s = adapt::run(&path, engine, a.threads, a.rt, a.seed)?;
+    for p in &s.with {
+        let without = s.without.iter().find(|w| w.task == p.task);
+        eprintln!(
+            "      {}: miss rate in the step's first second {:.1} % with --adapt ({:.1} % without), after it {:.1} % on {}",
+            p.task,
+            p.first_second * 100.0,
+            without.map_or(0.0, |w| w.first_second * 100.0),
+            p.after * 100.0,
+            p.variant_at_end
+        );
+    }
+    Ok(Some(s))
 }
 
 /// Creates `out` and checks that files can be written there, before any
@@ -362,34 +394,199 @@ fn load_profiled(
     Ok(cfg)
 }
 
-/// Plan a load, write the plan and return the config with it applied.
+/// The heavy load, found by real runs: the simulator proposes a period
+/// scale; short real runs of the strong original-model baselines (DM-split
+/// and EDF) then move it until the best of them misses 10–30 % for real
+/// (at most 5 probes, bisecting once the target is bracketed).
+fn heavy_by_real_runs(
+    sc: &Scenario,
+    light: &rtmdl_config::Config,
+    path: &Path,
+    profile: &rtmdl_core::profile::Profile,
+    engine: Arc<dyn Engine>,
+    a: &DemoArgs,
+) -> Result<f64> {
+    let mut scale = scenario::heavy_scale(&light.taskset, a.seed);
+    let probe_ns = if a.quick {
+        2_000_000_000
+    } else {
+        4_000_000_000
+    };
+    let (mut lo, mut hi) = (0.0f64, 1.0f64); // too heavy below lo, too light above hi
+    let mut tried: Vec<(f64, f64)> = Vec::new();
+    for probe in 1..=5 {
+        sc.write_config(path, scale)?;
+        let cfg = load_profiled(path, profile)?;
+        let mut best = (f64::INFINITY, "");
+        for policy in [PolicyKind::DmSplit, PolicyKind::Edf] {
+            let opts = rtmdl_runtime::RunOptions {
+                duration: probe_ns,
+                realtime: a.rt,
+                ..Default::default()
+            };
+            let r = rtmdl_runtime::run_config(
+                &cfg,
+                policy,
+                rtmdl_core::VariantChoice::Original,
+                engine.clone(),
+                a.threads,
+                &opts,
+                a.seed,
+            )
+            .with_context(|| format!("heavy-load probe × {scale:.2}, {policy}"))?;
+            if r.report.miss_rate < best.0 {
+                best = (r.report.miss_rate, policy.name());
+            }
+        }
+        eprintln!(
+            "      probe {probe}: periods × {scale:.2}: best original-model baseline ({}) misses {:.1} % for real (simulated best {:.1} %)",
+            best.1,
+            best.0 * 100.0,
+            scenario::best_baseline(&cfg.taskset, a.seed) * 100.0
+        );
+        if (0.10..=0.30).contains(&best.0) {
+            return Ok(scale);
+        }
+        tried.push((scale, best.0));
+        if best.0 < 0.10 {
+            hi = hi.min(scale);
+        } else {
+            lo = lo.max(scale);
+        }
+        scale = if lo > 0.0 {
+            (lo + hi) / 2.0
+        } else {
+            scale * 0.8
+        };
+    }
+    // Not bracketed in 5 probes: the probe nearest 20 %.
+    let nearest = tried
+        .iter()
+        .min_by(|x, y| (x.1 - 0.2).abs().total_cmp(&(y.1 - 0.2).abs()))
+        .map_or(scale, |x| x.0);
+    eprintln!("      no probe in 10–30 %: using periods × {nearest:.2}, the nearest");
+    Ok(nearest)
+}
+
+/// Plan and verify every load; the planned configs and the rounds.
+#[allow(clippy::type_complexity)]
+fn plan_loads(
+    loads: [(&'static str, &Path, rtmdl_config::Config); 2],
+    out: &Path,
+    sz: &Sizes,
+    engine: Arc<dyn Engine>,
+    a: &DemoArgs,
+) -> Result<(Vec<(&'static str, rtmdl_config::Config)>, Vec<VerifyRow>)> {
+    let mut cfgs = Vec::new();
+    let mut verify = Vec::new();
+    for (label, path, cfg) in loads {
+        let plan_path = out.join(format!("{label}.plan.toml"));
+        let (planned, rounds) = plan_load(label, &cfg, path, &plan_path, sz, engine.clone(), a)?;
+        eprintln!("      {label}: {}", report::plan_summary(&planned.taskset));
+        cfgs.push((label, planned));
+        verify.extend(rounds);
+    }
+    Ok((cfgs, verify))
+}
+
+/// Plan a load and verify the plan for real (`plan --verify`): a short real
+/// run of the plan; where a task misses more than its ζ beyond the run's
+/// sampling error, the model is updated from the run (in-run stage times,
+/// hand-offs) and the load planned again, at most 3 rounds. Writes the plan
+/// and returns the config with it applied (on the updated model, so the
+/// real runs' predictions use it), and each round's figures.
 fn plan_load(
+    load: &'static str,
     cfg: &rtmdl_config::Config,
     config: &Path,
     plan_path: &Path,
     sz: &Sizes,
-    seed: u64,
-) -> Result<rtmdl_config::Config> {
-    let ts = &cfg.taskset;
-    let mut proxy = ProxyOptions::default_for(ts, sz.plan_horizon);
-    proxy.seed = seed;
-    let method = Method::Moea(MoeaOptions {
-        population: sz.plan_population,
-        generations: sz.plan_generations,
-        seed,
-        ..Default::default()
-    });
-    let outcome = crate::cmd::plan::search(ts, proxy, &method, &label("planning"))?;
-    if !outcome.feasible {
-        eprintln!("      no plan meets every ζ; running the closest one:");
-        for d in &outcome.diagnosis {
-            eprintln!("        {d}");
+    engine: Arc<dyn Engine>,
+    a: &DemoArgs,
+) -> Result<(rtmdl_config::Config, Vec<VerifyRow>)> {
+    let mut model = cfg.clone();
+    let mut rows = Vec::new();
+    let verify_ns = if a.quick {
+        2_000_000_000
+    } else {
+        5_000_000_000
+    };
+    for round in 1..=3 {
+        let ts = &model.taskset;
+        let mut proxy = ProxyOptions::default_for(ts, sz.plan_horizon);
+        proxy.seed = a.seed;
+        let method = Method::Moea(MoeaOptions {
+            population: sz.plan_population,
+            generations: sz.plan_generations,
+            seed: a.seed,
+            ..Default::default()
+        });
+        let outcome = crate::cmd::plan::search(ts, proxy, &method, &label("planning"))?;
+        if !outcome.feasible {
+            eprintln!("      no plan meets every ζ on the model; verifying the closest one:");
+            for d in &outcome.diagnosis {
+                eprintln!("        {d}");
+            }
+        }
+        let mut planned = model.clone();
+        planned.taskset = ts.with_assignments(&outcome.assignments);
+        let opts = rtmdl_runtime::RunOptions {
+            duration: verify_ns,
+            realtime: a.rt,
+            ..Default::default()
+        };
+        let real = rtmdl_runtime::run_config(
+            &planned,
+            PolicyKind::Rtmdl,
+            rtmdl_core::VariantChoice::Plan,
+            engine.clone(),
+            a.threads,
+            &opts,
+            a.seed,
+        )
+        .with_context(|| format!("{load} load: the verifying run"))?;
+        let mut over = Vec::new();
+        for (t, r) in real.report.tasks.iter().enumerate() {
+            let zeta = ts.tasks[t].max_miss_rate;
+            let err = 1.96 * (zeta * (1.0 - zeta) / r.jobs.max(1) as f64).sqrt();
+            let predicted = outcome.held_out.dmr.get(t).copied().unwrap_or(0.0);
+            eprintln!(
+                "      verify {load} round {round}: {} predicted {:.2} %, measured {:.2} % (ζ {:.1} % ± {:.2})",
+                r.name,
+                predicted * 100.0,
+                r.miss_rate * 100.0,
+                zeta * 100.0,
+                err * 100.0
+            );
+            rows.push(VerifyRow {
+                load,
+                round,
+                task: r.name.clone(),
+                predicted,
+                measured: r.miss_rate,
+                zeta,
+            });
+            if r.miss_rate > zeta + err {
+                over.push(r.name.clone());
+            }
+        }
+        if over.is_empty() || round == 3 {
+            if !over.is_empty() {
+                eprintln!(
+                    "      {load}: not verified after 3 rounds (above ζ: {}); running the last plan",
+                    over.join(", ")
+                );
+            }
+            crate::cmd::plan::write(plan_path, ts, &outcome, config)?;
+            return Ok((planned, rows));
+        }
+        let assign = planned.taskset.assignments(rtmdl_core::VariantChoice::Plan);
+        for c in rtmdl_runtime::profile::refit_from_run(&mut model.taskset, &assign, &real.outcome)
+        {
+            eprintln!("        model update: {c}");
         }
     }
-    crate::cmd::plan::write(plan_path, ts, &outcome, config)?;
-    let mut planned = cfg.clone();
-    planned.taskset = ts.with_assignments(&outcome.assignments);
-    Ok(planned)
+    unreachable!("the last round returns")
 }
 
 /// Response time / deadline of every job of every policy's run, per load.
@@ -403,10 +600,14 @@ fn real_runs(
     run_ns: Time,
     a: &DemoArgs,
     out: &Path,
-) -> Result<(Vec<Vec<Row>>, Responses)> {
+) -> Result<(Vec<Vec<Row>>, Responses, Vec<AblationRow>)> {
     let mut rows = Vec::new();
     let mut responses = Vec::new();
-    let b = progress_bar((cfgs.len() * BASELINES.len()) as u64, &label("running"));
+    let mut ablation = Vec::new();
+    let b = progress_bar(
+        (cfgs.len() * (BASELINES.len() + 2)) as u64,
+        &label("running"),
+    );
     for (load, cfg) in cfgs {
         let mut load_rows = Vec::new();
         let mut load_resp = Vec::new();
@@ -442,11 +643,126 @@ fn real_runs(
             });
             b.inc(1);
         }
+        if a.adapt {
+            b.set_message(format!("{load} rtmdl+plan+adapt"));
+            let mut c = cfg.clone();
+            c.taskset.adapt = Some(cfg.adapt);
+            let opts = rtmdl_runtime::RunOptions {
+                duration: run_ns,
+                realtime: a.rt,
+                ..Default::default()
+            };
+            let real = rtmdl_runtime::run_config(
+                &c,
+                PolicyKind::Rtmdl,
+                rtmdl_core::VariantChoice::Plan,
+                engine.clone(),
+                a.threads,
+                &opts,
+                a.seed,
+            )
+            .with_context(|| format!("{load} load, rtmdl+plan+adapt"))?;
+            load_resp.push((
+                "rtmdl+plan+adapt".into(),
+                normalised_responses(&c, &real.outcome),
+            ));
+            load_rows.push(Row {
+                label: "rtmdl+plan+adapt",
+                load,
+                run: real.report,
+            });
+        }
+        ablation.extend(ablation_runs(
+            load,
+            cfg,
+            &load_rows,
+            engine.clone(),
+            run_ns,
+            a,
+            &b,
+        )?);
         rows.push(load_rows);
         responses.push(load_resp);
     }
     b.finish_and_clear();
-    Ok((rows, responses))
+    Ok((rows, responses, ablation))
+}
+
+/// The ablation at one load: each step's real run, reusing the comparison
+/// row that is the same run (black-box DM, DM-split, rtmdl+plan) and, with
+/// one GPU lane (nothing to pack), DM-split's row for the step without
+/// packing.
+fn ablation_runs(
+    load: &'static str,
+    cfg: &rtmdl_config::Config,
+    rows: &[Row],
+    engine: Arc<dyn Engine>,
+    run_ns: Time,
+    a: &DemoArgs,
+    b: &indicatif::ProgressBar,
+) -> Result<Vec<AblationRow>> {
+    let one_lane = cfg.taskset.platform.gpu_lanes <= 1;
+    let mut out = Vec::new();
+    for step in rtmdl_core::ABLATION {
+        let same = |label: &str| {
+            rows.iter()
+                .find(|r| r.label == label)
+                .map(|r| r.run.clone())
+        };
+        let reused = match (step.policy, step.planned_priorities_on_original) {
+            (PolicyKind::Dm, _) => same("DM-NMC").map(|r| (r, "the DM-NMC run")),
+            (PolicyKind::DmSplit, _) => same("DM-split-NMC").map(|r| (r, "the DM-split-NMC run")),
+            (PolicyKind::DmSplitSerial, _) if one_lane => same("DM-split-NMC")
+                .map(|r| (r, "the DM-split-NMC run: one GPU lane, nothing to pack")),
+            (PolicyKind::Rtmdl, false) => same("rtmdl+plan").map(|r| (r, "the rtmdl+plan run")),
+            _ => None,
+        };
+        let (run, source) = match reused {
+            Some((r, why)) => (r, why.to_string()),
+            None => {
+                b.set_message(format!("{load} ablation {}", step.label));
+                let mut c = cfg.clone();
+                c.taskset = step.taskset(&cfg.taskset);
+                let opts = rtmdl_runtime::RunOptions {
+                    duration: run_ns,
+                    realtime: a.rt,
+                    ..Default::default()
+                };
+                let real = rtmdl_runtime::run_config(
+                    &c,
+                    step.policy,
+                    step.variants,
+                    engine.clone(),
+                    a.threads,
+                    &opts,
+                    a.seed,
+                )
+                .with_context(|| format!("{load} load, ablation step {}", step.label))?;
+                (real.report, "its own run".to_string())
+            }
+        };
+        b.inc(1);
+        out.push(AblationRow {
+            load,
+            step: step.label,
+            miss_rate: run.miss_rate,
+            accuracy_loss: run.accuracy_loss,
+            predicted_miss_rate: predicted_overall(&run),
+            source,
+        });
+    }
+    Ok(out)
+}
+
+/// A real run's overall miss rate as its simulation predicted it (jobs
+/// weighted), if it carries the prediction.
+fn predicted_overall(r: &rtmdl_core::RunReport) -> Option<f64> {
+    let (mut missed, mut jobs) = (0.0, 0u64);
+    for t in &r.tasks {
+        missed += t.predicted.as_ref()?.miss_rate * t.jobs as f64;
+        jobs += t.jobs;
+    }
+    Some(missed / jobs.max(1) as f64)
 }
 
 /// Response / deadline of every job, missed and dropped jobs as +inf.
@@ -479,6 +795,14 @@ fn write_report(
     plots::miss_rates(&out.join("miss-rate.svg"), &report.light, &report.heavy)?;
     for (load, resp) in ["light", "heavy"].iter().zip(responses) {
         plots::response_cdf(&out.join(format!("response-{load}.svg")), load, resp)?;
+    }
+    if let Some(s) = &report.adaptation {
+        adapt::plot(&out.join("adapt.svg"), s)?;
+        let mut md = std::fs::read_to_string(&md_path).unwrap_or_default();
+        md += "\n";
+        md += &adapt::markdown(s);
+        std::fs::write(&md_path, md)
+            .with_context(|| format!("cannot write {}", md_path.display()))?;
     }
     plots::variants(&out.join("variants.svg"), manifests)
 }

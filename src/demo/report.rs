@@ -20,6 +20,32 @@ pub struct Row {
     pub run: RunReport,
 }
 
+/// One step of the ablation at one load (measured).
+#[derive(Serialize)]
+pub struct AblationRow {
+    pub load: &'static str,
+    pub step: &'static str,
+    pub miss_rate: f64,
+    pub accuracy_loss: f64,
+    /// The simulator's prediction for the same run.
+    pub predicted_miss_rate: Option<f64>,
+    /// Which run it is: its own, or a comparison row's.
+    pub source: String,
+}
+
+/// One task in one round of the demo's `plan --verify` (miss rates).
+#[derive(Serialize)]
+pub struct VerifyRow {
+    pub load: &'static str,
+    pub round: usize,
+    pub task: String,
+    /// Simulated on fresh seeds.
+    pub predicted: f64,
+    /// The verifying real run.
+    pub measured: f64,
+    pub zeta: f64,
+}
+
 /// `OUT/report.json`.
 #[derive(Serialize)]
 pub struct Report<'a> {
@@ -31,6 +57,13 @@ pub struct Report<'a> {
     pub storage_used: u64,
     pub heavy_period_scale: f64,
     pub machine: String,
+    /// The plans' verification rounds, predicted next to measured.
+    pub verify: Vec<VerifyRow>,
+    /// What each part of rtmdl buys, at both loads (measured).
+    pub ablation: Vec<AblationRow>,
+    /// The load step without and with online switching (measured).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub adaptation: Option<super::adapt::Section>,
 }
 
 impl Report<'_> {
@@ -71,33 +104,90 @@ pub fn summary_table(r: &Report) -> String {
     s
 }
 
-/// The project's goal at the heavy load: rtmdl's miss rate ≤ 0.6 × the best
-/// of DM-NMC, UM-NMC and FIFO, at an accuracy loss ≤ 1.7 %.
-pub fn goal_line(heavy: &[Row]) -> String {
-    let find = |l: &str| heavy.iter().find(|r| r.label == l).map(|r| &r.run);
-    let Some(rt) = find("rtmdl+plan") else {
+/// The best row on the original models other than rtmdl's own, whatever
+/// its policy: (label, overall miss rate).
+pub fn best_original(rows: &[Row]) -> Option<(&'static str, f64)> {
+    rows.iter()
+        .filter(|r| r.label != "rtmdl+plan" && r.run.variants == "original")
+        .map(|r| (r.label, r.run.miss_rate))
+        .min_by(|a, b| a.1.total_cmp(&b.1))
+}
+
+/// The tasks above their ζ in a run, "name x.xx % > ζ y %".
+fn over_zeta(r: &rtmdl_core::RunReport) -> Vec<String> {
+    r.tasks
+        .iter()
+        .filter(|t| t.miss_rate > t.max_miss_rate)
+        .map(|t| {
+            format!(
+                "{} {:.2} % > ζ {:.1} %",
+                t.name,
+                t.miss_rate * 100.0,
+                t.max_miss_rate * 100.0
+            )
+        })
+        .collect()
+}
+
+/// The headline, measured: at the heavy load rtmdl+plan misses ≤ 0.6 × the
+/// best original-model baseline at accuracy loss ≤ 1.7 % with every task
+/// within its ζ; at the light load no task above its ζ and no more misses
+/// than the best baseline. Says by how much where it is not met.
+pub fn goal_line(light: &[Row], heavy: &[Row]) -> String {
+    let find = |rows: &[Row]| {
+        rows.iter()
+            .find(|r| r.label == "rtmdl+plan")
+            .map(|r| r.run.clone())
+    };
+    let (Some(rh), Some(rl)) = (find(heavy), find(light)) else {
         return "goal: no rtmdl run".into();
     };
-    let best = ["DM-NMC", "UM-NMC", "FIFO"]
-        .iter()
-        .filter_map(|l| find(l).map(|r| (l, r.miss_rate)))
-        .min_by(|a, b| a.1.total_cmp(&b.1));
-    let Some((name, best)) = best else {
+    let (Some((hname, hbest)), Some((lname, lbest))) = (best_original(heavy), best_original(light))
+    else {
         return "goal: no baseline runs".into();
     };
-    let ratio = if best > 0.0 {
-        rt.miss_rate / best
+    let ratio = if hbest > 0.0 {
+        rh.miss_rate / hbest
+    } else if rh.miss_rate == 0.0 {
+        0.0
     } else {
-        f64::NAN
+        f64::INFINITY
     };
-    let met = (best > 0.0 && (ratio <= 0.6 || rt.miss_rate == 0.0)) && rt.accuracy_loss <= 0.017;
+    let mut unmet = Vec::new();
+    if ratio > 0.6 {
+        unmet.push(format!("heavy ratio {ratio:.2}× > 0.6×"));
+    }
+    if rh.accuracy_loss > 0.017 {
+        unmet.push(format!(
+            "heavy accuracy loss {:.2} % > 1.7 %",
+            rh.accuracy_loss * 100.0
+        ));
+    }
+    for (load, r) in [("heavy", &rh), ("light", &rl)] {
+        for o in over_zeta(r) {
+            unmet.push(format!("{load}: {o}"));
+        }
+    }
+    if rl.miss_rate > lbest {
+        unmet.push(format!(
+            "light: rtmdl misses {:.2} % > {lname} {:.2} %",
+            rl.miss_rate * 100.0,
+            lbest * 100.0
+        ));
+    }
     format!(
-        "goal (heavy): rtmdl miss {:.2} % vs best of DM-NMC/UM-NMC/FIFO ({name}) {:.2} % = {:.2}× (≤ 0.6×), accuracy loss {:.2} % (≤ 1.7 %): {}",
-        rt.miss_rate * 100.0,
-        best * 100.0,
+        "goal (measured): heavy: rtmdl+plan miss {:.2} % vs the best original-model baseline ({hname}) {:.2} % = {:.2}× (≤ 0.6×), accuracy loss {:.2} % (≤ 1.7 %); light: {:.2} % vs {lname} {:.2} %: {}",
+        rh.miss_rate * 100.0,
+        hbest * 100.0,
         ratio,
-        rt.accuracy_loss * 100.0,
-        if met { "met" } else { "NOT met" }
+        rh.accuracy_loss * 100.0,
+        rl.miss_rate * 100.0,
+        lbest * 100.0,
+        if unmet.is_empty() {
+            "met".to_string()
+        } else {
+            format!("NOT met ({})", unmet.join("; "))
+        }
     )
 }
 
@@ -129,10 +219,11 @@ pub fn markdown(
 ) -> String {
     let mut s = String::from("# rtmdl demo report\n\n");
     let _ = writeln!(s, "Machine: {}.\n", r.machine);
-    let _ = writeln!(s, "{}\n", goal_line(&r.heavy));
+    let _ = writeln!(s, "{}\n", goal_line(&r.light, &r.heavy));
     for ((load, rows), (_, cfg)) in r.loads().iter().zip(cfgs) {
         s += &load_section(load, rows, &cfg.taskset);
     }
+    s += &ablation_table(&r.ablation);
     let _ = writeln!(
         s,
         "## Variants\n\nStorage {} of a {} budget.\n\n```text\n{}```\n\n![variants](variants.svg)\n",
@@ -141,6 +232,31 @@ pub fn markdown(
         variant_table(manifests)
     );
     s
+}
+
+/// The ablation as Markdown: per step, measured (and simulated) miss rate
+/// and accuracy loss at both loads.
+pub fn ablation_table(rows: &[AblationRow]) -> String {
+    if rows.is_empty() {
+        return String::new();
+    }
+    let mut s = String::from(
+        "## Ablation: what each part of rtmdl buys (real runs; simulated in brackets)\n\n| load | step | miss rate | accuracy loss | run |\n|---|---|---:|---:|---|\n",
+    );
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.2} % ({}) | {:.2} % | {} |",
+            r.load,
+            r.step,
+            r.miss_rate * 100.0,
+            r.predicted_miss_rate
+                .map_or("–".into(), |p| format!("{:.2} %", p * 100.0)),
+            r.accuracy_loss * 100.0,
+            r.source
+        );
+    }
+    s + "\n"
 }
 
 fn load_section(load: &str, rows: &[Row], ts: &rtmdl_core::TaskSet) -> String {

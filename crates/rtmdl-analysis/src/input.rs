@@ -92,11 +92,17 @@ fn span_opt(p: &Option<ExecProfile>) -> (Time, Time) {
 /// hangs.
 pub(crate) fn check(ts: &TaskSet, opts: &Options) -> Result<(), Refusal> {
     match opts.policy {
-        PolicyKind::Rtmdl => {}
+        PolicyKind::Rtmdl | PolicyKind::DmSplit | PolicyKind::UmSplit => {}
         PolicyKind::Dm | PolicyKind::Um => {
             return Err(Refusal::Policy {
                 policy: opts.policy.name(),
                 why: "black-box dispatch (a job holds its CPU worker through its GPU part)",
+            });
+        }
+        PolicyKind::DmSplitSerial => {
+            return Err(Refusal::Policy {
+                policy: "dm-split-serial",
+                why: "split queues limited to one GPU sub-task at a time (an ablation step)",
             });
         }
         PolicyKind::Fifo => {

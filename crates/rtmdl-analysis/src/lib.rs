@@ -208,7 +208,14 @@ pub fn check(ts: &TaskSet, opts: &Options) -> Result<(), Refusal> {
 /// Bound every task's response time under the plan `assign` (a variant and
 /// a priority per task), or refuse a feature the analysis cannot bound.
 pub fn analyze(ts: &TaskSet, assign: &[Assignment], opts: &Options) -> Result<Analysis, Refusal> {
-    let (tasks, machine) = input::build(ts, assign, opts)?;
+    // The split baselines run rtmdl's dispatch with their own priorities.
+    let mut assign = assign.to_vec();
+    if let Some(p) = opts.policy.fixed_priorities(ts, &assign) {
+        for (a, p) in assign.iter_mut().zip(p) {
+            a.priority = p;
+        }
+    }
+    let (tasks, machine) = input::build(ts, &assign, opts)?;
     let rta = rta::Rta {
         tasks: &tasks,
         machine: &machine,

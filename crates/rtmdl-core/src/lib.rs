@@ -23,7 +23,7 @@ pub use model::{
     Assignment, ExecProfile, Model, Overheads, Overrun, Platform, Resource, Stage, Task, TaskSet,
     Time, Variant, VariantChoice,
 };
-pub use policy::{Dispatch, Policy, PolicyKind};
+pub use policy::{ABLATION, AblationStep, Dispatch, Policy, PolicyKind};
 pub use releases::Releases;
 pub use report::{Predicted, RunReport, TaskReport};
 pub use sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};

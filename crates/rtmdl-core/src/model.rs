@@ -141,6 +141,28 @@ pub enum ExecProfile {
 }
 
 impl ExecProfile {
+    /// Every time multiplied by `f` (≥ 0).
+    pub fn scaled(&self, f: f64) -> ExecProfile {
+        let x = |t: Time| (t as f64 * f.max(0.0)).round() as Time;
+        match self {
+            ExecProfile::Fixed(t) => ExecProfile::Fixed(x(*t)),
+            ExecProfile::Quantiles {
+                min,
+                p50,
+                p90,
+                p99,
+                max,
+            } => ExecProfile::Quantiles {
+                min: x(*min),
+                p50: x(*p50),
+                p90: x(*p90),
+                p99: x(*p99),
+                max: x(*max),
+            },
+            ExecProfile::Samples(v) => ExecProfile::Samples(v.iter().map(|&t| x(t)).collect()),
+        }
+    }
+
     /// Draw one execution time.
     pub fn sample<R: Rng + ?Sized>(&self, rng: &mut R) -> Time {
         match self {

@@ -4,7 +4,7 @@
 //! every policy is driven by the same state machine in simulation and in
 //! the real runtime.
 
-use crate::model::{Assignment, Resource, TaskSet, Time, ranks};
+use crate::model::{Assignment, Resource, TaskSet, Time, VariantChoice, ranks};
 
 /// How jobs meet resources.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -53,6 +53,30 @@ pub trait Policy: Send {
 /// GPU sub-tasks packed at once.
 pub struct Rtmdl {
     pub priority: Vec<u32>,
+}
+
+/// rtmdl's split queues with fixed priorities but one GPU sub-task at a
+/// time (no packing): a step of the ablation.
+pub struct SplitSerial {
+    pub priority: Vec<u32>,
+}
+
+impl Policy for SplitSerial {
+    fn name(&self) -> &'static str {
+        "dm-split-serial"
+    }
+    fn dispatch(&self) -> Dispatch {
+        Dispatch::Split
+    }
+    fn gpu_lanes(&self, _k: usize) -> usize {
+        1
+    }
+    fn key(&self, job: &JobView) -> u64 {
+        self.priority[job.task] as u64
+    }
+    fn priority(&self, task: usize) -> Option<u32> {
+        self.priority.get(task).copied()
+    }
 }
 
 impl Policy for Rtmdl {
@@ -168,15 +192,27 @@ pub enum PolicyKind {
     Um,
     Fifo,
     Edf,
+    /// rtmdl's dispatch (split CPU/GPU queues, GPU packing) with
+    /// deadline-monotonic priorities: the fair baseline a competent
+    /// engineer would build without a planner.
+    DmSplit,
+    /// The same with utilisation-monotonic priorities.
+    UmSplit,
+    /// Deadline-monotonic with split queues but one GPU sub-task at a time
+    /// (the ablation's step between black-box DM and DM-split).
+    DmSplitSerial,
 }
 
 impl PolicyKind {
-    pub const ALL: [PolicyKind; 5] = [
+    pub const ALL: [PolicyKind; 8] = [
         PolicyKind::Rtmdl,
         PolicyKind::Dm,
         PolicyKind::Um,
         PolicyKind::Fifo,
         PolicyKind::Edf,
+        PolicyKind::DmSplit,
+        PolicyKind::UmSplit,
+        PolicyKind::DmSplitSerial,
     ];
 
     pub fn name(self) -> &'static str {
@@ -186,6 +222,23 @@ impl PolicyKind {
             PolicyKind::Um => "um",
             PolicyKind::Fifo => "fifo",
             PolicyKind::Edf => "edf",
+            PolicyKind::DmSplit => "dm-split",
+            PolicyKind::UmSplit => "um-split",
+            PolicyKind::DmSplitSerial => "dm-split-serial",
+        }
+    }
+
+    /// The priorities this policy runs with, where it has fixed ones: the
+    /// plan's for rtmdl, deadline- or utilisation-monotonic for the split
+    /// baselines (black-box DM and UM rank the same way).
+    pub fn fixed_priorities(self, ts: &TaskSet, assign: &[Assignment]) -> Option<Vec<u32>> {
+        match self {
+            PolicyKind::Rtmdl => Some(assign.iter().map(|a| a.priority).collect()),
+            PolicyKind::Dm | PolicyKind::DmSplit | PolicyKind::DmSplitSerial => {
+                Some(BlackBoxFixed::dm(ts).priority)
+            }
+            PolicyKind::Um | PolicyKind::UmSplit => Some(BlackBoxFixed::um(ts, assign).priority),
+            PolicyKind::Fifo | PolicyKind::Edf => None,
         }
     }
 
@@ -199,6 +252,12 @@ impl PolicyKind {
             PolicyKind::Um => Box::new(BlackBoxFixed::um(ts, assign)),
             PolicyKind::Fifo => Box::new(Fifo),
             PolicyKind::Edf => Box::new(Edf),
+            PolicyKind::DmSplit | PolicyKind::UmSplit => Box::new(Rtmdl {
+                priority: self.fixed_priorities(ts, assign).unwrap_or_default(),
+            }),
+            PolicyKind::DmSplitSerial => Box::new(SplitSerial {
+                priority: self.fixed_priorities(ts, assign).unwrap_or_default(),
+            }),
         }
     }
 }
@@ -209,12 +268,75 @@ impl std::str::FromStr for PolicyKind {
         PolicyKind::ALL
             .into_iter()
             .find(|p| p.name() == s)
-            .ok_or_else(|| format!("unknown policy `{s}`: expected rtmdl, dm, um, fifo or edf"))
+            .ok_or_else(|| format!("unknown policy `{s}`: expected rtmdl, dm, um, fifo, edf, dm-split, um-split or dm-split-serial"))
     }
 }
 
 impl std::fmt::Display for PolicyKind {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.name())
+    }
+}
+
+/// One step of the ablation: what each part of rtmdl buys, from black-box
+/// DM on the original models to rtmdl with its plan.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AblationStep {
+    pub label: &'static str,
+    pub policy: PolicyKind,
+    pub variants: VariantChoice,
+    /// Run the original models under the plan's priorities (the step
+    /// before the planned variants).
+    pub planned_priorities_on_original: bool,
+}
+
+/// Black-box DM → split queues → packing → planned priorities → planned
+/// variants, each step adding one part.
+pub const ABLATION: [AblationStep; 5] = [
+    AblationStep {
+        label: "black-box DM, original models",
+        policy: PolicyKind::Dm,
+        variants: VariantChoice::Original,
+        planned_priorities_on_original: false,
+    },
+    AblationStep {
+        label: "+ split CPU/GPU queues",
+        policy: PolicyKind::DmSplitSerial,
+        variants: VariantChoice::Original,
+        planned_priorities_on_original: false,
+    },
+    AblationStep {
+        label: "+ GPU packing",
+        policy: PolicyKind::DmSplit,
+        variants: VariantChoice::Original,
+        planned_priorities_on_original: false,
+    },
+    AblationStep {
+        label: "+ planned priorities",
+        policy: PolicyKind::Rtmdl,
+        variants: VariantChoice::Plan,
+        planned_priorities_on_original: true,
+    },
+    AblationStep {
+        label: "+ planned variants (rtmdl+plan)",
+        policy: PolicyKind::Rtmdl,
+        variants: VariantChoice::Plan,
+        planned_priorities_on_original: false,
+    },
+];
+
+impl AblationStep {
+    /// The task set this step runs: `planned` (a set carrying a plan), with
+    /// the original variants under the plan's priorities where the step
+    /// says so.
+    pub fn taskset(&self, planned: &TaskSet) -> TaskSet {
+        let mut ts = planned.clone();
+        if self.planned_priorities_on_original {
+            for t in 0..ts.tasks.len() {
+                let original = ts.model_of(t).original();
+                ts.tasks[t].variant = Some(original);
+            }
+        }
+        ts
     }
 }

@@ -347,6 +347,38 @@ pub struct Timeline {
     pub switches: Vec<SwitchRow>,
 }
 
+impl Timeline {
+    /// `task`'s miss rate over the bins that start in [from, to) ms (jobs
+    /// weighted), and how many jobs ended there.
+    pub fn miss_rate(&self, task: &str, from_ms: f64, to_ms: f64) -> (f64, u64) {
+        let rows = self
+            .rows
+            .iter()
+            .filter(|r| r.task == task && r.t_ms >= from_ms && r.t_ms < to_ms);
+        let (mut missed, mut jobs) = (0.0, 0);
+        for r in rows {
+            missed += r.miss_rate * r.jobs as f64;
+            jobs += r.jobs;
+        }
+        (missed / jobs.max(1) as f64, jobs)
+    }
+
+    /// The switches, one line each ("no variant switch" when none).
+    pub fn switch_table(&self) -> String {
+        if self.switches.is_empty() {
+            return "no variant switch\n".into();
+        }
+        let mut s = format!("{} variant switch(es):\n", self.switches.len());
+        for w in &self.switches {
+            s += &format!(
+                "  {:>10.1} ms  {}: {} -> {}\n",
+                w.t_ms, w.task, w.from, w.to
+            );
+        }
+        s
+    }
+}
+
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TimelineRow {
     /// Start of the bin.
@@ -404,6 +436,34 @@ impl TimelineRecorder {
                 .collect(),
         }
     }
+}
+
+/// With online switching on: the tasks that have no faster variant to
+/// move to (one variant, or none above their floor), named once.
+fn adapt_notes(ts: &TaskSet, assign: &[Assignment]) -> std::collections::BTreeMap<String, String> {
+    let mut notes = std::collections::BTreeMap::new();
+    if ts.adapt.is_none() {
+        return notes;
+    }
+    let fixed: Vec<&str> = (0..ts.tasks.len())
+        .filter(|&t| {
+            crate::adapt::Monitor::new(ts, t, assign[t].variant)
+                .ladder()
+                .len()
+                < 2
+        })
+        .map(|t| ts.tasks[t].name.as_str())
+        .collect();
+    if !fixed.is_empty() {
+        notes.insert(
+            "adapt".into(),
+            format!(
+                "no faster variant to switch to (switching is a no-op for them): {}",
+                fixed.join(", ")
+            ),
+        );
+    }
+    notes
 }
 
 /// What the report builder needs beyond counters and responses.
@@ -507,7 +567,7 @@ impl RunReport {
             tasks,
             runtime: None,
             timeline: recorder.timeline.as_ref().map(|t| t.timeline(ts)),
-            notes: Default::default(),
+            notes: adapt_notes(ts, assign),
         }
     }
 

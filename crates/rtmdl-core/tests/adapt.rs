@@ -141,5 +141,7 @@ fn a_task_with_one_variant_never_switches() {
     ts.models[0].variants.truncate(1);
     ts.adapt = Some(AdaptOptions::default());
     let r = run(&ts, 3000);
+    // Said once, in the report's notes.
+    assert!(r.notes["adapt"].contains("camera"), "{:?}", r.notes);
     assert!(r.timeline.unwrap().switches.is_empty());
 }

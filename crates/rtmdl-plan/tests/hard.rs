@@ -107,7 +107,9 @@ fn the_old_heuristic_accepts_the_anomaly_the_bound_rejects_and_the_simulator_mis
         &mut |_, _| {},
     )
     .unwrap();
-    assert!(old.feasible, "{:?}", old.eval);
+    // Its own seeds accept the plan (the fresh seeds the planner checks a
+    // plan on afterwards may happen to draw M's short time and catch it).
+    assert!(old.eval.feasible(), "{:?}", old.eval);
     let prio: Vec<u32> = old.assignments.iter().map(|a| a.priority).collect();
     assert_eq!(prio, vec![1, 2, 3]);
     // The bound: H may wait for L's 3 ms whatever the order: 4 ms > 2 ms.

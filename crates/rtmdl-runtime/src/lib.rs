@@ -89,13 +89,27 @@ pub fn run_config(
         },
     );
     report.set_predicted(&predicted);
+    notes(&mut report, ts, &outcome, opts, engine.as_ref(), &emulated);
+    report.runtime = Some(runtime_stats(ts, &outcome));
+    Ok(RealRun { report, outcome })
+}
+
+/// The run's notes: engine, real-time grant, emulated stages, failures,
+/// replaced workers, quarantine, an early stop, hand-offs and dispatch
+/// latency.
+fn notes(
+    report: &mut RunReport,
+    ts: &rtmdl_core::TaskSet,
+    o: &RunOutcome,
+    opts: &RunOptions,
+    engine: &dyn Engine,
+    emulated: &[String],
+) {
     report.notes.insert(
         "engine".into(),
         format!("{} {}", engine.name(), engine.version()),
     );
-    report
-        .notes
-        .insert("realtime".into(), outcome.realtime.summary());
+    report.notes.insert("realtime".into(), o.realtime.summary());
     if !emulated.is_empty() {
         report.notes.insert(
             "emulated".into(),
@@ -106,7 +120,7 @@ pub fn run_config(
             ),
         );
     }
-    if let Some(f) = outcome.failures.first() {
+    if let Some(f) = o.failures.first() {
         let where_ = ts
             .tasks
             .get(f.task)
@@ -122,12 +136,12 @@ pub fn run_config(
             "failures".into(),
             format!(
                 "{} sub-task(s) failed; first: {where_}: {msg}",
-                outcome.failures_total
+                o.failures_total
             ),
         );
     }
-    if !outcome.replaced.is_empty() || !outcome.worker_errors.is_empty() {
-        let when: Vec<String> = outcome
+    if !o.replaced.is_empty() || !o.worker_errors.is_empty() {
+        let when: Vec<String> = o
             .replaced
             .iter()
             .map(|(slot, t)| format!("{slot:?} at {:.3} s", *t as f64 / 1e9))
@@ -136,18 +150,17 @@ pub fn run_config(
             "watchdog".into(),
             format!(
                 "{} hung worker(s) replaced: {}{}",
-                outcome.replaced.len(),
+                o.replaced.len(),
                 when.join(", "),
-                outcome
-                    .worker_errors
+                o.worker_errors
                     .iter()
                     .map(|e| format!("; {e}"))
                     .collect::<String>()
             ),
         );
     }
-    if !outcome.quarantined.is_empty() {
-        let which: Vec<String> = outcome
+    if !o.quarantined.is_empty() {
+        let which: Vec<String> = o
             .quarantined
             .iter()
             .map(|&(t, at)| {
@@ -164,7 +177,7 @@ pub fn run_config(
             ),
         );
     }
-    if let Some(t) = outcome.stopped_at {
+    if let Some(t) = o.stopped_at {
         report.notes.insert(
             "stopped".into(),
             format!(
@@ -175,8 +188,38 @@ pub fn run_config(
         );
         report.duration_s = t as f64 / 1e9;
     }
+    let h = &o.handoffs;
+    let ms = |s: &rtmdl_core::report::Samples| {
+        let p = s.percentiles();
+        format!("p50 {:.3} p99 {:.3}", p.p50, p.p99)
+    };
+    report.notes.insert(
+        "handoffs".into(),
+        format!(
+            "decision → start: cpu {}, gpu {} ms; end → dispatcher: cpu {}, gpu {} ms",
+            ms(&h.dispatch[0]),
+            ms(&h.dispatch[1]),
+            ms(&h.back[0]),
+            ms(&h.back[1])
+        ),
+    );
+    let p = o.dispatch_latency.percentiles();
+    report.notes.insert(
+        "dispatch_latency".into(),
+        format!(
+            "release → first start p50 {:.3} ms, p99 {:.3} ms",
+            p.p50, p.p99
+        ),
+    );
+}
+
+/// The hand-off, lateness and in-run stage-time distributions of a run.
+fn runtime_stats(
+    ts: &rtmdl_core::TaskSet,
+    outcome: &RunOutcome,
+) -> rtmdl_core::report::RuntimeStats {
     let h = &outcome.handoffs;
-    report.runtime = Some(rtmdl_core::report::RuntimeStats {
+    rtmdl_core::report::RuntimeStats {
         release_lateness: outcome.release_lateness.distribution(),
         dispatch_cpu: h.dispatch[0].distribution(),
         dispatch_gpu: h.dispatch[1].distribution(),
@@ -198,30 +241,7 @@ pub fn run_config(
                     })
             })
             .collect(),
-    });
-    let ms = |s: &rtmdl_core::report::Samples| {
-        let p = s.percentiles();
-        format!("p50 {:.3} p99 {:.3}", p.p50, p.p99)
-    };
-    report.notes.insert(
-        "handoffs".into(),
-        format!(
-            "decision → start: cpu {}, gpu {} ms; end → dispatcher: cpu {}, gpu {} ms",
-            ms(&h.dispatch[0]),
-            ms(&h.dispatch[1]),
-            ms(&h.back[0]),
-            ms(&h.back[1])
-        ),
-    );
-    let p = outcome.dispatch_latency.percentiles();
-    report.notes.insert(
-        "dispatch_latency".into(),
-        format!(
-            "release → first start p50 {:.3} ms, p99 {:.3} ms",
-            p.p50, p.p99
-        ),
-    );
-    Ok(RealRun { report, outcome })
+    }
 }
 
 /// The config's job inputs produced up front (see [`inputs`]).

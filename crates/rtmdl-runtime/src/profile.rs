@@ -472,6 +472,48 @@ fn busiest(ts: &rtmdl_core::TaskSet) -> f64 {
         .max(1e-6)
 }
 
+/// Update the simulator's model `ts` from a real run of it (`assign` the
+/// variants that ran): the run's release lateness and hand-offs become the
+/// platform's overheads, and a stage that ran slower than the model says
+/// (its p50 against the p50 of the variant that ran; the largest factor
+/// over the tasks of a model) is scaled by that factor in every variant
+/// of its model. Returns one line per change.
+pub fn refit_from_run(
+    ts: &mut rtmdl_core::TaskSet,
+    assign: &[rtmdl_core::Assignment],
+    o: &crate::RunOutcome,
+) -> Vec<String> {
+    let h = &o.handoffs;
+    ts.platform.overheads = Overheads {
+        release: samples(&o.release_lateness),
+        dispatch: [samples(&h.dispatch[0]), samples(&h.dispatch[1])],
+        back: [samples(&h.back[0]), samples(&h.back[1])],
+    };
+    let mut changes = vec!["hand-offs and release lateness: as measured in the run".to_string()];
+    for m in 0..ts.models.len() {
+        for s in 0..ts.models[m].stages.len() {
+            let factor = (0..ts.tasks.len())
+                .filter(|&t| ts.tasks[t].model == m)
+                .filter_map(|t| {
+                    let run = o.stage_times.get(t)?.get(s)?.quantile(0.5);
+                    let model = ts.models[m].variants[assign[t].variant].times[s].quantile(0.5);
+                    (run > 0 && model > 0).then(|| run as f64 / model as f64)
+                })
+                .fold(1.0f64, f64::max);
+            if factor > 1.02 {
+                for v in &mut ts.models[m].variants {
+                    v.times[s] = v.times[s].scaled(factor);
+                }
+                changes.push(format!(
+                    "{}/{}: × {factor:.2} (in-run p50 over the model's)",
+                    ts.models[m].name, ts.models[m].stages[s].name
+                ));
+            }
+        }
+    }
+    changes
+}
+
 /// Scale every variant's stage samples by the measured in-run inflation.
 fn inflate(models: &mut [ModelProfile], ts: &rtmdl_core::TaskSet, inflation: &[Vec<f64>]) {
     for mp in models {

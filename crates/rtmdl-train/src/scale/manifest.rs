@@ -216,6 +216,16 @@ impl Manifest {
                 )));
             }
         }
+        // In place (the committed folder): the manifest is already there,
+        // and written again it would not be byte-identical (f32 accuracies
+        // through f64 JSON).
+        let in_place = src
+            .canonicalize()
+            .ok()
+            .is_some_and(|s| dst.canonicalize().ok() == Some(s));
+        if in_place {
+            return Ok(());
+        }
         self.save(Manifest::path_in(dst, &self.model))
     }
 }

@@ -1,0 +1,333 @@
+//! The demo's load step (`examples/load-step.toml`): real runs without and
+//! with online switching, the simulator's prediction of the switches next
+//! to the real ones, and a plot of miss rate and accuracy over time.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::{Context, Result, anyhow};
+use plotters::prelude::*;
+use rtmdl_core::report::{SwitchRow, Timeline};
+use rtmdl_core::{PolicyKind, SimOptions, VariantChoice, simulate};
+use rtmdl_engine::Engine;
+use serde::Serialize;
+
+use crate::cmd::common::load_config;
+use crate::cmd::profile::{Calibration, measure};
+
+/// The load step's tasks and when the step is (ms).
+pub struct Step {
+    pub from_ms: f64,
+    pub to_ms: f64,
+}
+
+/// Per task, one run: miss rate before, just after (the first second) and
+/// after that (to the end of the step), and after the step.
+#[derive(Serialize)]
+pub struct Phases {
+    pub task: String,
+    pub before: f64,
+    pub first_second: f64,
+    pub rest_of_step: f64,
+    pub after: f64,
+    /// The variant in use at the end.
+    pub variant_at_end: String,
+}
+
+/// `report.json`'s `adaptation` section.
+#[derive(Serialize)]
+pub struct Section {
+    pub config: String,
+    pub step_ms: (f64, f64),
+    /// Measured: real runs without and with `--adapt`.
+    pub without: Vec<Phases>,
+    pub with: Vec<Phases>,
+    /// Measured switches, and the simulator's (same config, profile, seed).
+    pub switches: Vec<SwitchRow>,
+    pub predicted_switches: Vec<SwitchRow>,
+    /// The window's length in ms for the first task (switch times are
+    /// predicted "within one window").
+    pub window_ms: f64,
+    pub prepared_variants: usize,
+    pub prepared_bytes: u64,
+    #[serde(skip)]
+    pub timelines: [Timeline; 2],
+}
+
+/// The load-step config next to the working directory or to the sources.
+pub fn config() -> Option<PathBuf> {
+    [
+        PathBuf::from("examples/load-step.toml"),
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/load-step.toml"),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+/// Profile the load step briefly, run it for real without and with
+/// switching, and simulate it with switching.
+pub fn run(
+    path: &Path,
+    engine: Arc<dyn Engine>,
+    threads: usize,
+    rt: bool,
+    seed: u64,
+) -> Result<Section> {
+    let mut cfg = load_config(path, None, None)?;
+    let prof = measure(
+        &cfg,
+        engine.clone(),
+        20,
+        cfg.taskset.platform.gpu_lanes,
+        threads,
+        Calibration {
+            length: 0,
+            realtime: rt,
+        },
+        "      profiling",
+    )?;
+    prof.apply(&mut cfg.taskset)
+        .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    let step =
+        step_of(&cfg.taskset).context("the load-step config has no task with a stop time")?;
+    let duration = cfg.duration.unwrap_or(12_000_000_000);
+    let mut runs = Vec::new();
+    let mut prepared = (0, 0);
+    for adapt in [false, true] {
+        let mut c = cfg.clone();
+        if adapt {
+            c.taskset.adapt = Some(cfg.adapt);
+        }
+        let opts = rtmdl_runtime::RunOptions {
+            duration,
+            realtime: rt,
+            timeline: Some(cfg.adapt.bin),
+            ..Default::default()
+        };
+        let real = rtmdl_runtime::run_config(
+            &c,
+            PolicyKind::Rtmdl,
+            VariantChoice::Plan,
+            engine.clone(),
+            threads,
+            &opts,
+            seed,
+        )?;
+        if adapt {
+            prepared = (real.outcome.prepared.variants, real.outcome.prepared.bytes);
+        }
+        runs.push(real.report.timeline.unwrap_or_default());
+    }
+    let mut sim = cfg.taskset.clone();
+    sim.adapt = Some(cfg.adapt);
+    let predicted = simulate(
+        &sim,
+        PolicyKind::Rtmdl,
+        VariantChoice::Plan,
+        SimOptions {
+            duration,
+            seed,
+            ..Default::default()
+        },
+    )
+    .timeline
+    .unwrap_or_default();
+    let affected: Vec<String> = cfg
+        .taskset
+        .tasks
+        .iter()
+        .filter(|t| t.stop.is_none())
+        .map(|t| t.name.clone())
+        .collect();
+    let phases = |t: &Timeline| -> Vec<Phases> {
+        affected
+            .iter()
+            .map(|task| Phases {
+                task: task.clone(),
+                before: t.miss_rate(task, 0.0, step.from_ms).0,
+                first_second: t.miss_rate(task, step.from_ms, step.from_ms + 1000.0).0,
+                rest_of_step: t.miss_rate(task, step.from_ms + 1000.0, step.to_ms).0,
+                after: t.miss_rate(task, step.to_ms + 1000.0, f64::INFINITY).0,
+                variant_at_end: t
+                    .rows
+                    .iter()
+                    .rfind(|r| &r.task == task)
+                    .map(|r| r.variant.clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    };
+    let first = cfg.taskset.tasks.iter().find(|t| t.stop.is_none());
+    let window_ms = first.map_or(0.0, |t| t.period as f64 / 1e6 * cfg.adapt.window as f64);
+    let [without, with]: [Timeline; 2] =
+        runs.try_into().map_err(|_| anyhow!("two runs expected"))?;
+    Ok(Section {
+        config: path.display().to_string(),
+        step_ms: (step.from_ms, step.to_ms),
+        without: phases(&without),
+        with: phases(&with),
+        switches: with.switches.clone(),
+        predicted_switches: predicted.switches,
+        window_ms,
+        prepared_variants: prepared.0,
+        prepared_bytes: prepared.1,
+        timelines: [without, with],
+    })
+}
+
+/// The step: from the earliest offset to the latest stop of the tasks that
+/// stop.
+fn step_of(ts: &rtmdl_core::TaskSet) -> Option<Step> {
+    let stepping: Vec<_> = ts.tasks.iter().filter(|t| t.stop.is_some()).collect();
+    Some(Step {
+        from_ms: stepping.iter().map(|t| t.offset).min()? as f64 / 1e6,
+        to_ms: stepping.iter().filter_map(|t| t.stop).max()? as f64 / 1e6,
+    })
+}
+
+/// The section as Markdown: the phases table and the switches.
+pub fn markdown(s: &Section) -> String {
+    let mut md = format!(
+        "## Online switching: a load step (measured, {})\n\nThe step lasts from {:.1} s to {:.1} s. Miss rates of real runs, rtmdl policy, planned variants; `--adapt` prepared {} variants before the first release ({}).\n\n| task | run | before | first second of the step | rest of the step | after the step (from +1 s) | variant at the end |\n|---|---|---:|---:|---:|---:|---|\n",
+        s.config,
+        s.step_ms.0 / 1e3,
+        s.step_ms.1 / 1e3,
+        s.prepared_variants,
+        rtmdl_core::units::fmt_size(s.prepared_bytes)
+    );
+    for (run, rows) in [("without --adapt", &s.without), ("with --adapt", &s.with)] {
+        for p in rows {
+            md += &format!(
+                "| {} | {run} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {} |\n",
+                p.task,
+                p.before * 100.0,
+                p.first_second * 100.0,
+                p.rest_of_step * 100.0,
+                p.after * 100.0,
+                p.variant_at_end
+            );
+        }
+    }
+    md += &format!(
+        "\nSwitches, measured next to simulated (one window ≈ {:.0} ms):\n\n| measured | simulated |\n|---|---|\n",
+        s.window_ms
+    );
+    let fmt = |w: Option<&SwitchRow>| {
+        w.map_or("–".to_string(), |w| {
+            format!("{:.0} ms {}: {} → {}", w.t_ms, w.task, w.from, w.to)
+        })
+    };
+    for i in 0..s.switches.len().max(s.predicted_switches.len()) {
+        md += &format!(
+            "| {} | {} |\n",
+            fmt(s.switches.get(i)),
+            fmt(s.predicted_switches.get(i))
+        );
+    }
+    md + "\n![miss rate and accuracy over time](adapt.svg)\n"
+}
+
+/// Miss rate over time per task, without and with switching (top), and
+/// the accuracy of the variant in use with switching (bottom).
+pub fn plot(path: &Path, s: &Section) -> Result<()> {
+    let e = |x: &dyn std::fmt::Debug| anyhow!("{}: cannot draw the plot: {x:?}", path.display());
+    let root = SVGBackend::new(path, (900, 620)).into_drawing_area();
+    root.fill(&WHITE).map_err(|x| e(&x))?;
+    let (top, bottom) = root.split_vertically(360);
+    let tmax = s
+        .timelines
+        .iter()
+        .flat_map(|t| &t.rows)
+        .map(|r| (r.t_ms + 250.0) / 1e3)
+        .fold(1.0, f64::max);
+    let colours = [
+        RGBColor(31, 119, 180),
+        RGBColor(255, 127, 14),
+        RGBColor(44, 160, 44),
+    ];
+    let mut chart = ChartBuilder::on(&top)
+        .caption(
+            "Load step: windowed miss rate (real runs)",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..tmax, 0f64..100.0)
+        .map_err(|x| e(&x))?;
+    chart
+        .configure_mesh()
+        .y_desc("miss rate %")
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (k, p) in s.with.iter().enumerate() {
+        let c = colours[k % colours.len()];
+        for (t, dashed) in [(&s.timelines[0], true), (&s.timelines[1], false)] {
+            let pts: Vec<(f64, f64)> = t
+                .rows
+                .iter()
+                .filter(|r| r.task == p.task)
+                .map(|r| (r.t_ms / 1e3, r.miss_rate * 100.0))
+                .collect();
+            let style = if dashed {
+                c.mix(0.5).stroke_width(1)
+            } else {
+                c.stroke_width(2)
+            };
+            chart
+                .draw_series(LineSeries::new(pts, style))
+                .map_err(|x| e(&x))?
+                .label(format!(
+                    "{} {}",
+                    p.task,
+                    if dashed {
+                        "without --adapt"
+                    } else {
+                        "with --adapt"
+                    }
+                ))
+                .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], style));
+        }
+    }
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))?;
+    let mut acc = ChartBuilder::on(&bottom)
+        .caption(
+            "Accuracy of the variant in use, with --adapt",
+            ("sans-serif", 18),
+        )
+        .margin(10)
+        .x_label_area_size(30)
+        .y_label_area_size(50)
+        .build_cartesian_2d(0f64..tmax, 80f64..100.0)
+        .map_err(|x| e(&x))?;
+    acc.configure_mesh()
+        .x_desc("time s")
+        .y_desc("accuracy %")
+        .draw()
+        .map_err(|x| e(&x))?;
+    for (k, p) in s.with.iter().enumerate() {
+        let c = colours[k % colours.len()];
+        let pts: Vec<(f64, f64)> = s.timelines[1]
+            .rows
+            .iter()
+            .filter(|r| r.task == p.task)
+            .map(|r| (r.t_ms / 1e3, r.accuracy * 100.0))
+            .collect();
+        acc.draw_series(LineSeries::new(pts, c.stroke_width(2)))
+            .map_err(|x| e(&x))?
+            .label(p.task.clone())
+            .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], c.stroke_width(2)));
+    }
+    acc.configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(|x| e(&x))?;
+    root.present().map_err(|x| e(&x))?;
+    Ok(())
+}

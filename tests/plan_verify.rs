@@ -1,0 +1,167 @@
+//! `rtmdl plan --verify`: a profile that is deliberately optimistic makes
+//! the first plan miss for real; the command updates the model from the
+//! run and plans again. Bad input: a zero duration, models that cannot
+//! load. Emulated stages (busy work), so no model file is needed.
+
+use std::path::Path;
+use std::process::Command;
+
+use rtmdl_core::profile::{ModelProfile, Profile, StageProfile, VariantProfile};
+
+fn rtmdl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args(args)
+        .output()
+        .expect("run rtmdl")
+}
+
+/// Two tasks on one lane, every 10 ms; the big variant takes 6 ms of the
+/// lane, the small one 1.5 ms: two big ones cannot both keep deadlines.
+const CONFIG: &str = r#"
+[platform]
+cpu_workers = 1
+gpu_lanes = 1
+
+[models.cam]
+stages = [
+  { name = "pre", on = "cpu", time = "0.2 ms" },
+  { name = "infer", on = "gpu" },
+]
+[[models.cam.variants]]
+name = "big"
+accuracy = 0.95
+times.infer = "6 ms"
+[[models.cam.variants]]
+name = "small"
+accuracy = 0.90
+times.infer = "1.5 ms"
+
+[[tasks]]
+name = "a"
+model = "cam"
+period = "10 ms"
+max_miss_rate = 0.05
+overrun = "skip"
+
+[[tasks]]
+name = "b"
+model = "cam"
+period = "10 ms"
+max_miss_rate = 0.05
+overrun = "skip"
+"#;
+
+/// A profile that says every inference takes half as long as it does.
+fn optimistic_profile(path: &Path) {
+    let stage = |name: &str, ms: f64| StageProfile::from_samples(name, vec![(ms * 1e6) as u64; 50]);
+    let variant = |name: &str, infer_ms: f64| VariantProfile {
+        name: name.into(),
+        stages: vec![stage("pre", 0.2), stage("infer", infer_ms)],
+    };
+    let p = Profile {
+        config: "cfg.toml".into(),
+        engine: "test".into(),
+        runs: 50,
+        gpu_slowdown: vec![1.0],
+        models: vec![ModelProfile {
+            name: "cam".into(),
+            variants: vec![variant("big", 3.0), variant("small", 0.75)],
+        }],
+        machine: None,
+    };
+    std::fs::write(path, serde_json::to_string(&p).unwrap()).unwrap();
+}
+
+#[test]
+fn verify_replans_when_the_real_run_misses_more_than_the_model_said() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let prof = dir.path().join("profile.json");
+    optimistic_profile(&prof);
+    let plan = dir.path().join("plan.toml");
+    let out = rtmdl(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--profile",
+        prof.to_str().unwrap(),
+        "--exact",
+        "--verify",
+        "2s",
+        "--rt",
+        "off",
+        "--engine",
+        "tract",
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    // On the optimistic model both tasks keep the big variant; for real
+    // they miss, so round 1 is not verified and the model is refitted
+    // (the inference ran about twice as long as the profile said).
+    assert!(stdout.contains("verify round 1"), "{stdout}");
+    assert!(
+        stdout.contains("round 1: not verified"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stdout.contains("cam/infer: ×"), "{stdout}");
+    assert!(stdout.contains("verify round 2"), "{stdout}");
+    // Verified later (a plan written), or not: then no plan at --out.
+    if out.status.success() {
+        assert!(stdout.contains("verified in round"), "{stdout}");
+        assert!(plan.exists());
+    } else {
+        assert!(stderr.contains("no plan could be verified"), "{stderr}");
+        assert!(!plan.exists(), "an unverified plan was written as verified");
+        assert!(dir.path().join("plan.unverified.toml").exists());
+    }
+}
+
+#[test]
+fn verify_refuses_a_zero_duration_and_models_that_cannot_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.toml");
+    std::fs::write(&cfg, CONFIG).unwrap();
+    let plan = dir.path().join("plan.toml");
+    let out = rtmdl(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--verify",
+        "0s",
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("--verify") && err.contains("above 0"), "{err}");
+    assert!(!plan.exists());
+
+    let missing = CONFIG.replace(
+        "times.infer = \"6 ms\"",
+        "times.infer = \"6 ms\"\nfile = \"no/such/model.onnx\"",
+    );
+    std::fs::write(&cfg, missing).unwrap();
+    let out = rtmdl(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--exact",
+        "--verify",
+        "1s",
+        "--rt",
+        "off",
+        "--engine",
+        "tract",
+        "--out",
+        plan.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("no/such/model.onnx"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(
+        !plan.exists(),
+        "a plan was written although it was never run"
+    );
+}
