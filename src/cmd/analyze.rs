@@ -195,7 +195,8 @@ fn acceptance_svg(path: &Path, points: &[AcceptancePoint], n: u64, seed: u64) ->
         .y_desc("sets accepted %")
         .draw()
         .map_err(|x| e(&x))?;
-    let lines: [(&str, RGBColor, fn(&AcceptancePoint) -> f64); 2] = [
+    type Line = (&'static str, RGBColor, fn(&AcceptancePoint) -> f64);
+    let lines: [Line; 2] = [
         (
             "response-time bound (guarantee)",
             RGBColor(31, 119, 180),

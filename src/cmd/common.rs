@@ -72,6 +72,11 @@ pub struct AdaptArgs {
     /// report gets a timeline of miss rate, variant and accuracy per task.
     #[arg(long)]
     pub adapt: bool,
+    /// Record the timeline (miss rate and variant per task, in the
+    /// `[adapt] timeline` bins) without switching too: to compare a run
+    /// with `--adapt` against one without.
+    #[arg(long)]
+    pub timeline: bool,
 }
 
 impl AdaptArgs {
@@ -80,6 +85,11 @@ impl AdaptArgs {
         if self.adapt {
             cfg.taskset.adapt = Some(cfg.adapt);
         }
+    }
+
+    /// The timeline's bins, when one is wanted.
+    pub fn timeline(self, cfg: &rtmdl_config::Config) -> Option<rtmdl_core::Time> {
+        (self.adapt || self.timeline).then_some(cfg.adapt.bin)
     }
 }
 

@@ -45,6 +45,7 @@ pub fn run(a: Args) -> Result<()> {
     // Ctrl-C stops releases; the report and trace are still written.
     let opts = rtmdl_runtime::RunOptions {
         duration: a.duration.or(cfg.duration).unwrap_or(10_000_000_000),
+        timeline: a.adapt.timeline(&cfg),
         realtime: a.rt,
         trace: a.trace.is_some(),
         watchdog: a.real.watchdog,

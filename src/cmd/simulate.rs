@@ -32,13 +32,13 @@ pub fn run(a: Args) -> Result<()> {
     let set = &a.set;
     let mut cfg = load_config(&set.config, set.plan.as_deref(), a.profile.as_deref())?;
     a.adapt.apply(&mut cfg);
-    let ts = cfg.taskset;
     let opts = SimOptions {
         duration: a.duration.or(cfg.duration).unwrap_or(60_000_000_000),
+        timeline: a.adapt.timeline(&cfg),
         seed: a.seed,
         ..Default::default()
     };
-    let report = simulate(&ts, set.policy, set.choice(), opts);
+    let report = simulate(&cfg.taskset, set.policy, set.choice(), opts);
     if !json_to_stdout(a.json.as_deref()) {
         print!("{}", report.table());
         if let Some(t) = &report.timeline {

@@ -50,8 +50,35 @@ pub struct Section {
     pub window_ms: f64,
     pub prepared_variants: usize,
     pub prepared_bytes: u64,
+    /// A disturbance the config does not know: the same set without the
+    /// stepping task, with `--adapt`, while CPU-hog processes (one busy
+    /// loop per core) run beside it over the step's window (measured).
+    pub cpu_hog: Vec<Phases>,
+    pub cpu_hog_switches: Vec<SwitchRow>,
     #[serde(skip)]
     pub timelines: [Timeline; 2],
+}
+
+/// Busy-loop processes, one per core, from `from` to `to` after now.
+fn cpu_hog(from: std::time::Duration, to: std::time::Duration) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        std::thread::sleep(from);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut hogs: Vec<std::process::Child> = (0..cores)
+            .filter_map(|_| {
+                std::process::Command::new("sh")
+                    .args(["-c", "while :; do :; done"])
+                    .spawn()
+                    .ok()
+            })
+            .collect();
+        std::thread::sleep(to.saturating_sub(started.elapsed()));
+        for h in &mut hogs {
+            let _ = h.kill();
+            let _ = h.wait();
+        }
+    })
 }
 
 /// The load-step config next to the working directory or to the sources.
@@ -88,6 +115,7 @@ pub fn run(
     )?;
     prof.apply(&mut cfg.taskset)
         .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+    size_to_this_machine(&mut cfg.taskset);
     let step =
         step_of(&cfg.taskset).context("the load-step config has no task with a stop time")?;
     let duration = cfg.duration.unwrap_or(12_000_000_000);
@@ -159,6 +187,7 @@ pub fn run(
     };
     let first = cfg.taskset.tasks.iter().find(|t| t.stop.is_none());
     let window_ms = first.map_or(0.0, |t| t.period as f64 / 1e6 * cfg.adapt.window as f64);
+    let hogged = hogged_run(&cfg, &step, duration, engine.clone(), threads, rt, seed)?;
     let [without, with]: [Timeline; 2] =
         runs.try_into().map_err(|_| anyhow!("two runs expected"))?;
     Ok(Section {
@@ -171,8 +200,86 @@ pub fn run(
         window_ms,
         prepared_variants: prepared.0,
         prepared_bytes: prepared.1,
+        cpu_hog: phases(&hogged),
+        cpu_hog_switches: hogged.switches.clone(),
         timelines: [without, with],
     })
+}
+
+/// The lane's utilisation by task `t` with its planned variant (profiled).
+fn lane_share(ts: &rtmdl_core::TaskSet, t: usize) -> f64 {
+    let m = ts.model_of(t);
+    let v = ts.tasks[t].variant.unwrap_or_else(|| m.original());
+    let gpu: f64 = m
+        .stages
+        .iter()
+        .zip(&m.variants[v].times)
+        .filter(|(st, _)| st.on == rtmdl_core::Resource::Gpu)
+        .map(|(_, p)| p.mean())
+        .sum();
+    gpu / ts.tasks[t].period.max(1) as f64 / ts.platform.gpu_lanes.max(1) as f64
+}
+
+/// Periods sized to the measured times, whatever the engine: the steady
+/// tasks use 40 % of the lane with their planned variants, the stepping
+/// tasks 38 % more between them (the step overloads the planned variants,
+/// not the fastest ones). Offsets and stop times stay.
+fn size_to_this_machine(ts: &mut rtmdl_core::TaskSet) {
+    let steady: Vec<usize> = (0..ts.tasks.len()).filter(|&t| ts.tasks[t].stop.is_none()).collect();
+    let base: f64 = steady.iter().map(|&t| lane_share(ts, t)).sum();
+    let stepping = (ts.tasks.len() - steady.len()).max(1) as f64;
+    for t in 0..ts.tasks.len() {
+        let target = if ts.tasks[t].stop.is_none() {
+            base / 0.40
+        } else {
+            lane_share(ts, t) / (0.38 / stepping)
+        };
+        if !(target.is_finite() && target > 0.0) {
+            continue;
+        }
+        let task = &mut ts.tasks[t];
+        task.period = ((task.period as f64 * target) as rtmdl_core::Time).max(1_000_000);
+        task.deadline = ((task.deadline as f64 * target) as rtmdl_core::Time).max(1_000_000);
+    }
+}
+
+/// The set without its stepping task (every task that stops), switching
+/// on, while [`cpu_hog`] runs over the step's window: its timeline.
+fn hogged_run(
+    cfg: &rtmdl_config::Config,
+    step: &Step,
+    duration: rtmdl_core::Time,
+    engine: Arc<dyn Engine>,
+    threads: usize,
+    rt: bool,
+    seed: u64,
+) -> Result<Timeline> {
+    let mut quiet = cfg.clone();
+    let keep: Vec<bool> = cfg.taskset.tasks.iter().map(|t| t.stop.is_none()).collect();
+    let mut k = keep.iter();
+    quiet.taskset.tasks.retain(|_| *k.next().unwrap_or(&true));
+    let mut k = keep.iter();
+    quiet.sources.retain(|_| *k.next().unwrap_or(&true));
+    quiet.taskset.adapt = Some(cfg.adapt);
+    let opts = rtmdl_runtime::RunOptions {
+        duration,
+        realtime: rt,
+        timeline: Some(cfg.adapt.bin),
+        ..Default::default()
+    };
+    let ms = |x: f64| std::time::Duration::from_micros((x * 1e3) as u64);
+    let hog = cpu_hog(ms(step.from_ms), ms(step.to_ms));
+    let run = rtmdl_runtime::run_config(
+        &quiet,
+        PolicyKind::Rtmdl,
+        VariantChoice::Plan,
+        engine,
+        threads,
+        &opts,
+        seed,
+    );
+    let _ = hog.join();
+    Ok(run?.report.timeline.unwrap_or_default())
 }
 
 /// The step: from the earliest offset to the latest stop of the tasks that
@@ -224,7 +331,23 @@ pub fn markdown(s: &Section) -> String {
             fmt(s.predicted_switches.get(i))
         );
     }
-    md + "\n![miss rate and accuracy over time](adapt.svg)\n"
+    md += "\nA CPU hog the config does not know (one busy-loop process per core over the same window, the set without the obstacle task, `--adapt`):\n\n| task | before | first second | rest | after (from +1 s) | variant at the end |\n|---|---:|---:|---:|---:|---|\n";
+    for p in &s.cpu_hog {
+        md += &format!(
+            "| {} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {} |\n",
+            p.task,
+            p.before * 100.0,
+            p.first_second * 100.0,
+            p.rest_of_step * 100.0,
+            p.after * 100.0,
+            p.variant_at_end
+        );
+    }
+    md += &format!("\n{} switch(es) under the hog:", s.cpu_hog_switches.len());
+    for w in &s.cpu_hog_switches {
+        md += &format!(" {:.0} ms {} {} → {};", w.t_ms, w.task, w.from, w.to);
+    }
+    md + "\n\n![miss rate and accuracy over time](adapt.svg)\n"
 }
 
 /// Miss rate over time per task, without and with switching (top), and

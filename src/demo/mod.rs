@@ -229,7 +229,13 @@ pub fn run(a: DemoArgs) -> Result<()> {
         ),
     };
     write_report(&out, &report, &manifests, &cfgs, &responses)?;
-    print!("{}", report::summary_table(&report));
+    verdict(&report, &out, started);
+    Ok(())
+}
+
+/// The last lines: the tables, the goal line and where the report is.
+fn verdict(report: &Report, out: &Path, started: Instant) {
+    print!("{}", report::summary_table(report));
     print!("{}", report::ablation_table(&report.ablation));
     println!("{}", report::goal_line(&report.light, &report.heavy));
     println!(
@@ -238,7 +244,6 @@ pub fn run(a: DemoArgs) -> Result<()> {
         out.join("report.md").display(),
         started.elapsed().as_secs_f64()
     );
-    Ok(())
 }
 
 /// The demo's load step, when `examples/load-step.toml` is at hand.

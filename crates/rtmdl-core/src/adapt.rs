@@ -19,6 +19,9 @@
 //!   take from it (the difference of the chains' mean times over the
 //!   deadline), for `hold` since the last switch: hysteresis (`low` <
 //!   `high`), so a task does not flap between two variants.
+//! - A step up that does not hold (a step down within `hold` of it)
+//!   doubles the hold before the next step up, up to 8 ×; one that holds
+//!   resets it: a task at the edge of its capacity does not keep trying.
 //! - Only jobs of the variant in use count: the backlog of the old variant
 //!   that finishes (or misses) after a switch says nothing about the new.
 
@@ -67,6 +70,9 @@ pub struct Monitor {
     /// The last `window` outcomes: `None` a miss, `Some(slack)` otherwise.
     outcomes: std::collections::VecDeque<Option<f64>>,
     last_switch: Time,
+    /// The last step up, and the hold's multiplier (back-off).
+    last_up: Option<Time>,
+    backoff: u32,
 }
 
 impl Monitor {
@@ -93,6 +99,8 @@ impl Monitor {
             step: 0,
             outcomes: Default::default(),
             last_switch: 0,
+            last_up: None,
+            backoff: 1,
         }
     }
 
@@ -122,12 +130,24 @@ impl Monitor {
         // time: it crosses ζ as soon as that many misses are in.
         let down = misses as f64 / window as f64 > self.zeta
             || (n == window && !slack.is_empty() && mean_slack < o.low);
+        // A step up that has held for `hold`: the back-off is over.
+        if let Some(up) = self.last_up
+            && now >= up.saturating_add(o.hold)
+        {
+            self.last_up = None;
+            self.backoff = 1;
+        }
         if down && self.step + 1 < self.ladder.len() {
+            if self.last_up.take().is_some() {
+                self.backoff = (self.backoff * 2).min(8);
+            }
             return Some(self.switch(self.step + 1, now));
         }
-        if self.step > 0 && n == window && misses == 0 && now >= self.last_switch + o.hold {
+        let hold = o.hold.saturating_mul(self.backoff as Time);
+        if self.step > 0 && n == window && misses == 0 && now >= self.last_switch.saturating_add(hold) {
             let costs = (self.means[self.step - 1] - self.means[self.step]) / self.deadline;
             if slack.iter().all(|&s| s >= o.high + costs) {
+                self.last_up = Some(now);
                 return Some(self.switch(self.step - 1, now));
             }
         }
@@ -160,7 +180,33 @@ mod tests {
             step: 0,
             outcomes: Default::default(),
             last_switch: 0,
+            last_up: None,
+            backoff: 1,
         }
+    }
+
+    #[test]
+    fn a_step_up_that_does_not_hold_doubles_the_next_hold() {
+        let o = AdaptOptions {
+            window: 2,
+            low: -1.0,
+            high: 0.1,
+            hold: 10,
+            bin: 1,
+        };
+        let mut m = monitor(0.0, &[2.0, 1.0]);
+        assert_eq!(m.record(None, 0, &o), Some(1));
+        m.record(Some(0.9), 5, &o);
+        // Up after the hold (10).
+        assert_eq!(m.record(Some(0.9), 10, &o), Some(0));
+        // A miss 3 later: down, and the next hold is 20.
+        assert_eq!(m.record(None, 13, &o), Some(1));
+        m.record(Some(0.9), 20, &o);
+        assert_eq!(m.record(Some(0.9), 30, &o), None, "within the doubled hold");
+        assert_eq!(m.record(Some(0.9), 33, &o), Some(0));
+        // This one holds for 20: the back-off is reset.
+        m.record(Some(0.9), 60, &o);
+        assert_eq!(m.backoff, 1);
     }
 
     #[test]

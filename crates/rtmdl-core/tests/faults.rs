@@ -30,7 +30,7 @@ fn a_failed_sub_task_fails_its_job_and_frees_its_worker() {
     let Some(Decision::Start { job, .. }) = s.poll() else {
         panic!("no start")
     };
-    assert!(s.failed(job, 1 * MS, FailReason::Error));
+    assert!(s.failed(job, MS, FailReason::Error));
     assert_eq!(
         s.poll(),
         Some(Decision::Fail {

@@ -217,7 +217,7 @@ fn train_all(args: &Args) -> anyhow::Result<()> {
         });
     }
     let total = t0.elapsed().as_secs_f32();
-    let readme = readme(&args, &reports, total, &engine.version());
+    let readme = readme(args, &reports, total, &engine.version());
     std::fs::write(args.out.join("README.md"), readme)?;
     let metrics: Vec<_> = reports
         .iter()
