@@ -95,6 +95,14 @@ enum Command {
     /// response, real next to simulated) and one summary line: the largest
     /// miss-rate gap and the range of p99 ratios (real / simulated).
     Fidelity(cmd::fidelity::Args),
+    /// What an ONNX model declares and how each engine takes it.
+    ///
+    /// Inputs and outputs (names, element types, shapes with symbolic dims
+    /// by name), opsets, producer and size; for each engine this machine
+    /// has, whether it loads (the error if not) and one measured latency at
+    /// the given or declared shapes; and a stage and variant to paste into
+    /// a config.
+    Inspect(cmd::inspect::Args),
     /// Measure every variant's sub-tasks on this machine.
     ///
     /// Runs each variant's chain in isolation (after warm-up) and the GPU
@@ -130,5 +138,6 @@ fn run(command: Command) -> Result<()> {
         Command::Plan(a) => cmd::plan::run(a),
         Command::Profile(a) => cmd::profile::run(a),
         Command::Fidelity(a) => cmd::fidelity::run(a),
+        Command::Inspect(a) => cmd::inspect::run(a),
     }
 }

@@ -5,6 +5,7 @@ pub mod analyze;
 pub mod common;
 pub mod compare;
 pub mod fidelity;
+pub mod inspect;
 pub mod plan;
 pub mod profile;
 pub mod run;

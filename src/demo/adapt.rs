@@ -225,7 +225,9 @@ fn lane_share(ts: &rtmdl_core::TaskSet, t: usize) -> f64 {
 /// tasks 38 % more between them (the step overloads the planned variants,
 /// not the fastest ones). Offsets and stop times stay.
 fn size_to_this_machine(ts: &mut rtmdl_core::TaskSet) {
-    let steady: Vec<usize> = (0..ts.tasks.len()).filter(|&t| ts.tasks[t].stop.is_none()).collect();
+    let steady: Vec<usize> = (0..ts.tasks.len())
+        .filter(|&t| ts.tasks[t].stop.is_none())
+        .collect();
     let base: f64 = steady.iter().map(|&t| lane_share(ts, t)).sum();
     let stepping = (ts.tasks.len() - steady.len()).max(1) as f64;
     for t in 0..ts.tasks.len() {

@@ -144,7 +144,11 @@ impl Monitor {
             return Some(self.switch(self.step + 1, now));
         }
         let hold = o.hold.saturating_mul(self.backoff as Time);
-        if self.step > 0 && n == window && misses == 0 && now >= self.last_switch.saturating_add(hold) {
+        if self.step > 0
+            && n == window
+            && misses == 0
+            && now >= self.last_switch.saturating_add(hold)
+        {
             let costs = (self.means[self.step - 1] - self.means[self.step]) / self.deadline;
             if slack.iter().all(|&s| s >= o.high + costs) {
                 self.last_up = Some(now);

@@ -49,6 +49,7 @@ pub use ndarray::ArrayD;
 pub mod cuda_engine;
 mod error;
 mod fold;
+pub mod inspect;
 mod model;
 pub mod onnx_build;
 pub mod ort_engine;

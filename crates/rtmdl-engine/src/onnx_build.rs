@@ -203,6 +203,15 @@ impl GraphBuilder {
         self
     }
 
+    /// Annotates an intermediate tensor's shape (`graph.value_info`), as
+    /// exporters do, often with their own symbolic dims.
+    pub fn annotate(&mut self, name: impl Into<String>, dims: &[Dim]) -> &mut Self {
+        self.graph
+            .value_info
+            .push(value_info(name.into(), Some(dims)));
+        self
+    }
+
     /// Declares a graph output of element type f32 with a shape.
     pub fn output(&mut self, name: impl Into<String>, dims: &[Dim]) -> &mut Self {
         self.graph.output.push(value_info(name.into(), Some(dims)));

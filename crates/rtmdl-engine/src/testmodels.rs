@@ -136,7 +136,26 @@ pub fn write_tiny_mlp(
     std::fs::write(path, tiny_mlp(seed, inputs, hidden, outputs))
 }
 
+/// [`tiny_mlp_dynamic_batch`] as exporters write them: the intermediate
+/// tensors and the output annotated with another symbol (`batch`) than the
+/// input's (`N`). Valid for any batch; tract cannot unify `batch` with the
+/// 1 an `input_shape` fixes unless the annotations give way.
+pub fn tiny_mlp_annotated(seed: u64, inputs: usize, hidden: usize, outputs: usize) -> Vec<u8> {
+    mlp_with(seed, Dim::sym("N"), inputs, hidden, outputs, true)
+}
+
 fn mlp(seed: u64, batch: Dim, inputs: usize, hidden: usize, outputs: usize) -> Vec<u8> {
+    mlp_with(seed, batch, inputs, hidden, outputs, false)
+}
+
+fn mlp_with(
+    seed: u64,
+    batch: Dim,
+    inputs: usize,
+    hidden: usize,
+    outputs: usize,
+    annotated: bool,
+) -> Vec<u8> {
     let (inputs, hidden, outputs) = (inputs.max(1), hidden.max(1), outputs.max(1));
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let mut g = GraphBuilder::new("tiny_mlp");
@@ -163,7 +182,14 @@ fn mlp(seed: u64, batch: Dim, inputs: usize, hidden: usize, outputs: usize) -> V
         &[TINY_MLP_OUTPUT],
         &trans_b,
     );
-    g.output(TINY_MLP_OUTPUT, &[batch, Dim::Fixed(outputs)]);
+    if annotated {
+        let b = Dim::sym("batch");
+        g.annotate("fc1", &[b.clone(), Dim::Fixed(hidden)]);
+        g.annotate("hidden", &[b.clone(), Dim::Fixed(hidden)]);
+        g.output(TINY_MLP_OUTPUT, &[b, Dim::Fixed(outputs)]);
+    } else {
+        g.output(TINY_MLP_OUTPUT, &[batch, Dim::Fixed(outputs)]);
+    }
     g.encode()
 }
 

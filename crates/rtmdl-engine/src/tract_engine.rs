@@ -56,11 +56,6 @@ pub(crate) fn decluttered(
     engine: &'static str,
 ) -> Result<TypedModel, EngineError> {
     let path = &prepared.path;
-    let fail = |what: &str, e: TractError| EngineError::Prepare {
-        engine,
-        path: path.clone(),
-        reason: format!("{what}: {e:#}"),
-    };
     let dir = path.parent().and_then(|p| p.to_str()).map(str::to_owned);
     // tract types both branches of an If: fold those decided by shapes and constants.
     let has_if = prepared
@@ -77,8 +72,64 @@ pub(crate) fn decluttered(
     } else {
         &prepared.proto
     };
+    match typed_model(prepared, proto, dir.as_deref(), engine) {
+        // Exporters annotate intermediate tensors and outputs with their own
+        // symbolic dims (`batch`, `height`, ...), which tract cannot unify
+        // with the sizes `input_shape` fixes. The inputs fix every shape:
+        // drop the annotations and type the graph from the inputs alone.
+        Err(EngineError::Prepare { reason, .. })
+            if reason.contains("unify") || reason.contains("Failed analyse") =>
+        {
+            let mut bare = proto.clone();
+            strip_annotations(&mut bare);
+            typed_model(prepared, &bare, dir.as_deref(), engine).map_err(|e| match e {
+                EngineError::Prepare {
+                    engine,
+                    path,
+                    reason: again,
+                } => EngineError::Prepare {
+                    engine,
+                    path,
+                    reason: format!(
+                        "{again} (also without the graph's shape annotations; with them: {reason})"
+                    ),
+                },
+                other => other,
+            })
+        }
+        other => other,
+    }
+}
+
+/// The graph's intermediate shape annotations removed, and the outputs'
+/// shapes (their element types stay).
+fn strip_annotations(proto: &mut tract_onnx::pb::ModelProto) {
+    use tract_onnx::pb::type_proto::Value;
+    if let Some(g) = proto.graph.as_mut() {
+        g.value_info.clear();
+        for o in &mut g.output {
+            if let Some(Value::TensorType(t)) = o.r#type.as_mut().and_then(|t| t.value.as_mut()) {
+                t.shape = None;
+            }
+        }
+    }
+}
+
+/// Parse, fix the inputs, type and declutter one ONNX graph.
+fn typed_model(
+    prepared: &PreparedModel,
+    proto: &tract_onnx::pb::ModelProto,
+    dir: Option<&str>,
+    engine: &'static str,
+) -> Result<TypedModel, EngineError> {
+    let path = &prepared.path;
+    let fail = |what: &str, e: TractError| EngineError::Prepare {
+        engine,
+        path: path.clone(),
+        reason: format!("{what}: {e:#}"),
+    };
     let parsed = tract_onnx::onnx()
-        .parse(proto, dir.as_deref())
+        .parse(proto, dir)
         .map_err(|e| fail("parsing the ONNX graph", e))?;
     if !parsed.unresolved_inputs.is_empty() {
         return Err(EngineError::Prepare {

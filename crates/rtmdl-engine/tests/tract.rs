@@ -383,3 +383,30 @@ fn shape_only_ifs_are_folded_and_data_ifs_kept() {
         assert!((z - (x - 2.0)).abs() < 1e-6, "sum <= 0: x - 2");
     }
 }
+
+/// Exporters' own symbols on intermediate tensors and outputs (`batch`
+/// where the input says `N`): with `input_shape` fixing the input, tract
+/// loads the graph by dropping the annotations, and runs it like the same
+/// graph without them.
+#[test]
+fn symbolic_annotations_give_way_to_the_fixed_input_shape() {
+    let dir = test_dir("tract-annotated");
+    let annotated = dir.join("mlp_annotated.onnx");
+    let plain = dir.join("mlp_plain.onnx");
+    std::fs::write(&annotated, testmodels::tiny_mlp_annotated(3, 12, 32, 5)).unwrap();
+    std::fs::write(&plain, testmodels::tiny_mlp_dynamic_batch(3, 12, 32, 5)).unwrap();
+    let engine = TractEngine::new();
+    let mut a = engine
+        .session(&ModelSpec::new(&annotated).with_input_shape([1, 12]))
+        .unwrap();
+    let mut p = engine
+        .session(&ModelSpec::new(&plain).with_input_shape([1, 12]))
+        .unwrap();
+    assert_eq!(a.output_shapes(), &[vec![1, 5]]);
+    let x = ramp(&[1, 12]);
+    let (ya, yp) = (a.run(&x).unwrap(), p.run(&x).unwrap());
+    assert_eq!(ya[0].shape(), yp[0].shape());
+    for (u, v) in ya[0].iter().zip(yp[0].iter()) {
+        assert!((u - v).abs() < 1e-5, "{u} vs {v}");
+    }
+}

@@ -1,0 +1,88 @@
+//! `rtmdl inspect` through the binary: declared inputs and outputs with
+//! symbolic dims by name, per-engine loading, a stage TOML that parses;
+//! a file that is not ONNX is one error naming it.
+
+use std::process::Command;
+
+fn rtmdl(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args(args)
+        .output()
+        .expect("run rtmdl")
+}
+
+#[test]
+fn inspect_names_symbolic_dims_loads_with_tract_and_prints_a_stage() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("mlp.onnx");
+    std::fs::write(
+        &model,
+        rtmdl_engine::testmodels::tiny_mlp_annotated(1, 12, 16, 5),
+    )
+    .unwrap();
+    let m = model.to_str().unwrap();
+    let out = rtmdl(&["inspect", m, "--engine", "tract", "--runs", "2"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The input's symbol and the exporter-style one on the output.
+    assert!(text.contains("[N, 12]"), "{text}");
+    assert!(text.contains("[batch, 5]"), "{text}");
+    assert!(text.contains("loads"), "{text}");
+    // The snippet after the blank line is TOML with the stage and variant.
+    let toml_part = text.split("shapes as tried):").nth(1).unwrap();
+    let v: toml::Value = toml::from_str(toml_part).unwrap();
+    let stage = &v["models"]["mlp"]["stages"][0];
+    assert_eq!(stage["on"].as_str(), Some("gpu"));
+    assert_eq!(stage["params"]["input_shape"].as_array().unwrap().len(), 2);
+    // JSON too, with a shape given.
+    let out = rtmdl(&[
+        "inspect",
+        m,
+        "--engine",
+        "tract",
+        "--shape",
+        "input=3,12",
+        "--json",
+        "-",
+    ]);
+    assert!(out.status.success());
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(j["tried_shapes"][0], serde_json::json!([3, 12]));
+    assert_eq!(j["engines"][0]["loads"], true);
+}
+
+#[test]
+fn inspect_refuses_what_is_not_onnx_and_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("notes.onnx");
+    std::fs::write(&bad, b"this is not a protobuf \xff\xff\xff").unwrap();
+    let out = rtmdl(&["inspect", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("notes.onnx") && !err.contains("panicked"),
+        "{err}"
+    );
+    let out = rtmdl(&["inspect", "no/such.onnx"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no/such.onnx"),
+        "{err}"
+    );
+    let model = dir.path().join("mlp.onnx");
+    std::fs::write(
+        &model,
+        rtmdl_engine::testmodels::tiny_mlp_annotated(1, 12, 16, 5),
+    )
+    .unwrap();
+    let out = rtmdl(&["inspect", model.to_str().unwrap(), "--shape", "x=1,12"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("no input `x`"),
+        "{err}"
+    );
+}
