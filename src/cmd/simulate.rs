@@ -36,7 +36,6 @@ pub fn run(a: Args) -> Result<()> {
         duration: a.duration.or(cfg.duration).unwrap_or(60_000_000_000),
         timeline: a.adapt.timeline(&cfg),
         seed: a.seed,
-        ..Default::default()
     };
     let report = simulate(&cfg.taskset, set.policy, set.choice(), opts);
     if !json_to_stdout(a.json.as_deref()) {
