@@ -114,6 +114,7 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
         "{adaptation}"
     );
     assert!(out.join("adapt.svg").is_file());
+    check_html_renders(&out.join("report.html"));
     for f in [
         "report.md",
         "miss-rate.svg",
@@ -212,4 +213,66 @@ fn an_out_folder_that_cannot_be_written_is_one_error_naming_it() {
         "{stderr}"
     );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
+}
+
+/// The page renders in headless Chromium: a screenshot that is not blank
+/// and no console error. Skipped (with a line) where Chromium is missing,
+/// unless `RTMDL_REQUIRE_CHROMIUM` is set (CI installs it).
+fn check_html_renders(html: &Path) {
+    let page = std::fs::read_to_string(html).unwrap();
+    assert!(
+        page.contains("id=\"verdict\"") && page.contains("<svg"),
+        "not the page"
+    );
+    assert!(
+        !page.contains("src=\"") || !page.contains("http"),
+        "not self-contained"
+    );
+    let chromium = ["chromium", "chromium-browser", "google-chrome"]
+        .into_iter()
+        .find(|c| {
+            Command::new(c)
+                .arg("--version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+        });
+    let Some(chromium) = chromium else {
+        assert!(
+            std::env::var_os("RTMDL_REQUIRE_CHROMIUM").is_none(),
+            "RTMDL_REQUIRE_CHROMIUM is set but no chromium was found"
+        );
+        eprintln!("skipped: no chromium to render report.html");
+        return;
+    };
+    let shot = html.with_file_name("report.png");
+    let profile = html.with_file_name("chromium-profile");
+    let o = Command::new(chromium)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--hide-scrollbars",
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1200,1600",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg(format!("--screenshot={}", shot.display()))
+        .arg(format!("file://{}", html.display()))
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "chromium failed: {log}");
+    // Console messages are logged as CONSOLE(...) lines; errors as "Uncaught".
+    assert!(
+        !log.contains("Uncaught") && !log.contains(":ERROR:CONSOLE"),
+        "{log}"
+    );
+    let img = image::open(&shot).unwrap().to_rgb8();
+    let first = img.get_pixel(0, 0);
+    let differing = img.pixels().filter(|p| *p != first).count();
+    assert!(
+        differing > (img.width() * img.height() / 50) as usize,
+        "the screenshot is blank ({differing} pixels differ from the first)"
+    );
 }

@@ -69,6 +69,17 @@ pub fn run(a: Args) -> Result<()> {
         for d in &outcome.diagnosis {
             println!("  {d}");
         }
+        let fixes = suggestions(&a, ts, &outcome);
+        if fixes.is_empty() {
+            println!(
+                "no single change tried (one more worker or lane, a longer period) makes it feasible in simulation"
+            );
+        } else {
+            println!("what would make it feasible (each checked by planning again in simulation):");
+            for f in fixes {
+                println!("  {f}");
+            }
+        }
     }
     write(&a.out, ts, &outcome, &a.config)?;
     println!(
@@ -127,6 +138,88 @@ fn plan_and_print(a: &Args, ts: &TaskSet) -> Result<PlanOutcome> {
         baselines_line(&planned, &outcome.held_out)
     );
     Ok(outcome)
+}
+
+/// Single changes to the set that make it plannable, each checked by a
+/// (smaller) search on the changed set: one more CPU worker, one more GPU
+/// lane, the period of the task furthest above its ζ made 25 % or 50 %
+/// longer.
+fn suggestions(a: &Args, ts: &TaskSet, outcome: &PlanOutcome) -> Vec<String> {
+    let worst = (0..ts.tasks.len()).max_by(|&x, &y| {
+        let over = |t: usize| outcome.held_out.dmr[t] - ts.tasks[t].max_miss_rate;
+        over(x).total_cmp(&over(y))
+    });
+    let mut candidates: Vec<(String, TaskSet)> = Vec::new();
+    let mut more_cpu = ts.clone();
+    more_cpu.platform.cpu_workers += 1;
+    candidates.push((
+        format!(
+            "one more CPU worker ({} → {})",
+            ts.platform.cpu_workers, more_cpu.platform.cpu_workers
+        ),
+        more_cpu,
+    ));
+    let mut more_gpu = ts.clone();
+    more_gpu.platform.gpu_lanes += 1;
+    let last = more_gpu
+        .platform
+        .gpu_slowdown
+        .last()
+        .copied()
+        .unwrap_or(1.0);
+    // The measured slowdown stops at the lanes there were: the next lane is
+    // assumed 20 % slower still (a guess, said so).
+    more_gpu.platform.gpu_slowdown.push(last * 1.2);
+    candidates.push((
+        format!(
+            "one more GPU lane ({} → {}; its packing slowdown assumed ×{:.2}, not measured)",
+            ts.platform.gpu_lanes,
+            more_gpu.platform.gpu_lanes,
+            last * 1.2
+        ),
+        more_gpu,
+    ));
+    if let Some(t) = worst {
+        for f in [1.25, 1.5] {
+            let mut longer = ts.clone();
+            let task = &mut longer.tasks[t];
+            task.period = (task.period as f64 * f) as Time;
+            task.deadline = (task.deadline as f64 * f) as Time;
+            candidates.push((
+                format!(
+                    "task `{}` every {:.1} ms instead of {:.1} ms",
+                    ts.tasks[t].name,
+                    task.period as f64 / 1e6,
+                    ts.tasks[t].period as f64 / 1e6
+                ),
+                longer,
+            ));
+        }
+    }
+    let (mut proxy, method) = options(a, ts);
+    proxy.seeds = proxy.seeds.min(2);
+    let method = match method {
+        Method::Moea(o) => Method::Moea(MoeaOptions {
+            generations: (o.generations / 3).max(5),
+            ..o
+        }),
+        m => m,
+    };
+    candidates
+        .into_iter()
+        .filter_map(|(what, changed)| {
+            let o = rtmdl_plan::plan(&changed, proxy.clone(), &method, &mut |_, _| {}).ok()?;
+            o.feasible.then(|| {
+                let planned = changed.with_assignments(&o.assignments);
+                let loss = planned.accuracy_loss(&o.assignments);
+                format!(
+                    "{what}: feasible, accuracy loss {:.2} % (worst task predicted {:.2} % on fresh seeds)",
+                    loss * 100.0,
+                    o.held_out.dmr.iter().copied().fold(0.0, f64::max) * 100.0
+                )
+            })
+        })
+        .collect()
 }
 
 /// `--verify`: plan, run the plan for real, and where a task misses more

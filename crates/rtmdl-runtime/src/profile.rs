@@ -474,10 +474,11 @@ fn busiest(ts: &rtmdl_core::TaskSet) -> f64 {
 
 /// Update the simulator's model `ts` from a real run of it (`assign` the
 /// variants that ran): the run's release lateness and hand-offs become the
-/// platform's overheads, and a stage that ran slower than the model says
-/// (its p50 against the p50 of the variant that ran; the largest factor
-/// over the tasks of a model) is scaled by that factor in every variant
-/// of its model. Returns one line per change.
+/// platform's overheads, and a stage that ran slower or faster than the
+/// model says (its p50 against the p50 of the variant that ran; over the
+/// tasks of a model the factor furthest from 1, clamped to [0.5, 2]) is
+/// scaled by that factor in every variant of its model. Returns one line
+/// per change.
 pub fn refit_from_run(
     ts: &mut rtmdl_core::TaskSet,
     assign: &[rtmdl_core::Assignment],
@@ -499,8 +500,15 @@ pub fn refit_from_run(
                     let model = ts.models[m].variants[assign[t].variant].times[s].quantile(0.5);
                     (run > 0 && model > 0).then(|| run as f64 / model as f64)
                 })
-                .fold(1.0f64, f64::max);
-            if factor > 1.02 {
+                .fold(1.0f64, |a, f| {
+                    if (f - 1.0).abs() > (a - 1.0).abs() {
+                        f
+                    } else {
+                        a
+                    }
+                })
+                .clamp(0.5, 2.0);
+            if (factor - 1.0).abs() > 0.02 {
                 for v in &mut ts.models[m].variants {
                     v.times[s] = v.times[s].scaled(factor);
                 }

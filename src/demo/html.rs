@@ -1,0 +1,164 @@
+//! `OUT/report.html`: one self-contained page (the SVG plots inline), the
+//! verdict on top, the tables per load, the ablation, the verification
+//! rounds and the load step. Rendered by askama from
+//! `templates/report.html` (escaped by default).
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use askama::Template;
+
+use super::report::{Report, Row};
+
+struct RowView {
+    label: String,
+    miss: String,
+    predicted: String,
+    worst: String,
+    loss: String,
+    p99: Vec<String>,
+}
+
+struct LoadView {
+    name: &'static str,
+    periods: String,
+    tasks: Vec<String>,
+    rows: Vec<RowView>,
+}
+
+struct AblationView {
+    load: &'static str,
+    step: &'static str,
+    miss: String,
+    predicted: String,
+    loss: String,
+    source: String,
+}
+
+struct VerifyView {
+    load: &'static str,
+    round: usize,
+    task: String,
+    predicted: String,
+    measured: String,
+    zeta: String,
+}
+
+#[derive(Template)]
+#[template(path = "report.html")]
+struct Page {
+    machine: String,
+    verdict: String,
+    met: bool,
+    loads: Vec<LoadView>,
+    ablation: Vec<AblationView>,
+    verify: Vec<VerifyView>,
+    miss_svg: String,
+    adapt_svg: String,
+    response_svgs: Vec<String>,
+    variants_svg: String,
+}
+
+fn pct(x: f64) -> String {
+    format!("{:.2}", x * 100.0)
+}
+
+fn load_view(name: &'static str, rows: &[Row], ts: &rtmdl_core::TaskSet) -> LoadView {
+    let periods = ts
+        .tasks
+        .iter()
+        .map(|t| format!("{} every {:.1} ms", t.name, t.period as f64 / 1e6))
+        .collect::<Vec<_>>()
+        .join(" · ");
+    LoadView {
+        name,
+        periods,
+        tasks: ts.tasks.iter().map(|t| t.name.clone()).collect(),
+        rows: rows
+            .iter()
+            .map(|r| {
+                let (mut m, mut j) = (0.0, 0u64);
+                let mut have = true;
+                for t in &r.run.tasks {
+                    match &t.predicted {
+                        Some(p) => m += p.miss_rate * t.jobs as f64,
+                        None => have = false,
+                    }
+                    j += t.jobs;
+                }
+                RowView {
+                    label: r.label.to_string(),
+                    miss: pct(r.run.miss_rate),
+                    predicted: if have {
+                        pct(m / j.max(1) as f64)
+                    } else {
+                        "–".into()
+                    },
+                    worst: pct(r.run.worst_miss_rate),
+                    loss: pct(r.run.accuracy_loss),
+                    p99: r
+                        .run
+                        .tasks
+                        .iter()
+                        .map(|t| format!("{:.2}", t.response_ms.p99))
+                        .collect(),
+                }
+            })
+            .collect(),
+    }
+}
+
+/// Write `OUT/report.html` from the report and the SVG files beside it.
+pub fn write(out: &Path, r: &Report, cfgs: &[(&str, rtmdl_config::Config)]) -> Result<()> {
+    let svg = |name: &str| {
+        std::fs::read_to_string(out.join(name))
+            .map(|s| {
+                s.trim_start_matches("<?xml version=\"1.0\" encoding=\"UTF-8\"?>")
+                    .to_string()
+            })
+            .unwrap_or_default()
+    };
+    let verdict = super::report::goal_line(&r.light, &r.heavy);
+    let loads = [("light", &r.light), ("heavy", &r.heavy)]
+        .into_iter()
+        .zip(cfgs)
+        .map(|((name, rows), (_, cfg))| load_view(name, rows, &cfg.taskset))
+        .collect();
+    let page = Page {
+        machine: r.machine.clone(),
+        met: verdict.ends_with(": met"),
+        verdict,
+        loads,
+        ablation: r
+            .ablation
+            .iter()
+            .map(|a| AblationView {
+                load: a.load,
+                step: a.step,
+                miss: pct(a.miss_rate),
+                predicted: a.predicted_miss_rate.map_or("–".into(), pct),
+                loss: pct(a.accuracy_loss),
+                source: a.source.clone(),
+            })
+            .collect(),
+        verify: r
+            .verify
+            .iter()
+            .map(|v| VerifyView {
+                load: v.load,
+                round: v.round,
+                task: v.task.clone(),
+                predicted: pct(v.predicted),
+                measured: pct(v.measured),
+                zeta: format!("{:.1}", v.zeta * 100.0),
+            })
+            .collect(),
+        miss_svg: svg("miss-rate.svg"),
+        adapt_svg: svg("adapt.svg"),
+        response_svgs: vec![svg("response-light.svg"), svg("response-heavy.svg")],
+        variants_svg: svg("variants.svg"),
+    };
+    let path = out.join("report.html");
+    let html = page.render().context("cannot render report.html")?;
+    std::fs::write(&path, html).with_context(|| format!("cannot write {}", path.display()))
+}
