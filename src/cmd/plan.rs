@@ -353,13 +353,7 @@ pub fn write(path: &Path, ts: &TaskSet, outcome: &PlanOutcome, config: &Path) ->
 /// seeds (± its 95 % interval) next to the search seeds', ζ, accuracy; then
 /// what the prediction is, the accuracy loss and storage.
 fn table(ts: &TaskSet, outcome: &PlanOutcome, search_seeds: u64) -> String {
-    let w = ts
-        .tasks
-        .iter()
-        .map(|t| t.name.len())
-        .max()
-        .unwrap_or(4)
-        .max(4);
+    let w = rtmdl_core::units::column_width(ts.tasks.iter().map(|t| t.name.as_str()), 4);
     let held = &outcome.held_out;
     let mut s = format!(
         "{:<w$}  {:<10}  {:>4}  {:>17}  {:>13}  {:>6}  {:>7}\n",

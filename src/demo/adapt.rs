@@ -59,11 +59,27 @@ pub struct Section {
     pub timelines: [Timeline; 2],
 }
 
-/// Busy-loop processes, one per core, from `from` to `to` after now.
-fn cpu_hog(from: std::time::Duration, to: std::time::Duration) -> std::thread::JoinHandle<()> {
+/// Busy-loop processes, one per core, from `from` to `to` of the run
+/// (its time zero as the executor sets it in `started`).
+fn cpu_hog(
+    started: Arc<std::sync::OnceLock<std::time::Instant>>,
+    from: std::time::Duration,
+    to: std::time::Duration,
+) -> std::thread::JoinHandle<()> {
     std::thread::spawn(move || {
-        let started = std::time::Instant::now();
-        std::thread::sleep(from);
+        // The run's time zero, once its bodies are ready (give up after a
+        // minute: the run failed to start).
+        let waited = std::time::Instant::now();
+        let zero = loop {
+            if let Some(z) = started.get() {
+                break *z;
+            }
+            if waited.elapsed() > std::time::Duration::from_secs(60) {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        };
+        std::thread::sleep((zero + from).saturating_duration_since(std::time::Instant::now()));
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let mut hogs: Vec<std::process::Child> = (0..cores)
             .filter_map(|_| {
@@ -73,7 +89,7 @@ fn cpu_hog(from: std::time::Duration, to: std::time::Duration) -> std::thread::J
                     .ok()
             })
             .collect();
-        std::thread::sleep(to.saturating_sub(started.elapsed()));
+        std::thread::sleep((zero + to).saturating_duration_since(std::time::Instant::now()));
         for h in &mut hogs {
             let _ = h.kill();
             let _ = h.wait();
@@ -222,7 +238,7 @@ fn lane_share(ts: &rtmdl_core::TaskSet, t: usize) -> f64 {
 
 /// Periods sized to the measured times, whatever the engine: the steady
 /// tasks use 40 % of the lane with their planned variants, the stepping
-/// tasks 38 % more between them (the step overloads the planned variants,
+/// tasks 30 % more between them (the step overloads the planned variants,
 /// not the fastest ones). Offsets and stop times stay.
 fn size_to_this_machine(ts: &mut rtmdl_core::TaskSet) {
     let steady: Vec<usize> = (0..ts.tasks.len())
@@ -234,7 +250,7 @@ fn size_to_this_machine(ts: &mut rtmdl_core::TaskSet) {
         let target = if ts.tasks[t].stop.is_none() {
             base / 0.40
         } else {
-            lane_share(ts, t) / (0.38 / stepping)
+            lane_share(ts, t) / (0.30 / stepping)
         };
         if !(target.is_finite() && target > 0.0) {
             continue;
@@ -263,14 +279,16 @@ fn hogged_run(
     let mut k = keep.iter();
     quiet.sources.retain(|_| *k.next().unwrap_or(&true));
     quiet.taskset.adapt = Some(cfg.adapt);
+    let started = Arc::new(std::sync::OnceLock::new());
     let opts = rtmdl_runtime::RunOptions {
         duration,
         realtime: rt,
         timeline: Some(cfg.adapt.bin),
+        started: Some(started.clone()),
         ..Default::default()
     };
     let ms = |x: f64| std::time::Duration::from_micros((x * 1e3) as u64);
-    let hog = cpu_hog(ms(step.from_ms), ms(step.to_ms));
+    let hog = cpu_hog(started, ms(step.from_ms), ms(step.to_ms));
     let run = rtmdl_runtime::run_config(
         &quiet,
         PolicyKind::Rtmdl,

@@ -429,19 +429,13 @@ fn heavy_by_real_runs(
         let cfg = load_profiled(path, profile)?;
         let mut best = (f64::INFINITY, "");
         for policy in [PolicyKind::DmSplit, PolicyKind::Edf, PolicyKind::Fifo] {
-            let opts = rtmdl_runtime::RunOptions {
-                duration: probe_ns,
-                realtime: a.rt,
-                ..Default::default()
-            };
-            let r = rtmdl_runtime::run_config(
+            let r = run_real(
                 &cfg,
                 policy,
                 rtmdl_core::VariantChoice::Original,
                 engine.clone(),
-                a.threads,
-                &opts,
-                a.seed,
+                probe_ns,
+                a,
             )
             .with_context(|| format!("heavy-load probe × {scale:.2}, {policy}"))?;
             if r.report.miss_rate < best.0 {
@@ -541,19 +535,13 @@ fn plan_load(
         }
         let mut planned = model.clone();
         planned.taskset = ts.with_assignments(&outcome.assignments);
-        let opts = rtmdl_runtime::RunOptions {
-            duration: verify_ns,
-            realtime: a.rt,
-            ..Default::default()
-        };
-        let real = rtmdl_runtime::run_config(
+        let real = run_real(
             &planned,
             PolicyKind::Rtmdl,
             rtmdl_core::VariantChoice::Plan,
             engine.clone(),
-            a.threads,
-            &opts,
-            a.seed,
+            verify_ns,
+            a,
         )
         .with_context(|| format!("{load} load: the verifying run"))?;
         let (over, pessimistic) = judge(load, round, ts, &outcome, &real.report, &mut rows);
@@ -698,19 +686,13 @@ fn real_runs(
             b.set_message(format!("{load} rtmdl+plan+adapt"));
             let mut c = cfg.clone();
             c.taskset.adapt = Some(cfg.adapt);
-            let opts = rtmdl_runtime::RunOptions {
-                duration: run_ns,
-                realtime: a.rt,
-                ..Default::default()
-            };
-            let real = rtmdl_runtime::run_config(
+            let real = run_real(
                 &c,
                 PolicyKind::Rtmdl,
                 rtmdl_core::VariantChoice::Plan,
                 engine.clone(),
-                a.threads,
-                &opts,
-                a.seed,
+                run_ns,
+                a,
             )
             .with_context(|| format!("{load} load, rtmdl+plan+adapt"))?;
             load_resp.push((
@@ -774,21 +756,8 @@ fn ablation_runs(
                 b.set_message(format!("{load} ablation {}", step.label));
                 let mut c = cfg.clone();
                 c.taskset = step.taskset(&cfg.taskset);
-                let opts = rtmdl_runtime::RunOptions {
-                    duration: run_ns,
-                    realtime: a.rt,
-                    ..Default::default()
-                };
-                let real = rtmdl_runtime::run_config(
-                    &c,
-                    step.policy,
-                    step.variants,
-                    engine.clone(),
-                    a.threads,
-                    &opts,
-                    a.seed,
-                )
-                .with_context(|| format!("{load} load, ablation step {}", step.label))?;
+                let real = run_real(&c, step.policy, step.variants, engine.clone(), run_ns, a)
+                    .with_context(|| format!("{load} load, ablation step {}", step.label))?;
                 (real.report, "its own run".to_string())
             }
         };
@@ -814,6 +783,24 @@ fn predicted_overall(r: &rtmdl_core::RunReport) -> Option<f64> {
         jobs += t.jobs;
     }
     Some(missed / jobs.max(1) as f64)
+}
+
+/// A real run of `cfg` under `policy` and `choice` for `duration`, with the
+/// demo's real-time, thread and seed settings.
+fn run_real(
+    cfg: &rtmdl_config::Config,
+    policy: PolicyKind,
+    choice: rtmdl_core::VariantChoice,
+    engine: Arc<dyn Engine>,
+    duration: Time,
+    a: &DemoArgs,
+) -> Result<rtmdl_runtime::RealRun, rtmdl_runtime::RuntimeError> {
+    let opts = rtmdl_runtime::RunOptions {
+        duration,
+        realtime: a.rt,
+        ..Default::default()
+    };
+    rtmdl_runtime::run_config(cfg, policy, choice, engine, a.threads, &opts, a.seed)
 }
 
 /// Response / deadline of every job, missed and dropped jobs as +inf.

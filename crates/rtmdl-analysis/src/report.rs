@@ -246,13 +246,7 @@ impl Analysis {
     /// The human table: one line per task, then where each bound comes from.
     pub fn table(&self) -> String {
         use std::fmt::Write;
-        let w = self
-            .tasks
-            .iter()
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
+        let w = rtmdl_core::units::column_width(self.tasks.iter().map(|t| t.name.as_str()), 4);
         let mut s = format!(
             "response-time bounds · policy {} · {} CPU worker(s), {} GPU lane(s) · WCET = profile max × {}\n",
             self.policy, self.cpu_workers, self.gpu_lanes, self.margin

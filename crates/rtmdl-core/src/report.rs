@@ -601,20 +601,8 @@ impl RunReport {
                 .map(|x| format!(" · seed {x}"))
                 .unwrap_or_default()
         );
-        let w = self
-            .tasks
-            .iter()
-            .map(|t| t.name.len())
-            .max()
-            .unwrap_or(4)
-            .max(4);
-        let vw = self
-            .tasks
-            .iter()
-            .map(|t| t.variant.len())
-            .max()
-            .unwrap_or(7)
-            .max(7);
+        let w = crate::units::column_width(self.tasks.iter().map(|t| t.name.as_str()), 4);
+        let vw = crate::units::column_width(self.tasks.iter().map(|t| t.variant.as_str()), 7);
         let _ = writeln!(
             s,
             "{:<w$}  {:<vw$}  {:>4}  {:>7}  {:>7}  {:>7}  {:>6}  {:>8}  {:>6}  {:>6}  {:>9}  {:>9}  {:>9}",

@@ -148,3 +148,14 @@ mod tests {
         assert!(parse_size("3 furlongs").is_err());
     }
 }
+
+/// The width of a table column holding `names`: the longest, at least `min`
+/// characters (bytes; the names are ASCII in practice).
+pub fn column_width<'a>(names: impl IntoIterator<Item = &'a str>, min: usize) -> usize {
+    names
+        .into_iter()
+        .map(str::len)
+        .max()
+        .unwrap_or(min)
+        .max(min)
+}

@@ -141,6 +141,9 @@ impl<'a> Dispatcher<'a> {
         // then would gain slack).
         let clock = Clock(Instant::now() + Duration::from_millis(20));
         let _ = crew.epoch.set(clock);
+        if let Some(s) = &opts.started {
+            let _ = s.set(clock.0);
+        }
         std::thread::sleep(clock.0.saturating_duration_since(Instant::now()));
         let n = ts.tasks.len();
         Ok(Dispatcher {

@@ -73,6 +73,10 @@ pub struct RunOptions {
     /// Record a timeline in bins of this length (always with online
     /// switching, in the set's `adapt` bins unless given).
     pub timeline: Option<Time>,
+    /// Told the run's time zero (the first releases) once every body is
+    /// ready: for what must happen at a time of the run from outside it
+    /// (a disturbance started at 4 s of the run, not of the process).
+    pub started: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
 }
 
 impl Default for RunOptions {
@@ -86,6 +90,7 @@ impl Default for RunOptions {
             stop: None,
             stop_grace: 500_000_000,
             timeline: None,
+            started: None,
         }
     }
 }
