@@ -28,7 +28,8 @@ enum Command {
     Analyze(cmd::analyze::AnalyzeArgs),
     /// The driving demo end to end: data, models, variants, profile, plan,
     /// real runs of rtmdl and every baseline at a light and a heavy load,
-    /// and a report (table, SVG plots, Chrome trace).
+    /// and a report (one HTML page with the verdict, tables and plots;
+    /// JSON, Markdown, SVG, Chrome trace).
     ///
     /// Uses the trained models in assets/models and their committed variant
     /// families in assets/variants (re-fitted only with --refit or when a

@@ -292,6 +292,8 @@ fn help_lists_the_choices_and_the_real_time_defaults() {
         "um:",
         "fifo:",
         "edf:",
+        "dm-split:",
+        "um-split:",
         "deadline-monotonic",
         "original:",
         "compressed:",
@@ -299,7 +301,12 @@ fn help_lists_the_choices_and_the_real_time_defaults() {
     ] {
         assert!(sim.contains(want), "{want} in\n{sim}");
     }
-    for (cmd, default) in [("run", "on"), ("stress", "off"), ("demo", "off")] {
+    for (cmd, default) in [
+        ("run", "on"),
+        ("stress", "off"),
+        ("demo", "on"),
+        ("plan", "on"),
+    ] {
         let h = help(cmd);
         assert!(h.contains("--rt <on|off>"), "{cmd}:\n{h}");
         assert!(h.contains(&format!("[default: {default}]")), "{cmd}:\n{h}");
