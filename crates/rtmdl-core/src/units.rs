@@ -112,6 +112,17 @@ pub fn fmt_size(b: u64) -> String {
     }
 }
 
+/// The width of a table column holding `names`: the longest, at least `min`
+/// characters (bytes; the names are ASCII in practice).
+pub fn column_width<'a>(names: impl IntoIterator<Item = &'a str>, min: usize) -> usize {
+    names
+        .into_iter()
+        .map(str::len)
+        .max()
+        .unwrap_or(min)
+        .max(min)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -147,15 +158,4 @@ mod tests {
         assert_eq!(parse_size("1200"), Ok(1200));
         assert!(parse_size("3 furlongs").is_err());
     }
-}
-
-/// The width of a table column holding `names`: the longest, at least `min`
-/// characters (bytes; the names are ASCII in practice).
-pub fn column_width<'a>(names: impl IntoIterator<Item = &'a str>, min: usize) -> usize {
-    names
-        .into_iter()
-        .map(str::len)
-        .max()
-        .unwrap_or(min)
-        .max(min)
 }
