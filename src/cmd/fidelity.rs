@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Result, bail};
 
 use super::common::{
-    BASELINES, RealArgs, duration_arg, engine, load_config, progress_bar, write_json,
+    BASELINES, RealArgs, duration_arg, engine, load_config, on_off, progress_bar, write_json,
 };
 use super::profile::{Calibration, measure};
 
@@ -24,8 +24,9 @@ pub struct Args {
     duration: u64,
     #[command(flatten)]
     real: RealArgs,
-    /// Ask for SCHED_FIFO, CPU affinity and mlockall.
-    #[arg(long)]
+    /// SCHED_FIFO, CPU affinity and mlockall for the real runs (as `run`
+    /// asks for by default; measured fidelity is far better with it).
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off(), action = clap::ArgAction::Set)]
     rt: bool,
     #[arg(long, default_value_t = 1)]
     seed: u64,

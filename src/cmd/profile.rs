@@ -7,7 +7,7 @@ use anyhow::Result;
 use rtmdl_core::profile::Profile;
 use rtmdl_engine::{Engine, EngineKind};
 
-use super::common::{engine, engine_parser, load_config, progress_bar, write_json};
+use super::common::{engine, engine_parser, load_config, on_off, progress_bar, write_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -27,8 +27,9 @@ pub struct Args {
     /// release lateness and in-run stage times ("0s" to skip).
     #[arg(long, default_value = "5s", value_parser = rtmdl_core::units::parse_duration)]
     calibrate: u64,
-    /// Measure with real-time priorities (as the runs it is for).
-    #[arg(long)]
+    /// Measure with real-time priorities, as the runs it is for (`run`
+    /// asks for them by default).
+    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off(), action = clap::ArgAction::Set)]
     rt: bool,
     /// Where to write the profile (JSON).
     #[arg(long, short, default_value = "profile.json")]
