@@ -17,7 +17,7 @@ gpu_lanes = 1
 duration = "3.5s"
 
 [adapt]
-window = 10
+window = 20
 hold = "500ms"
 timeline = "100ms"
 
@@ -29,11 +29,11 @@ stages = [
 [[models.camera.variants]]
 name = "big"
 accuracy = 0.95
-times.infer = "7 ms"
+times.infer = "5 ms"
 [[models.camera.variants]]
 name = "mid"
 accuracy = 0.93
-times.infer = "3.5 ms"
+times.infer = "3 ms"
 [[models.camera.variants]]
 name = "small"
 accuracy = 0.90
@@ -110,8 +110,10 @@ fn a_real_run_with_a_load_step_switches_down_in_the_step_and_prepares_every_vari
     assert_eq!(o.prepared.variants, 4, "{:?}", o.prepared);
     let t = real.report.timeline.expect("a timeline with --adapt");
     let camera: Vec<_> = t.switches.iter().filter(|s| s.task == "camera").collect();
-    // With 7 + 6 ms of lane work every 10 ms, the camera cannot keep its
+    // With 5 + 6 ms of lane work every 10 ms, the camera cannot keep its
     // planned variant in the step: it steps down after the step starts.
+    // (Before the step the planned variant leaves half the lane free, so a
+    // loaded test machine does not push it down early.)
     let rank = |v: &str| {
         ["big", "mid", "small"]
             .iter()
