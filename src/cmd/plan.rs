@@ -287,8 +287,42 @@ fn verify(a: &Args, mut model: rtmdl_config::Config, duration: Time) -> Result<(
     )
 }
 
-/// Per task: predicted (fresh seeds) next to measured miss rate, ζ and the
-/// run's sampling error; and the tasks measured above ζ beyond that error.
+/// One task of a verifying run: predicted (fresh seeds) next to measured
+/// miss rate, its ζ and the run's 95 % sampling error of a rate of ζ.
+pub struct Check {
+    pub name: String,
+    pub predicted: f64,
+    pub measured: f64,
+    pub zeta: f64,
+    pub error: f64,
+}
+
+impl Check {
+    /// Measured above ζ beyond the sampling error.
+    pub fn over(&self) -> bool {
+        self.measured > self.zeta + self.error
+    }
+}
+
+/// Every task of the real run `real` of the plan `outcome` for `ts`.
+pub fn checks(ts: &TaskSet, outcome: &PlanOutcome, real: &rtmdl_core::RunReport) -> Vec<Check> {
+    real.tasks
+        .iter()
+        .enumerate()
+        .map(|(t, r)| {
+            let zeta = ts.tasks[t].max_miss_rate;
+            Check {
+                name: r.name.clone(),
+                predicted: outcome.held_out.dmr.get(t).copied().unwrap_or(0.0),
+                measured: r.miss_rate,
+                zeta,
+                error: 1.96 * (zeta * (1.0 - zeta) / r.jobs.max(1) as f64).sqrt(),
+            }
+        })
+        .collect()
+}
+
+/// The verdict table, and the tasks measured above ζ beyond the error.
 fn verdict(
     ts: &TaskSet,
     outcome: &PlanOutcome,
@@ -299,24 +333,21 @@ fn verdict(
         "task", "predicted %", "measured %", "ζ %", "± %"
     );
     let mut over = Vec::new();
-    for (t, r) in real.tasks.iter().enumerate() {
-        let zeta = ts.tasks[t].max_miss_rate;
-        // 95 % sampling error of a miss rate of ζ over this many jobs.
-        let err = 1.96 * (zeta * (1.0 - zeta) / r.jobs.max(1) as f64).sqrt();
+    for c in checks(ts, outcome, real) {
         s += &format!(
             "{:<16}  {:>10.2}  {:>10.2}  {:>6.1}  {:>8.2}\n",
-            r.name,
-            outcome.held_out.dmr.get(t).copied().unwrap_or(0.0) * 100.0,
-            r.miss_rate * 100.0,
-            zeta * 100.0,
-            err * 100.0
+            c.name,
+            c.predicted * 100.0,
+            c.measured * 100.0,
+            c.zeta * 100.0,
+            c.error * 100.0
         );
-        if r.miss_rate > zeta + err {
+        if c.over() {
             over.push(format!(
                 "{} {:.2} % > ζ {:.1} %",
-                r.name,
-                r.miss_rate * 100.0,
-                zeta * 100.0
+                c.name,
+                c.measured * 100.0,
+                c.zeta * 100.0
             ));
         }
     }

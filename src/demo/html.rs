@@ -76,33 +76,18 @@ fn load_view(name: &'static str, rows: &[Row], ts: &rtmdl_core::TaskSet) -> Load
         tasks: ts.tasks.iter().map(|t| t.name.clone()).collect(),
         rows: rows
             .iter()
-            .map(|r| {
-                let (mut m, mut j) = (0.0, 0u64);
-                let mut have = true;
-                for t in &r.run.tasks {
-                    match &t.predicted {
-                        Some(p) => m += p.miss_rate * t.jobs as f64,
-                        None => have = false,
-                    }
-                    j += t.jobs;
-                }
-                RowView {
-                    label: r.label.to_string(),
-                    miss: pct(r.run.miss_rate),
-                    predicted: if have {
-                        pct(m / j.max(1) as f64)
-                    } else {
-                        "–".into()
-                    },
-                    worst: pct(r.run.worst_miss_rate),
-                    loss: pct(r.run.accuracy_loss),
-                    p99: r
-                        .run
-                        .tasks
-                        .iter()
-                        .map(|t| format!("{:.2}", t.response_ms.p99))
-                        .collect(),
-                }
+            .map(|r| RowView {
+                label: r.label.to_string(),
+                miss: pct(r.run.miss_rate),
+                predicted: r.run.predicted_miss_rate().map_or("–".into(), pct),
+                worst: pct(r.run.worst_miss_rate),
+                loss: pct(r.run.accuracy_loss),
+                p99: r
+                    .run
+                    .tasks
+                    .iter()
+                    .map(|t| format!("{:.2}", t.response_ms.p99))
+                    .collect(),
             })
             .collect(),
     }

@@ -599,31 +599,28 @@ fn judge(
 ) -> (Vec<String>, Vec<String>) {
     let gives_away = ts.accuracy_loss(&outcome.assignments) > 0.0;
     let (mut over, mut pessimistic) = (Vec::new(), Vec::new());
-    for (t, r) in real.tasks.iter().enumerate() {
-        let zeta = ts.tasks[t].max_miss_rate;
-        let err = 1.96 * (zeta * (1.0 - zeta) / r.jobs.max(1) as f64).sqrt();
-        let predicted = outcome.held_out.dmr.get(t).copied().unwrap_or(0.0);
+    for c in crate::cmd::plan::checks(ts, outcome, real) {
         eprintln!(
             "      verify {load} round {round}: {} predicted {:.2} %, measured {:.2} % (ζ {:.1} % ± {:.2})",
-            r.name,
-            predicted * 100.0,
-            r.miss_rate * 100.0,
-            zeta * 100.0,
-            err * 100.0
+            c.name,
+            c.predicted * 100.0,
+            c.measured * 100.0,
+            c.zeta * 100.0,
+            c.error * 100.0
         );
+        if c.over() {
+            over.push(c.name.clone());
+        } else if gives_away && c.predicted - c.measured > c.error.max(0.02) {
+            pessimistic.push(c.name.clone());
+        }
         rows.push(VerifyRow {
             load,
             round,
-            task: r.name.clone(),
-            predicted,
-            measured: r.miss_rate,
-            zeta,
+            task: c.name,
+            predicted: c.predicted,
+            measured: c.measured,
+            zeta: c.zeta,
         });
-        if r.miss_rate > zeta + err {
-            over.push(r.name.clone());
-        } else if gives_away && predicted - r.miss_rate > err.max(0.02) {
-            pessimistic.push(r.name.clone());
-        }
     }
     (over, pessimistic)
 }
@@ -774,22 +771,11 @@ fn ablation_runs(
             step: step.label,
             miss_rate: run.miss_rate,
             accuracy_loss: run.accuracy_loss,
-            predicted_miss_rate: predicted_overall(&run),
+            predicted_miss_rate: run.predicted_miss_rate(),
             source,
         });
     }
     Ok(out)
-}
-
-/// A real run's overall miss rate as its simulation predicted it (jobs
-/// weighted), if it carries the prediction.
-fn predicted_overall(r: &rtmdl_core::RunReport) -> Option<f64> {
-    let (mut missed, mut jobs) = (0.0, 0u64);
-    for t in &r.tasks {
-        missed += t.predicted.as_ref()?.miss_rate * t.jobs as f64;
-        jobs += t.jobs;
-    }
-    Some(missed / jobs.max(1) as f64)
 }
 
 /// A real run of `cfg` under `policy` and `choice` for `duration`, with the

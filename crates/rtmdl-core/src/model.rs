@@ -60,27 +60,25 @@ pub struct Overheads {
 impl Platform {
     /// Contention factor while `n` compute threads run (1.0 when unknown).
     pub fn contention(&self, n: usize) -> f64 {
-        if n == 0 {
-            return 1.0;
-        }
-        self.contention
-            .get(n - 1)
-            .or(self.contention.last())
-            .copied()
-            .unwrap_or(1.0)
-            .max(1.0)
+        factor(&self.contention, n).max(1.0)
     }
 
     /// Slowdown factor while `busy` lanes run (1.0 when idle or unknown).
     pub fn slowdown(&self, busy: usize) -> f64 {
-        if busy == 0 {
-            return 1.0;
-        }
-        self.gpu_slowdown
-            .get(busy - 1)
-            .or(self.gpu_slowdown.last())
+        factor(&self.gpu_slowdown, busy)
+    }
+}
+
+/// The factor for `n` (1-based) of a measured list, the last one beyond
+/// its end; 1.0 for none (`n` = 0) or an empty list.
+fn factor(measured: &[f64], n: usize) -> f64 {
+    match n {
+        0 => 1.0,
+        n => measured
+            .get(n - 1)
+            .or(measured.last())
             .copied()
-            .unwrap_or(1.0)
+            .unwrap_or(1.0),
     }
 }
 

@@ -581,6 +581,17 @@ impl RunReport {
         }
     }
 
+    /// The overall miss rate its simulation predicted (jobs weighted), when
+    /// every task carries the prediction (a real run's report).
+    pub fn predicted_miss_rate(&self) -> Option<f64> {
+        let (mut missed, mut jobs) = (0.0, 0u64);
+        for t in &self.tasks {
+            missed += t.predicted.as_ref()?.miss_rate * t.jobs as f64;
+            jobs += t.jobs;
+        }
+        Some(missed / jobs.max(1) as f64)
+    }
+
     /// Whether every task stays within its ζ.
     pub fn meets_tolerances(&self) -> bool {
         self.tasks.iter().all(|t| t.miss_rate <= t.max_miss_rate)
