@@ -369,14 +369,21 @@ fn inference(
 }
 
 /// The source of task `field` (`tasks[i]`), its `path` resolved against the
-/// config's folder; checked without reading any file.
+/// config's folder, a `route` given the task's `period` unless it names its
+/// own; checked without reading any file.
 pub(crate) fn source(
     src: &Src,
     field: &Field,
     params: Spanned<toml::Table>,
     config: &Path,
+    period: rtmdl_core::Time,
 ) -> Result<SourceSpec, ConfigError> {
     let mut params = params.into_inner();
+    if params.get("kind").and_then(toml::Value::as_str) == Some("route")
+        && !params.contains_key("period")
+    {
+        params.insert("period".into(), toml::Value::String(format!("{period} ns")));
+    }
     if let Some(toml::Value::String(p)) = params.get("path") {
         let abs = resolve(config, p).display().to_string();
         params.insert("path".into(), toml::Value::String(abs));

@@ -397,7 +397,7 @@ fn task(
     let priority = priority(src, &field, &t, priorities)?;
     let at = Field::default().key("tasks").index(i);
     let source = match t.source {
-        Some(s) => Some(body::source(src, &at, s, ctx.path)?),
+        Some(s) => Some(body::source(src, &at, s, ctx.path, period)?),
         None => None,
     };
     let task = Task {

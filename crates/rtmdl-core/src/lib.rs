@@ -15,6 +15,7 @@ pub mod releases;
 pub mod report;
 pub mod sched;
 pub mod sim;
+pub mod timely;
 pub mod units;
 
 pub use adapt::AdaptOptions;

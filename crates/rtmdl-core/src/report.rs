@@ -184,6 +184,15 @@ pub struct TaskReport {
     /// profile, policy and seed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub predicted: Option<Predicted>,
+    /// Share of the released frames answered correctly and on time, when
+    /// the frames carry their ground truth (a `route` source).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timely_accuracy: Option<f64>,
+    /// The judged answers behind it: frames, on time, right, and the
+    /// episodes (light phases, signs) answered correctly in time, missed
+    /// and wrong.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub answers: Option<crate::timely::TaskScore>,
 }
 
 /// A simulated prediction of one task, next to a measurement.
@@ -191,6 +200,11 @@ pub struct TaskReport {
 pub struct Predicted {
     pub miss_rate: f64,
     pub response_ms: Percentiles,
+    /// Predicted timely accuracy: the simulated share of jobs completed on
+    /// time × the variant's accuracy (set where the real run judged its
+    /// answers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timely_accuracy: Option<f64>,
 }
 
 /// Busy fraction of the CPU workers and of the GPU lanes.
@@ -226,6 +240,15 @@ pub struct RunReport {
     /// asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeline: Option<Timeline>,
+    /// Overall timely accuracy (frames weighted) over the tasks whose
+    /// answers were judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timely_accuracy: Option<f64>,
+    /// Red phases of a traffic light not answered correctly in time within
+    /// the reaction window ([`crate::timely::REACTION`]), over the tasks
+    /// that judge lights.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub red_lights_run: Option<u64>,
     /// Extra facts from the driver (engine, real-time priorities, ...).
     #[serde(default, skip_serializing_if = "serde_json_map_is_empty")]
     pub notes: std::collections::BTreeMap<String, String>,
@@ -524,6 +547,8 @@ impl RunReport {
                     accuracy: used_accuracy(ts, i, &recorder.variant_jobs[i]).unwrap_or(v.accuracy),
                     response_ms: recorder.responses[i].percentiles(),
                     predicted: None,
+                    timely_accuracy: None,
+                    answers: None,
                 }
             })
             .collect();
@@ -567,8 +592,48 @@ impl RunReport {
             tasks,
             runtime: None,
             timeline: recorder.timeline.as_ref().map(|t| t.timeline(ts)),
+            timely_accuracy: None,
+            red_lights_run: None,
             notes: adapt_notes(ts, assign),
         }
+    }
+
+    /// Put the judged answers of the tasks that have them (`None`: the
+    /// task's frames carry no ground truth) into the report: per task and
+    /// overall timely accuracy, the predicted one beside it, and the red
+    /// lights run.
+    pub fn set_scores(&mut self, scores: Vec<Option<crate::timely::TaskScore>>) {
+        let (mut right, mut frames) = (0u64, 0u64);
+        let mut red: Option<u64> = None;
+        for (t, s) in self.tasks.iter_mut().zip(scores) {
+            let Some(s) = s else { continue };
+            right += s.timely_correct;
+            frames += s.frames;
+            if let Some(c) = s.by_label.get("red") {
+                *red.get_or_insert(0) += c.missed + c.wrong;
+            }
+            t.timely_accuracy = Some(s.timely_accuracy);
+            let accuracy = t.accuracy;
+            if let Some(p) = t.predicted.as_mut() {
+                p.timely_accuracy = Some((1.0 - p.miss_rate).max(0.0) * accuracy);
+            }
+            t.answers = Some(s);
+        }
+        if frames > 0 {
+            self.timely_accuracy = Some(right as f64 / frames as f64);
+        }
+        self.red_lights_run = red;
+    }
+
+    /// The overall timely accuracy its simulation predicted (jobs weighted),
+    /// when every judged task carries one.
+    pub fn predicted_timely_accuracy(&self) -> Option<f64> {
+        let (mut sum, mut jobs) = (0.0, 0u64);
+        for t in self.tasks.iter().filter(|t| t.answers.is_some()) {
+            sum += t.predicted.as_ref()?.timely_accuracy? * t.jobs as f64;
+            jobs += t.jobs;
+        }
+        (jobs > 0).then(|| sum / jobs as f64)
     }
 
     /// Put `sim`'s figures beside this (real) run's, task by task.
@@ -577,6 +642,7 @@ impl RunReport {
             t.predicted = Some(Predicted {
                 miss_rate: p.miss_rate,
                 response_ms: p.response_ms,
+                timely_accuracy: None,
             });
         }
     }
@@ -681,6 +747,36 @@ impl RunReport {
             self.utilisation.cpu * 100.0,
             self.utilisation.gpu * 100.0
         );
+        for t in &self.tasks {
+            let (Some(ta), Some(a)) = (t.timely_accuracy, &t.answers) else {
+                continue;
+            };
+            let pred = t
+                .predicted
+                .and_then(|p| p.timely_accuracy)
+                .map(|p| format!(" (pred {:.1} %)", p * 100.0))
+                .unwrap_or_default();
+            let _ = writeln!(
+                s,
+                "timely {:<w$}  {:.1} %{pred}: {} of {} frames right and on time, {:.1} % of the on-time answers right · episodes in the first {} frame(s): {} right, {} missed, {} wrong",
+                t.name,
+                ta * 100.0,
+                a.timely_correct,
+                a.frames,
+                a.answer_accuracy * 100.0,
+                a.reaction_frames,
+                a.episodes.correct,
+                a.episodes.missed,
+                a.episodes.wrong,
+            );
+        }
+        if let Some(ta) = self.timely_accuracy {
+            let red = self
+                .red_lights_run
+                .map(|n| format!(" · red lights run {n}"))
+                .unwrap_or_default();
+            let _ = writeln!(s, "timely accuracy {:.1} %{red}", ta * 100.0);
+        }
         for (k, v) in &self.notes {
             let _ = writeln!(s, "{k}: {v}");
         }

@@ -129,6 +129,46 @@ pub trait Source: Send {
     /// The data of release `seq`. Generators are deterministic per
     /// `(seed, seq)`; file sources cycle through their files by `seq`.
     fn next(&mut self, seq: u64) -> Result<Data, OpError>;
+    /// What frame `seq` shows, for sources that know (a `route`); `None`
+    /// when nothing the task answers about is in view.
+    fn truth(&self, _seq: u64) -> Option<Truth> {
+        None
+    }
+    /// Whether the source knows the ground truth of its frames, so a run can
+    /// judge the answers.
+    fn judged(&self) -> bool {
+        false
+    }
+}
+
+/// The class a job's result names: a classification result (`[2]`: class,
+/// confidence; class `-1` when below the threshold) gives its class, any
+/// other first tensor the index of its largest element; `None` for no
+/// tensor or an empty one.
+pub fn answer(out: &Data) -> Option<i64> {
+    let t = out.first()?;
+    if t.ndim() == 1 && t.len() == 2 {
+        return Some(t[[0]].round() as i64);
+    }
+    let mut best: Option<(usize, f32)> = None;
+    for (i, &v) in t.iter().enumerate() {
+        if best.is_none_or(|(_, b)| v > b) {
+            best = Some((i, v));
+        }
+    }
+    best.map(|(i, _)| i as i64)
+}
+
+/// The ground truth of one frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Truth {
+    /// The class the job's answer should name.
+    pub class: u32,
+    /// Which appearance the frame belongs to (one light phase, one sign in
+    /// view), numbered over the whole run.
+    pub episode: u64,
+    /// The class's name (`"red"`, `"stop"`, …).
+    pub label: &'static str,
 }
 
 type Builder = fn(&toml::Table) -> Result<Box<dyn CpuStage>, OpError>;

@@ -9,7 +9,7 @@ use serde::Deserialize;
 
 use crate::imgops::{Resampler, whole};
 use crate::params::{bad, nearest, parse};
-use crate::{Data, OpError, Source};
+use crate::{Data, OpError, Source, Truth};
 
 type Builder = fn(&toml::Table) -> Result<Box<dyn Source>, OpError>;
 /// Checks a kind's parameters without building (no file is read).
@@ -36,6 +36,12 @@ const REGISTRY: &[Row] = &[
         "a uniform random tensor of the given shape, deterministic per (seed, seq); params: shape=[...], seed=0, low=0.0, high=1.0",
         TensorSource::check,
         TensorSource::build,
+    ),
+    (
+        "route",
+        "a drive for one camera, frames [H*scale,W*scale,3] (0..255 RGB) with their ground truth: camera = \"lights\" (a traffic light cycling green, yellow, red) or \"signs\" (16 sign classes appearing and disappearing); frame seq is the scene at seq × period; params: camera, seed=0, period (the task's period unless given), length=\"30 s\" (the cycle), scale=2",
+        RouteSource::check,
+        RouteSource::build,
     ),
     (
         "folder",
@@ -438,6 +444,138 @@ impl Source for TensorSource {
     }
 }
 
+// ---------------------------------------------------------------- route
+
+fn d_length() -> String {
+    "30 s".into()
+}
+fn d_scale() -> usize {
+    2
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RouteParams {
+    camera: String,
+    #[serde(default)]
+    seed: u64,
+    period: Option<String>,
+    #[serde(default = "d_length")]
+    length: String,
+    #[serde(default = "d_scale")]
+    scale: usize,
+}
+
+/// `route`: the frames of a [`rtmdl_scenes::Route`], each crop scaled up
+/// `scale` times (nearest neighbour, as a camera's region of interest
+/// would be larger than the model's input), drawn when the source is
+/// built; frame `seq` shows the scene at `seq × period` and carries its
+/// ground truth ([`Source::truth`]).
+struct RouteSource {
+    route: rtmdl_scenes::Route,
+    period: u64,
+    /// Per episode, per variation: the frame.
+    frames: Vec<Vec<ArrayD<f32>>>,
+}
+
+impl RouteSource {
+    const NAME: &'static str = "route";
+
+    fn check(params: &toml::Table) -> Result<(), OpError> {
+        Self::params(params).map(drop)
+    }
+
+    fn params(
+        params: &toml::Table,
+    ) -> Result<(rtmdl_scenes::Camera, u64, u64, u64, usize), OpError> {
+        let p: RouteParams = parse(Self::NAME, params)?;
+        let camera = rtmdl_scenes::Camera::parse(&p.camera).ok_or_else(|| {
+            bad(
+                Self::NAME,
+                "camera",
+                format!("\"lights\" or \"signs\", got {:?}", p.camera),
+            )
+        })?;
+        let duration = |key: &str, v: &str| {
+            rtmdl_core::units::parse_duration(v).map_err(|e| bad(Self::NAME, key, e))
+        };
+        let period = match &p.period {
+            Some(v) => duration("period", v)?,
+            None => {
+                return Err(bad(
+                    Self::NAME,
+                    "period",
+                    "the time between two frames, like \"33 ms\" (a task's source gets its period)",
+                ));
+            }
+        };
+        if period == 0 {
+            return Err(bad(Self::NAME, "period", "a positive duration"));
+        }
+        let length = duration("length", &p.length)?;
+        if !(1_000_000_000..=3_600_000_000_000).contains(&length) {
+            return Err(bad(Self::NAME, "length", "a cycle between 1 s and 1 h"));
+        }
+        if !(1..=8).contains(&p.scale) {
+            return Err(bad(Self::NAME, "scale", "an integer in 1..=8"));
+        }
+        Ok((camera, p.seed, period, length, p.scale))
+    }
+
+    fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
+        let (camera, seed, period, length, scale) = Self::params(params)?;
+        let route = rtmdl_scenes::Route::new(camera, seed, length);
+        let (h, w) = route.crop_size();
+        let frames = (0..route.episodes().len())
+            .map(|e| {
+                (0..rtmdl_scenes::route::VARIATIONS)
+                    .map(|k| upscale(route.crop(e, k), h, w, scale))
+                    .collect()
+            })
+            .collect();
+        Ok(Box::new(RouteSource {
+            route,
+            period,
+            frames,
+        }))
+    }
+}
+
+/// An `[h, w, 3]` byte crop as an `[h·s, w·s, 3]` frame, nearest neighbour.
+fn upscale(crop: &[u8], h: usize, w: usize, s: usize) -> ArrayD<f32> {
+    let (oh, ow) = (h * s, w * s);
+    let mut v = Vec::with_capacity(oh * ow * 3);
+    for y in 0..oh {
+        let row = &crop[(y / s) * w * 3..(y / s + 1) * w * 3];
+        for x in 0..ow {
+            v.extend(row[(x / s) * 3..(x / s) * 3 + 3].iter().map(|&b| b as f32));
+        }
+    }
+    ArrayD::from_shape_vec(IxDyn(&[oh, ow, 3]), v).expect("shape matches length")
+}
+
+impl Source for RouteSource {
+    fn next(&mut self, seq: u64) -> Result<Data, OpError> {
+        let at = self.route.place(seq.saturating_mul(self.period));
+        let k = (seq as usize) % rtmdl_scenes::route::VARIATIONS;
+        Ok(vec![self.frames[at.episode][k].clone()])
+    }
+
+    fn truth(&self, seq: u64) -> Option<Truth> {
+        let at = self.route.place(seq.saturating_mul(self.period));
+        let class = self.route.episodes()[at.episode].class?;
+        Some(Truth {
+            class,
+            episode: at.lap * self.route.episodes().len() as u64 + at.episode as u64,
+            label: self.route.label(class),
+        })
+    }
+
+    fn judged(&self) -> bool {
+        true
+    }
+}
+
 // ---------------------------------------------------------------- folder
 
 #[derive(Deserialize)]
@@ -588,11 +726,11 @@ mod tests {
                 suggestion, known, ..
             } => {
                 assert_eq!(suggestion.as_deref(), Some("synthetic_frames"));
-                assert_eq!(known.len(), 4);
+                assert_eq!(known.len(), 5);
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(crate::sources().len(), 4);
+        assert_eq!(crate::sources().len(), 5);
     }
 
     #[test]
@@ -656,6 +794,53 @@ mod tests {
             assert!(
                 matches!(
                     src_err(&format!("kind = \"tensor\"\n{p}")),
+                    OpError::BadParam { .. }
+                ),
+                "{p}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_route_gives_frames_with_their_ground_truth() {
+        let spec = "kind = \"route\"\ncamera = \"lights\"\nseed = 4\nperiod = \"50 ms\"\nlength = \"10 s\"";
+        let mut a = src(spec);
+        let mut b = src(spec);
+        assert!(a.judged());
+        let f = a.next(3).unwrap();
+        assert_eq!(f[0].shape(), &[96, 96, 3]);
+        assert!(
+            f[0].iter()
+                .all(|v| (0.0..=255.0).contains(v) && v.fract() == 0.0)
+        );
+        assert_eq!(f, b.next(3).unwrap());
+        // The truth follows the route: frame seq is the scene at seq × 50 ms;
+        // the light is always in view, and the episode changes with the class.
+        let route = rtmdl_scenes::Route::new(rtmdl_scenes::Camera::Lights, 4, 10_000_000_000);
+        let mut episodes = std::collections::BTreeSet::new();
+        for seq in 0..400u64 {
+            let t = a.truth(seq).expect("a light is always in view");
+            let at = route.place(seq * 50_000_000);
+            assert_eq!(Some(t.class), route.episodes()[at.episode].class);
+            assert_eq!(t.label, route.label(t.class));
+            episodes.insert(t.episode);
+        }
+        // 20 s over a 10 s cycle: the second lap numbers its episodes on.
+        assert_eq!(episodes.len(), 2 * route.episodes().len());
+        // Signs leave gaps with nothing to answer.
+        let s = src("kind = \"route\"\ncamera = \"signs\"\nperiod = \"10 ms\"\nscale = 1");
+        assert!((0..3000).any(|q| s.truth(q).is_none()));
+        assert!((0..3000).any(|q| s.truth(q).is_some()));
+        for p in [
+            "camera = \"radar\"\nperiod = \"1 ms\"",
+            "camera = \"signs\"",
+            "camera = \"signs\"\nperiod = \"1 parsec\"",
+            "camera = \"signs\"\nperiod = \"1 ms\"\nscale = 0",
+            "camera = \"signs\"\nperiod = \"1 ms\"\nlength = \"1 ms\"",
+        ] {
+            assert!(
+                matches!(
+                    src_err(&format!("kind = \"route\"\n{p}")),
                     OpError::BadParam { .. }
                 ),
                 "{p}"

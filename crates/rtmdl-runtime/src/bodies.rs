@@ -289,6 +289,16 @@ impl Bodies for ConfigBodies {
             None => Ok(Vec::new()),
         }
     }
+
+    fn judged(&self, task: usize) -> bool {
+        let src = self.sources[task].lock().unwrap_or_else(|p| p.into_inner());
+        src.as_ref().is_some_and(|s| s.judged())
+    }
+
+    fn truth(&self, task: usize, seq: u64) -> Option<rtmdl_ops::Truth> {
+        let src = self.sources[task].lock().unwrap_or_else(|p| p.into_inner());
+        src.as_ref()?.truth(seq)
+    }
 }
 
 /// A registered CPU function.

@@ -9,6 +9,11 @@
 //! [`RING`] per task (memory bounded) and a job takes a copy of its frame:
 //! frame `seq mod RING`. The copy is the job's own cost, inside its first
 //! sub-task, in the profile and in the run alike.
+//!
+//! A source whose frames carry their ground truth (a `route`) is not put in
+//! a ring: frame `seq` must be the scene the truth of `seq` describes. Such
+//! a source draws its frames when it is built and hands out copies, the
+//! same cost as the ring's.
 
 use std::sync::Arc;
 
@@ -34,6 +39,10 @@ impl Prefetched {
     ) -> Result<Self, (usize, String)> {
         let mut ring = Vec::with_capacity(tasks);
         for task in 0..tasks {
+            if inner.judged(task) {
+                ring.push(Vec::new());
+                continue;
+            }
             let frames = (0..frames.max(1) as u64)
                 .map(|seq| inner.input(task, seq))
                 .collect::<Result<Vec<Data>, String>>()
@@ -70,7 +79,18 @@ impl Bodies for Prefetched {
 
     fn input(&self, task: usize, seq: u64) -> Result<Data, String> {
         let frames = &self.ring[task];
+        if frames.is_empty() {
+            return self.inner.input(task, seq);
+        }
         Ok(frames[(seq % frames.len() as u64) as usize].clone())
+    }
+
+    fn judged(&self, task: usize) -> bool {
+        self.inner.judged(task)
+    }
+
+    fn truth(&self, task: usize, seq: u64) -> Option<rtmdl_ops::Truth> {
+        self.inner.truth(task, seq)
     }
 }
 

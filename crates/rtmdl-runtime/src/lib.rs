@@ -59,10 +59,10 @@ pub fn run_config(
     let bodies =
         bodies::ConfigBodies::new(cfg.clone(), assign.clone(), engine.clone(), threads, seed)?;
     let emulated = bodies.emulated();
-    let bodies = camera(cfg, Arc::new(bodies))?;
+    let bodies: Arc<dyn Bodies> = Arc::new(camera(cfg, Arc::new(bodies))?);
     let built = policy.build(ts, &assign);
     let priorities = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
-    let outcome = run(ts, &assign, built, Arc::new(bodies), opts)?;
+    let outcome = run(ts, &assign, built, bodies.clone(), opts)?;
     let predicted = rtmdl_core::simulate(
         ts,
         policy,
@@ -89,9 +89,36 @@ pub fn run_config(
         },
     );
     report.set_predicted(&predicted);
+    report.set_scores(scores(ts, &outcome, bodies.as_ref()));
     notes(&mut report, ts, &outcome, opts, engine.as_ref(), &emulated);
     report.runtime = Some(runtime_stats(ts, &outcome));
     Ok(RealRun { report, outcome })
+}
+
+/// The judged answers of each task whose frames carry their ground truth:
+/// its released jobs against what its frames showed, with the reaction
+/// window at its period.
+pub fn scores(
+    ts: &rtmdl_core::TaskSet,
+    o: &RunOutcome,
+    bodies: &dyn Bodies,
+) -> Vec<Option<rtmdl_core::timely::TaskScore>> {
+    use rtmdl_core::timely::{Shown, reaction_frames, score};
+    o.answers
+        .iter()
+        .enumerate()
+        .map(|(t, a)| {
+            let a = a.as_ref()?;
+            let released = o.counters[t].released;
+            let window = reaction_frames(ts.tasks[t].period);
+            Some(score(a, released, window, |seq| {
+                bodies.truth(t, seq).map(|x| Shown {
+                    episode: x.episode,
+                    label: x.label,
+                })
+            }))
+        })
+        .collect()
 }
 
 /// The run's notes: engine, real-time grant, emulated stages, failures,

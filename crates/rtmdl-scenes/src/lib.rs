@@ -46,9 +46,11 @@ use serde::{Deserialize, Serialize};
 mod canvas;
 mod clutter;
 mod lights;
+pub mod route;
 mod signs;
 
 pub use lights::LIGHT_CLASSES;
+pub use route::{Camera, Episode, Route};
 pub use signs::SIGN_CLASSES;
 
 /// Side of a [`Kind::Lights`] crop.

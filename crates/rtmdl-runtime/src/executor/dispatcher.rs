@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use flume::{Receiver, RecvTimeoutError, unbounded};
 use rtmdl_core::fault::FailReason;
 use rtmdl_core::report::{Recorder, Samples};
+use rtmdl_core::timely::Answers;
 use rtmdl_core::{Decision, JobId, Releases, Resource, Scheduler, Slot, TaskSet, Time};
 
 use super::outcome::{Failure, Failures, Handoffs, Prepared, QueueHighWater, RunOutcome};
@@ -60,6 +61,8 @@ struct Record {
     replaced: Vec<(Slot, Time)>,
     worker_errors: Vec<String>,
     max_queued: QueueHighWater,
+    /// Per task whose frames carry their ground truth, how each job ended.
+    answers: Vec<Option<Answers>>,
 }
 
 pub(super) struct Dispatcher<'a> {
@@ -146,6 +149,9 @@ impl<'a> Dispatcher<'a> {
         }
         std::thread::sleep(clock.0.saturating_duration_since(Instant::now()));
         let n = ts.tasks.len();
+        let answers = (0..n)
+            .map(|t| crew.bodies.judged(t).then(Answers::default))
+            .collect();
         Ok(Dispatcher {
             crew,
             reports,
@@ -175,6 +181,7 @@ impl<'a> Dispatcher<'a> {
                 replaced: Vec::new(),
                 worker_errors: Vec::new(),
                 max_queued: QueueHighWater::default(),
+                answers,
             },
             sched,
             rt_log,
@@ -304,6 +311,9 @@ impl<'a> Dispatcher<'a> {
                 Decision::Miss { task, seq, at, .. } => {
                     if let Some(t) = self.rec.trace.as_mut() {
                         t.misses.push((task, seq, at));
+                    }
+                    if let Some(a) = self.rec.answers[task].as_mut() {
+                        a.late(seq);
                     }
                 }
                 Decision::Fail {
@@ -450,6 +460,9 @@ impl<'a> Dispatcher<'a> {
                 // the result is known and the next stage can start (the
                 // simulator adds the same hand-off, measured).
                 let more = d.stage + 1 < self.sched.stages_of(d.task);
+                if !more {
+                    self.judge(d.task, d.seq, &out);
+                }
                 if self.sched.finished(d.job, handled) && more {
                     self.data.insert(d.job, out);
                 }
@@ -465,6 +478,17 @@ impl<'a> Dispatcher<'a> {
                     });
                 }
             }
+        }
+    }
+
+    /// Judge the answer of a job of a task whose frames carry their ground
+    /// truth (a late job's miss, reported after this, overrides it).
+    fn judge(&mut self, task: usize, seq: u64, out: &Data) {
+        let Some(a) = self.rec.answers[task].as_mut() else {
+            return;
+        };
+        if let Some(truth) = self.crew.bodies.truth(task, seq) {
+            a.answered(seq, rtmdl_ops::answer(out) == Some(truth.class as i64));
         }
     }
 
@@ -525,6 +549,7 @@ impl<'a> Dispatcher<'a> {
             worker_errors: rec.worker_errors,
             hung_at_end: self.running.len(),
             prepared: self.prepared,
+            answers: rec.answers,
         }
     }
 }

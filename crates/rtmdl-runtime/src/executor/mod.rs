@@ -48,6 +48,15 @@ pub trait Bodies: Send + Sync {
     }
     /// The input of job `seq` of `task` (called when its first sub-task starts).
     fn input(&self, task: usize, seq: u64) -> Result<Data, String>;
+    /// Whether `task`'s frames carry their ground truth, so its answers are
+    /// judged (timely accuracy).
+    fn judged(&self, _task: usize) -> bool {
+        false
+    }
+    /// What frame `seq` of `task` shows (`None`: nothing to answer).
+    fn truth(&self, _task: usize, _seq: u64) -> Option<rtmdl_ops::Truth> {
+        None
+    }
 }
 
 /// How to run.

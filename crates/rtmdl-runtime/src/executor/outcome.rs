@@ -92,6 +92,9 @@ pub struct RunOutcome {
     pub hung_at_end: usize,
     /// What was built before the first release.
     pub prepared: Prepared,
+    /// Per task whose frames carry their ground truth, how each job ended
+    /// (score them with [`rtmdl_core::timely::score`]).
+    pub answers: Vec<Option<rtmdl_core::timely::Answers>>,
 }
 
 /// The bodies the workers built before the first release: with online
