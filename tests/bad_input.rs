@@ -416,6 +416,21 @@ const CASES: &[Case] = &[
             "`synthetic_frames`: bad parameter `width`",
         ],
     },
+    Case {
+        what: "a route with an unknown camera",
+        args: RUN,
+        edits: &[(
+            "kind = \"synthetic_frames\", width = 64, height = 48, seed = 2",
+            "kind = \"route\", camera = \"radar\"",
+        )],
+        files: &[],
+        expect: &[
+            "{cfg}:24:",
+            "tasks[0].source.camera",
+            "`route`: bad parameter `camera`",
+            "\"lights\" or \"signs\"",
+        ],
+    },
     // ----------------------------------------------------------- shapes
     Case {
         what: "empty task set",

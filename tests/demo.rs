@@ -60,7 +60,16 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
                     .sum::<u64>();
                 assert!(jobs > 0, "{load}: no job of {}", t["name"]);
                 assert_eq!(jobs, done, "{load}: every job accounted for");
+                // The cameras drive a route: every camera task's answers are
+                // judged, timely accuracy next to the predicted one.
+                let timely = t["timely_accuracy"].as_f64().unwrap();
+                assert!((0.0..=1.0).contains(&timely), "{t}");
+                let a = &t["answers"];
+                assert!(a["frames"].as_u64().unwrap() > 0, "{t}");
+                assert!(t["predicted"]["timely_accuracy"].is_f64(), "{t}");
             }
+            assert!(run["timely_accuracy"].is_f64(), "{run}");
+            assert!(run["red_lights_run"].is_u64(), "{run}");
         }
     }
     // The committed families, not re-fitted: the full-width, full-depth
@@ -115,8 +124,19 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
     );
     assert!(out.join("adapt.svg").is_file());
     check_html_renders(&out.join("report.html"));
+    // Timely accuracy is the page's first figure, with the route counters.
+    let page = std::fs::read_to_string(out.join("report.html")).unwrap();
+    let heading = page
+        .find("Timely accuracy")
+        .expect("a timely accuracy section");
+    assert!(
+        heading < page.find("<svg").unwrap(),
+        "timely accuracy first"
+    );
+    assert!(page.contains("red lights run"));
     for f in [
         "report.md",
+        "timely.svg",
         "miss-rate.svg",
         "response-light.svg",
         "response-heavy.svg",

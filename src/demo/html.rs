@@ -16,7 +16,19 @@ struct RowView {
     predicted: String,
     worst: String,
     loss: String,
+    timely: String,
+    timely_predicted: String,
     p99: Vec<String>,
+}
+
+struct RouteView {
+    load: &'static str,
+    label: &'static str,
+    timely: String,
+    predicted: String,
+    /// "right / missed / wrong (N frames)" per judged task.
+    tasks: Vec<String>,
+    red: String,
 }
 
 struct LoadView {
@@ -53,6 +65,10 @@ struct Page {
     loads: Vec<LoadView>,
     ablation: Vec<AblationView>,
     verify: Vec<VerifyView>,
+    route_tasks: Vec<String>,
+    route: Vec<RouteView>,
+    reaction_ms: u64,
+    timely_svg: String,
     miss_svg: String,
     adapt_svg: String,
     response_svgs: Vec<String>,
@@ -82,6 +98,8 @@ fn load_view(name: &'static str, rows: &[Row], ts: &rtmdl_core::TaskSet) -> Load
                 predicted: r.run.predicted_miss_rate().map_or("–".into(), pct),
                 worst: pct(r.run.worst_miss_rate),
                 loss: pct(r.run.accuracy_loss),
+                timely: r.run.timely_accuracy.map_or("–".into(), pct),
+                timely_predicted: r.run.predicted_timely_accuracy().map_or("–".into(), pct),
                 p99: r
                     .run
                     .tasks
@@ -109,7 +127,30 @@ pub fn write(out: &Path, r: &Report, cfgs: &[(&str, rtmdl_config::Config)]) -> R
         .zip(cfgs)
         .map(|((name, rows), (_, cfg))| load_view(name, rows, &cfg.taskset))
         .collect();
+    let lines = super::report::route_lines(r);
+    let route_tasks = lines.first().map_or(Vec::new(), |l| {
+        l.tasks.iter().map(|(t, _, _)| t.clone()).collect()
+    });
+    let route = lines
+        .iter()
+        .map(|l| RouteView {
+            load: l.load,
+            label: l.label,
+            timely: l.timely.map_or("–".into(), pct),
+            predicted: l.predicted_timely.map_or("–".into(), pct),
+            tasks: l
+                .tasks
+                .iter()
+                .map(|(_, c, n)| format!("{} / {} / {} (N = {n})", c.correct, c.missed, c.wrong))
+                .collect(),
+            red: l.red_lights_run.map_or("–".into(), |n| n.to_string()),
+        })
+        .collect();
     let page = Page {
+        route_tasks,
+        route,
+        reaction_ms: rtmdl_core::timely::REACTION / 1_000_000,
+        timely_svg: svg("timely.svg"),
         machine: r.machine.clone(),
         met: verdict.ends_with(": met"),
         verdict,

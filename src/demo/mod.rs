@@ -240,6 +240,7 @@ pub fn run(a: DemoArgs) -> Result<()> {
 /// The last lines: the tables, the goal line and where the report is.
 fn verdict(report: &Report, out: &Path, started: Instant) {
     print!("{}", report::summary_table(report));
+    print!("{}", report::route_table(report));
     print!("{}", report::ablation_table(&report.ablation));
     println!("{}", report::goal_line(&report.light, &report.heavy));
     println!(
@@ -824,6 +825,7 @@ fn write_report(
     std::fs::write(&md_path, report::markdown(report, manifests, cfgs))
         .with_context(|| format!("cannot write {}", md_path.display()))?;
     plots::miss_rates(&out.join("miss-rate.svg"), &report.light, &report.heavy)?;
+    plots::timely_accuracy(&out.join("timely.svg"), &report.light, &report.heavy)?;
     for (load, resp) in ["light", "heavy"].iter().zip(responses) {
         plots::response_cdf(&out.join(format!("response-{load}.svg")), load, resp)?;
     }

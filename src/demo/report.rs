@@ -79,8 +79,8 @@ pub fn summary_table(r: &Report) -> String {
     for (load, rows) in r.loads() {
         let _ = writeln!(
             s,
-            "{load:<6} {:<11} {:>8} {:>9} {:>9}  p99 response ms per task",
-            "policy", "miss %", "worst %", "acc loss"
+            "{load:<6} {:<11} {:>8} {:>9} {:>9} {:>9} {:>8}  p99 response ms per task",
+            "policy", "miss %", "worst %", "acc loss", "timely %", "red run"
         );
         for row in rows {
             let run = &row.run;
@@ -91,15 +91,103 @@ pub fn summary_table(r: &Report) -> String {
                 .collect();
             let _ = writeln!(
                 s,
-                "{:<6} {:<11} {:>8.2} {:>9.2} {:>8.2}%  {}",
+                "{:<6} {:<11} {:>8.2} {:>9.2} {:>8.2}% {:>9} {:>8}  {}",
                 "",
                 row.label,
                 run.miss_rate * 100.0,
                 run.worst_miss_rate * 100.0,
                 run.accuracy_loss * 100.0,
+                run.timely_accuracy
+                    .map_or("–".into(), |t| format!("{:.2}", t * 100.0)),
+                run.red_lights_run.map_or("–".into(), |n| n.to_string()),
                 p99.join(" · ")
             );
         }
+    }
+    s
+}
+
+/// Per load and policy, the drive as a driver sees it (real runs): per
+/// judged task the lights or signs answered correctly in time, missed and
+/// wrong within the reaction window, and the red lights run.
+pub struct RouteLine {
+    pub load: &'static str,
+    pub label: &'static str,
+    /// "task right/missed/wrong" per judged task.
+    pub tasks: Vec<(String, rtmdl_core::timely::EpisodeCounts, usize)>,
+    pub red_lights_run: Option<u64>,
+    pub timely: Option<f64>,
+    pub predicted_timely: Option<f64>,
+}
+
+/// The route counters of every row of both loads.
+pub fn route_lines(r: &Report) -> Vec<RouteLine> {
+    r.loads()
+        .into_iter()
+        .flat_map(|(load, rows)| {
+            rows.iter().map(move |row| RouteLine {
+                load,
+                label: row.label,
+                tasks: row
+                    .run
+                    .tasks
+                    .iter()
+                    .filter_map(|t| {
+                        let a = t.answers.as_ref()?;
+                        Some((t.name.clone(), a.episodes, a.reaction_frames))
+                    })
+                    .collect(),
+                red_lights_run: row.run.red_lights_run,
+                timely: row.run.timely_accuracy,
+                predicted_timely: row.run.predicted_timely_accuracy(),
+            })
+        })
+        .filter(|l| !l.tasks.is_empty())
+        .collect()
+}
+
+/// The route counters as text (console and Markdown code block).
+pub fn route_table(r: &Report) -> String {
+    let lines = route_lines(r);
+    let Some(first) = lines.first() else {
+        return String::new();
+    };
+    let mut s = format!(
+        "the drive (real runs; episodes answered right / missed / wrong within the first frames of {} ms):\n",
+        rtmdl_core::timely::REACTION / 1_000_000
+    );
+    let _ = writeln!(
+        s,
+        "{:<6} {:<13} {:>9} {:>11} {}  {:>8}",
+        "load",
+        "policy",
+        "timely %",
+        "(predicted)",
+        first
+            .tasks
+            .iter()
+            .map(|(t, _, _)| format!("{t:>22}"))
+            .collect::<String>(),
+        "red run"
+    );
+    for l in &lines {
+        let _ = writeln!(
+            s,
+            "{:<6} {:<13} {:>9} {:>11} {}  {:>8}",
+            l.load,
+            l.label,
+            l.timely.map_or("–".into(), |t| format!("{:.2}", t * 100.0)),
+            l.predicted_timely
+                .map_or("–".into(), |t| format!("({:.2})", t * 100.0)),
+            l.tasks
+                .iter()
+                .map(|(_, c, n)| format!(
+                    "{:>22}",
+                    format!("{}/{}/{} (N={n})", c.correct, c.missed, c.wrong)
+                ))
+                .collect::<String>(),
+            l.red_lights_run.map_or("–".into(), |n| n.to_string())
+        );
     }
     s
 }
@@ -220,6 +308,13 @@ pub fn markdown(
     let mut s = String::from("# rtmdl demo report\n\n");
     let _ = writeln!(s, "Machine: {}.\n", r.machine);
     let _ = writeln!(s, "{}\n", goal_line(&r.light, &r.heavy));
+    let route = route_table(r);
+    if !route.is_empty() {
+        let _ = writeln!(
+            s,
+            "## Timely accuracy: frames answered right and on time\n\n![timely accuracy](timely.svg)\n\n```text\n{route}```\n"
+        );
+    }
     for ((load, rows), (_, cfg)) in r.loads().iter().zip(cfgs) {
         s += &load_section(load, rows, &cfg.taskset);
     }

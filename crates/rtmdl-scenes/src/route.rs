@@ -24,8 +24,11 @@ use rand_chacha::ChaCha8Rng;
 use crate::canvas::Canvas;
 use crate::{Kind, clutter, lights, signs, splitmix};
 
+/// Mixed into the seed so a route never shares a stream with a dataset.
+const ROUTE_TAG: u64 = 0x0072_6f75_7465;
+
 /// Drawings kept per episode.
-pub const VARIATIONS: usize = 4;
+pub const VARIATIONS: usize = 8;
 
 /// What the camera of a route looks at.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -105,7 +108,7 @@ impl Route {
     /// The drive of `camera` from `seed`, one cycle `length` ns long (at
     /// least one episode). Deterministic in `(camera, seed, length)`.
     pub fn new(camera: Camera, seed: u64, length: u64) -> Route {
-        let base = splitmix(splitmix(seed ^ 0x726f_7574_65) ^ camera.kind().tag());
+        let base = splitmix(splitmix(seed ^ ROUTE_TAG) ^ camera.kind().tag());
         let mut rng = ChaCha8Rng::seed_from_u64(base);
         let length = length.max(1);
         let mut episodes = Vec::new();
@@ -300,7 +303,7 @@ mod tests {
             let kind = camera.kind();
             let (h, w) = kind.image_size();
             let r = Route::new(camera, 5, MIN / 6);
-            let base = splitmix(splitmix(5 ^ 0x726f_7574_65) ^ kind.tag());
+            let base = splitmix(splitmix(5 ^ ROUTE_TAG) ^ kind.tag());
             for (e, ep) in r.episodes().iter().enumerate().take(6) {
                 let Some(class) = ep.class else { continue };
                 for k in 0..VARIATIONS {
