@@ -45,6 +45,13 @@ pub struct Section {
     /// Measured switches, and the simulator's (same config, profile, seed).
     pub switches: Vec<SwitchRow>,
     pub predicted_switches: Vec<SwitchRow>,
+    /// What the simulator was fed: the profile, refitted from the run
+    /// without switching (one line per change).
+    pub simulator_model: Vec<String>,
+    /// Each simulated switch next to the measured one of the same task and
+    /// variants nearest in time (`None`: no such switch), then the measured
+    /// switches no simulated one matched.
+    pub matched: Vec<(Option<SwitchRow>, Option<SwitchRow>)>,
     /// The window's length in ms for the first task (switch times are
     /// predicted "within one window").
     pub window_ms: f64,
@@ -137,6 +144,11 @@ pub fn run(
     let duration = cfg.duration.unwrap_or(12_000_000_000);
     let mut runs = Vec::new();
     let mut prepared = (0, 0);
+    // The simulator's model, refitted from the run without switching (its
+    // hand-offs, release lateness and in-run stage times, the load step
+    // included): what the machine did, not what the profile measured alone.
+    let mut sim = cfg.taskset.clone();
+    let mut refit = Vec::new();
     for adapt in [false, true] {
         let mut c = cfg.clone();
         if adapt {
@@ -159,10 +171,12 @@ pub fn run(
         )?;
         if adapt {
             prepared = (real.outcome.prepared.variants, real.outcome.prepared.bytes);
+        } else {
+            let assign = sim.assignments(VariantChoice::Plan);
+            refit = rtmdl_runtime::profile::refit_from_run(&mut sim, &assign, &real.outcome);
         }
         runs.push(real.report.timeline.unwrap_or_default());
     }
-    let mut sim = cfg.taskset.clone();
     sim.adapt = Some(cfg.adapt);
     let predicted = simulate(
         &sim,
@@ -212,7 +226,9 @@ pub fn run(
         without: phases(&without),
         with: phases(&with),
         switches: with.switches.clone(),
+        matched: match_switches(&with.switches, &predicted.switches),
         predicted_switches: predicted.switches,
+        simulator_model: refit,
         window_ms,
         prepared_variants: prepared.0,
         prepared_bytes: prepared.1,
@@ -312,6 +328,60 @@ fn step_of(ts: &rtmdl_core::TaskSet) -> Option<Step> {
     })
 }
 
+/// Pair each simulated switch with the measured switch of the same task and
+/// variants nearest in time (each measured one used once); the measured
+/// switches left over follow, unpaired.
+pub fn match_switches(
+    measured: &[SwitchRow],
+    predicted: &[SwitchRow],
+) -> Vec<(Option<SwitchRow>, Option<SwitchRow>)> {
+    let mut used = vec![false; measured.len()];
+    let mut out = Vec::new();
+    for p in predicted {
+        let best = measured
+            .iter()
+            .enumerate()
+            .filter(|(i, m)| !used[*i] && m.task == p.task && m.from == p.from && m.to == p.to)
+            .min_by(|a, b| {
+                (a.1.t_ms - p.t_ms)
+                    .abs()
+                    .total_cmp(&(b.1.t_ms - p.t_ms).abs())
+            });
+        match best {
+            Some((i, m)) => {
+                used[i] = true;
+                out.push((Some(m.clone()), Some(p.clone())));
+            }
+            None => out.push((None, Some(p.clone()))),
+        }
+    }
+    out.extend(
+        measured
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| !**u)
+            .map(|(m, _)| (Some(m.clone()), None)),
+    );
+    out
+}
+
+/// "k of n simulated switches within one window (W ms) of the measured one".
+pub fn within_line(s: &Section) -> String {
+    let pairs: Vec<f64> = s
+        .matched
+        .iter()
+        .filter_map(|(m, p)| Some((p.as_ref()?.t_ms - m.as_ref()?.t_ms).abs()))
+        .collect();
+    let within = pairs.iter().filter(|d| **d <= s.window_ms).count();
+    let unmatched_real = s.matched.iter().filter(|(_, p)| p.is_none()).count();
+    let unmatched_sim = s.matched.iter().filter(|(m, _)| m.is_none()).count();
+    format!(
+        "{within} of {} simulated switches within one window ({:.0} ms) of the measured one; {unmatched_sim} simulated without a measured match, {unmatched_real} measured without a simulated one",
+        s.predicted_switches.len(),
+        s.window_ms
+    )
+}
+
 /// The section as Markdown: the phases table and the switches.
 pub fn markdown(s: &Section) -> String {
     let mut md = format!(
@@ -336,7 +406,7 @@ pub fn markdown(s: &Section) -> String {
         }
     }
     md += &format!(
-        "\nSwitches, measured next to simulated (one window ≈ {:.0} ms):\n\n| measured | simulated |\n|---|---|\n",
+        "\nSwitches, measured next to simulated (one window ≈ {:.0} ms):\n\n| measured | simulated | simulated − measured |\n|---|---|---:|\n",
         s.window_ms
     );
     let fmt = |w: Option<&SwitchRow>| {
@@ -344,13 +414,18 @@ pub fn markdown(s: &Section) -> String {
             format!("{:.0} ms {}: {} → {}", w.t_ms, w.task, w.from, w.to)
         })
     };
-    for i in 0..s.switches.len().max(s.predicted_switches.len()) {
-        md += &format!(
-            "| {} | {} |\n",
-            fmt(s.switches.get(i)),
-            fmt(s.predicted_switches.get(i))
-        );
+    for (m, p) in &s.matched {
+        let delta = match (m, p) {
+            (Some(m), Some(p)) => format!("{:+.0} ms", p.t_ms - m.t_ms),
+            _ => "–".into(),
+        };
+        md += &format!("| {} | {} | {delta} |\n", fmt(m.as_ref()), fmt(p.as_ref()));
     }
+    md += &format!(
+        "\n{}\n\nThe simulator's model: {}.\n",
+        within_line(s),
+        s.simulator_model.join("; ")
+    );
     md += "\nA CPU hog the config does not know (one busy-loop process per core over the same window, the set without the obstacle task, `--adapt`):\n\n| task | before | first second | rest | after (from +1 s) | variant at the end |\n|---|---:|---:|---:|---:|---|\n";
     for p in &s.cpu_hog {
         md += &format!(

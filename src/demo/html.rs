@@ -69,6 +69,11 @@ struct Page {
     route: Vec<RouteView>,
     reaction_ms: u64,
     timely_svg: String,
+    /// The load step: (task, run, before, first second, rest, after, variant).
+    adapt_phases: Vec<[String; 7]>,
+    /// (measured, simulated, simulated − measured) switches.
+    adapt_switches: Vec<[String; 3]>,
+    adapt_within: String,
     miss_svg: String,
     adapt_svg: String,
     response_svgs: Vec<String>,
@@ -146,7 +151,51 @@ pub fn write(out: &Path, r: &Report, cfgs: &[(&str, rtmdl_config::Config)]) -> R
             red: l.red_lights_run.map_or("–".into(), |n| n.to_string()),
         })
         .collect();
+    let sw = |w: &Option<rtmdl_core::report::SwitchRow>| {
+        w.as_ref().map_or("–".to_string(), |w| {
+            format!("{:.0} ms {}: {} → {}", w.t_ms, w.task, w.from, w.to)
+        })
+    };
+    let (adapt_phases, adapt_switches, adapt_within) = match &r.adaptation {
+        None => (Vec::new(), Vec::new(), String::new()),
+        Some(a) => (
+            [
+                ("without --adapt", &a.without),
+                ("with --adapt", &a.with),
+                ("CPU hog, --adapt", &a.cpu_hog),
+            ]
+            .into_iter()
+            .flat_map(|(run, rows)| {
+                rows.iter().map(move |p| {
+                    [
+                        p.task.clone(),
+                        run.to_string(),
+                        format!("{:.1}", p.before * 100.0),
+                        format!("{:.1}", p.first_second * 100.0),
+                        format!("{:.1}", p.rest_of_step * 100.0),
+                        format!("{:.1}", p.after * 100.0),
+                        p.variant_at_end.clone(),
+                    ]
+                })
+            })
+            .collect(),
+            a.matched
+                .iter()
+                .map(|(m, p)| {
+                    let delta = match (m, p) {
+                        (Some(m), Some(p)) => format!("{:+.0} ms", p.t_ms - m.t_ms),
+                        _ => "–".into(),
+                    };
+                    [sw(m), sw(p), delta]
+                })
+                .collect(),
+            super::adapt::within_line(a),
+        ),
+    };
     let page = Page {
+        adapt_phases,
+        adapt_switches,
+        adapt_within,
         route_tasks,
         route,
         reaction_ms: rtmdl_core::timely::REACTION / 1_000_000,
