@@ -27,6 +27,8 @@ struct Row {
 
 const INT32: &str = "element type INT32; only FLOAT and INT64 inputs are supported";
 const VAD: &[(&str, &[usize])] = &[("input", &[1, 576]), ("state", &[2, 1, 128])];
+const OWW_VAD: &[(&str, &[usize])] =
+    &[("input", &[1, 512]), ("h", &[2, 1, 64]), ("c", &[2, 1, 64])];
 const SR: &[(&str, f64)] = &[("sr", 16000.0)];
 
 // One row a line, like the table.
@@ -51,7 +53,11 @@ const ROWS: &[Row] = &[
     Row { file: "openwakeword-melspectrogram.onnx", shapes: &[("input", &[1, 1280])], values: &[], tract: Ok(()), ort: Ok(()) },
     Row { file: "openwakeword-embedding_model.onnx", shapes: &[("input_1", &[1, 76, 32, 1])], values: &[], tract: Ok(()), ort: Ok(()) },
     Row { file: "openwakeword-hey_jarvis_v0.1.onnx", shapes: &[], values: &[], tract: Ok(()), ort: Ok(()) },
-    Row { file: "openwakeword-silero_vad_v4.onnx", shapes: &[("input", &[1, 512]), ("h", &[2, 1, 64]), ("c", &[2, 1, 64])], values: SR, tract: Ok(()), ort: Ok(()) },
+    Row { file: "openwakeword-silero_vad_v4.onnx", shapes: OWW_VAD, values: SR, tract: Ok(()), ort: Ok(()) },
+    // The notes: with `sr` left a run-time input (at 0).
+    Row { file: "silero_vad_16k_op15.onnx", shapes: VAD, values: &[], tract: Ok(()), ort: Ok(()) },
+    Row { file: "silero_vad_op18_ifless.onnx", shapes: VAD, values: &[], tract: Err("Impossible to unify Sym(batch) with Val(1)"), ort: Ok(()) },
+    Row { file: "openwakeword-silero_vad_v4.onnx", shapes: OWW_VAD, values: &[], tract: Err("IfThenElse: Condition failed"), ort: Ok(()) },
 ];
 
 fn flag(name: &str) -> bool {
@@ -95,7 +101,9 @@ fn compat_models_behave_as_docs_compat_md_says() {
     for r in ROWS {
         let path = dir.join(r.file);
         if !path.is_file() {
-            missing.push(r.file);
+            if !missing.contains(&r.file) {
+                missing.push(r.file);
+            }
             continue;
         }
         let mut info = declared(&path).unwrap_or_else(|e| panic!("{e}"));
@@ -122,15 +130,19 @@ fn compat_models_behave_as_docs_compat_md_says() {
             }
         }
         if problems.len() == before {
-            eprintln!("{}: as the table says", r.file);
+            let sr = if r.values.is_empty() {
+                ""
+            } else {
+                " (sr fixed)"
+            };
+            eprintln!("{}{sr}: as the table says", r.file);
         }
         checked += 1;
     }
     if !missing.is_empty() {
         let msg = format!(
-            "{} of {} models missing from {}: run scripts/fetch-compat-models ({})",
+            "{} models missing from {}: run scripts/fetch-compat-models ({})",
             missing.len(),
-            ROWS.len(),
             dir.display(),
             missing.join(", ")
         );
@@ -140,5 +152,5 @@ fn compat_models_behave_as_docs_compat_md_says() {
         eprintln!("skipping: {msg}");
     }
     assert!(problems.is_empty(), "{}", problems.join("\n"));
-    eprintln!("{checked} models checked");
+    eprintln!("{checked} rows checked");
 }
