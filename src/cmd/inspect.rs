@@ -1,12 +1,13 @@
 //! `rtmdl inspect`: what an ONNX model declares, whether each engine loads
-//! it, one measured latency, and a stage to paste into a config.
+//! it, one measured latency, how far the engines' outputs are apart on the
+//! same seeded inputs, and a stage to paste into a config.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Result, bail};
-use rtmdl_engine::EngineKind;
-use rtmdl_engine::inspect::{ModelInfo, declared, try_engine};
+use rtmdl_engine::inspect::{ModelInfo, declared, try_engines};
+use rtmdl_engine::{Engine, EngineKind};
 use serde::Serialize;
 
 use super::common::{engine_parser, json_to_stdout, write_json};
@@ -24,6 +25,11 @@ pub struct Args {
     /// it every symbolic dim is tried at 1.
     #[arg(long, value_name = "[NAME=]DIMS")]
     shape: Vec<String>,
+    /// Fix an input to a number at load, e.g. `--value sr=16000` (every
+    /// element; its declared shape must be fixed), as a config's
+    /// `inputs = { sr = 16000 }` does. Repeat per input.
+    #[arg(long, value_name = "NAME=NUMBER")]
+    value: Vec<String>,
     /// Timed runs per engine (after 2 warm-up runs).
     #[arg(long, default_value_t = 10)]
     runs: usize,
@@ -47,17 +53,21 @@ struct SnippetModel {
 pub fn run(a: Args) -> Result<()> {
     let mut info = declared(&a.model)?;
     apply_shapes(&mut info, &a.shape)?;
+    apply_values(&mut info, &a.value)?;
     let kinds = match a.engine {
         EngineKind::Auto => vec![EngineKind::Tract, EngineKind::Ort, EngineKind::Cuda],
         k => vec![k],
     };
+    let mut engines: Vec<Box<dyn Engine>> = Vec::new();
     for kind in kinds {
         match rtmdl_engine::select(kind) {
-            Ok((e, _)) => info.engines.push(try_engine(&info, e.as_ref(), a.runs)),
+            Ok((e, _)) => engines.push(e),
             Err(e) if a.engine != EngineKind::Auto => bail!("{e}"),
             Err(_) => {}
         }
     }
+    let engines: Vec<&dyn Engine> = engines.iter().map(|e| e.as_ref()).collect();
+    try_engines(&mut info, &engines, a.runs);
     if !json_to_stdout(a.json.as_deref()) {
         print!("{}", table(&info));
         println!("\na stage for a config (paste under your model; shapes as tried):\n");
@@ -108,6 +118,29 @@ fn apply_shapes(info: &mut ModelInfo, shapes: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// `--value` settings onto the model's constants.
+fn apply_values(info: &mut ModelInfo, values: &[String]) -> Result<()> {
+    for v in values {
+        let parsed = v
+            .split_once('=')
+            .and_then(|(n, x)| Some((n.trim(), x.trim().parse::<f64>().ok()?)));
+        let Some((name, value)) = parsed else {
+            bail!("--value {v}: expected NAME=NUMBER, e.g. sr=16000");
+        };
+        if !info.inputs.iter().any(|i| i.name == name) {
+            let names: Vec<&str> = info.inputs.iter().map(|i| i.name.as_str()).collect();
+            bail!(
+                "--value {v}: {} has no input `{name}` (its inputs: {})",
+                info.path.display(),
+                names.join(", ")
+            );
+        }
+        info.constants.retain(|(n, _)| n != name);
+        info.constants.push((name.to_string(), value));
+    }
+    Ok(())
+}
+
 fn table(info: &ModelInfo) -> String {
     let mut s = format!(
         "{} · {} bytes · producer {} · opsets {}\n",
@@ -138,7 +171,12 @@ fn table(info: &ModelInfo) -> String {
         .inputs
         .iter()
         .zip(&info.tried_shapes)
-        .map(|(i, d)| format!("{}={:?}", i.name, d))
+        .map(
+            |(i, d)| match info.constants.iter().find(|(n, _)| *n == i.name) {
+                Some((n, v)) => format!("{n}={v} (constant)"),
+                None => format!("{}={:?}", i.name, d),
+            },
+        )
         .collect();
     s += &format!("tried at {}\n", tried.join(" "));
     for e in &info.engines {
@@ -147,6 +185,29 @@ fn table(info: &ModelInfo) -> String {
             (Some(err), _) => format!("  {:<22} does not load: {err}\n", e.engine),
             (None, None) => format!("  {:<22} loads\n", e.engine),
         };
+    }
+    let compared: Vec<_> = info
+        .engines
+        .iter()
+        .filter(|e| e.compared_with.is_some())
+        .collect();
+    if let Some(first) = compared.first().and_then(|e| e.compared_with.as_deref()) {
+        s += &format!(
+            "outputs on the same seeded inputs (f32 uniform in [-1, 1], i64 0), next to {first}:\n"
+        );
+    }
+    for e in compared {
+        for p in &e.parity {
+            let diff = match (p.max_abs_diff, &p.mismatch) {
+                (Some(d), _) => format!("max |diff| {d:.2e}"),
+                (None, Some(why)) => format!("not comparable: {why}"),
+                (None, None) => "not comparable".to_string(),
+            };
+            s += &format!(
+                "  {:<22} {:<24} {diff} (max |value| {:.3e})\n",
+                e.engine, p.name, p.max_abs
+            );
+        }
     }
     s
 }
@@ -171,6 +232,26 @@ fn snippet(info: &ModelInfo) -> Result<String> {
         let mut params = toml::Table::new();
         params.insert("input_shape".into(), toml::Value::Array(dims));
         infer.insert("params", toml::Value::Table(params));
+    }
+    if !info.constants.is_empty() {
+        let inputs: toml::Table = info
+            .constants
+            .iter()
+            .map(|(n, v)| {
+                let v = if v.fract() == 0.0 && v.abs() < 1e15 {
+                    toml::Value::Integer(*v as i64)
+                } else {
+                    toml::Value::Float(*v)
+                };
+                (n.clone(), v)
+            })
+            .collect();
+        let params = infer
+            .entry("params")
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if let toml::Value::Table(t) = params {
+            t.insert("inputs".into(), toml::Value::Table(inputs));
+        }
     }
     let mut variant: BTreeMap<&'static str, toml::Value> = BTreeMap::new();
     variant.insert("name", "base".into());
