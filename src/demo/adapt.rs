@@ -226,7 +226,8 @@ pub fn run(
         without: phases(&without),
         with: phases(&with),
         switches: with.switches.clone(),
-        matched: match_switches(&with.switches, &predicted.switches),
+        // Paired up to three windows apart.
+        matched: match_switches(&with.switches, &predicted.switches, 3.0 * window_ms),
         predicted_switches: predicted.switches,
         simulator_model: refit,
         window_ms,
@@ -328,41 +329,55 @@ fn step_of(ts: &rtmdl_core::TaskSet) -> Option<Step> {
     })
 }
 
-/// Pair each simulated switch with the measured switch of the same task and
-/// variants nearest in time (each measured one used once); the measured
-/// switches left over follow, unpaired.
+/// Pair simulated with measured switches of the same task and variants,
+/// nearest in time first (each used once), never further apart than
+/// `max_ms` (a switch the other side did not make is not paired with an
+/// unrelated one seconds away); the unpaired follow, measured then
+/// simulated. Pairs are in the order of the measured switch.
 pub fn match_switches(
     measured: &[SwitchRow],
     predicted: &[SwitchRow],
+    max_ms: f64,
 ) -> Vec<(Option<SwitchRow>, Option<SwitchRow>)> {
-    let mut used = vec![false; measured.len()];
-    let mut out = Vec::new();
-    for p in predicted {
-        let best = measured
-            .iter()
-            .enumerate()
-            .filter(|(i, m)| !used[*i] && m.task == p.task && m.from == p.from && m.to == p.to)
-            .min_by(|a, b| {
-                (a.1.t_ms - p.t_ms)
-                    .abs()
-                    .total_cmp(&(b.1.t_ms - p.t_ms).abs())
-            });
-        match best {
-            Some((i, m)) => {
-                used[i] = true;
-                out.push((Some(m.clone()), Some(p.clone())));
+    let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+    for (i, m) in measured.iter().enumerate() {
+        for (j, p) in predicted.iter().enumerate() {
+            let d = (p.t_ms - m.t_ms).abs();
+            if m.task == p.task && m.from == p.from && m.to == p.to && d <= max_ms {
+                pairs.push((d, i, j));
             }
-            None => out.push((None, Some(p.clone()))),
         }
     }
-    out.extend(
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let (mut mu, mut pu) = (vec![false; measured.len()], vec![false; predicted.len()]);
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    for (_, i, j) in pairs {
+        if !mu[i] && !pu[j] {
+            mu[i] = true;
+            pu[j] = true;
+            out.push((i, j));
+        }
+    }
+    out.sort_unstable();
+    let mut rows: Vec<(Option<SwitchRow>, Option<SwitchRow>)> = out
+        .into_iter()
+        .map(|(i, j)| (Some(measured[i].clone()), Some(predicted[j].clone())))
+        .collect();
+    rows.extend(
         measured
             .iter()
-            .zip(&used)
+            .zip(&mu)
             .filter(|(_, u)| !**u)
             .map(|(m, _)| (Some(m.clone()), None)),
     );
-    out
+    rows.extend(
+        predicted
+            .iter()
+            .zip(&pu)
+            .filter(|(_, u)| !**u)
+            .map(|(p, _)| (None, Some(p.clone()))),
+    );
+    rows
 }
 
 /// "k of n simulated switches within one window (W ms) of the measured one".
@@ -376,7 +391,7 @@ pub fn within_line(s: &Section) -> String {
     let unmatched_real = s.matched.iter().filter(|(_, p)| p.is_none()).count();
     let unmatched_sim = s.matched.iter().filter(|(m, _)| m.is_none()).count();
     format!(
-        "{within} of {} simulated switches within one window ({:.0} ms) of the measured one; {unmatched_sim} simulated without a measured match, {unmatched_real} measured without a simulated one",
+        "{within} of {} simulated switches within one window ({:.0} ms) of the measured one; {unmatched_sim} simulated without a measured switch within three windows, {unmatched_real} measured without a simulated one",
         s.predicted_switches.len(),
         s.window_ms
     )
@@ -548,4 +563,50 @@ pub fn plot(path: &Path, s: &Section) -> Result<()> {
         .map_err(|x| e(&x))?;
     root.present().map_err(|x| e(&x))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sw(t_ms: f64, task: &str, from: &str, to: &str) -> SwitchRow {
+        SwitchRow {
+            t_ms,
+            task: task.into(),
+            from: from.into(),
+            to: to.into(),
+        }
+    }
+
+    #[test]
+    fn switches_pair_nearest_first_and_never_across_seconds() {
+        let measured = [
+            sw(160.0, "sign", "a", "b"),
+            sw(4107.0, "sign", "a", "b"),
+            sw(4300.0, "light", "a", "b"),
+            sw(9279.0, "sign", "b", "a"),
+        ];
+        let predicted = [
+            sw(4039.0, "sign", "a", "b"),
+            sw(4400.0, "sign", "b", "c"),
+            sw(8063.0, "sign", "b", "a"),
+        ];
+        let rows = match_switches(&measured, &predicted, 1000.0);
+        let t = |r: &Option<SwitchRow>| r.as_ref().map(|s| s.t_ms);
+        let got: Vec<(Option<f64>, Option<f64>)> = rows.iter().map(|(m, p)| (t(m), t(p))).collect();
+        assert_eq!(
+            got,
+            vec![
+                // The noise-driven switch at 160 ms is not paired with the
+                // step's at 4039 ms: the one at 4107 ms is nearer.
+                (Some(4107.0), Some(4039.0)),
+                (Some(160.0), None),
+                (Some(4300.0), None),
+                // 1.2 s apart: more than the limit.
+                (Some(9279.0), None),
+                (None, Some(4400.0)),
+                (None, Some(8063.0)),
+            ]
+        );
+    }
 }
