@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use rtmdl_core::{PolicyKind, VariantChoice};
-use rtmdl_engine::{DType, Engine, EngineKind, InputValue, ModelSpec, Tensor, TensorView, ndarray};
+use rtmdl_engine::{Engine, EngineKind, InputValue, ModelSpec, Tensor, TensorView, ndarray};
 use rtmdl_runtime::{RunOptions, run_config};
 
 fn root() -> PathBuf {
@@ -46,8 +46,8 @@ fn direct_spec(engine: &dyn Engine, spec: &ModelSpec, budget_s: f64) -> f64 {
         .inputs()
         .iter()
         .map(|i| match i.dtype {
-            DType::F32 => Tensor::F32(ndarray::ArrayD::from_elem(i.shape.clone(), 0.5)),
-            DType::I64 => Tensor::zeros(DType::I64, &i.shape),
+            d if d.is_integer() => Tensor::zeros(d, &i.shape),
+            _ => Tensor::F32(ndarray::ArrayD::from_elem(i.shape.clone(), 0.5)),
         })
         .collect();
     let views: Vec<TensorView<'_>> = inputs.iter().map(Tensor::view).collect();

@@ -193,7 +193,7 @@ fn table(info: &ModelInfo) -> String {
         .collect();
     if let Some(first) = compared.first().and_then(|e| e.compared_with.as_deref()) {
         s += &format!(
-            "outputs on the same seeded inputs (f32 uniform in [-1, 1], i64 0), next to {first}:\n"
+            "outputs on the same seeded inputs (floats uniform in [-1, 1], integers and bool 0), next to {first}:\n"
         );
     }
     for e in compared {

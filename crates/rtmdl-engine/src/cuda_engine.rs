@@ -768,7 +768,8 @@ impl Session for CudaSession {
             )));
         }
         model::check_inputs(&self.path, &self.inputs, inputs)?;
-        let values = tract_engine::to_tvalues(inputs).map_err(|e| fail(format!("{e:#}")))?;
+        let values =
+            tract_engine::to_tvalues(inputs, &self.inputs).map_err(|e| fail(format!("{e:#}")))?;
         let state = &mut self.state;
         let outputs = match catch_unwind(AssertUnwindSafe(|| state.run(values))) {
             Ok(Ok(o)) => o,

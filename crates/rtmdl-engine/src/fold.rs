@@ -19,7 +19,7 @@ use std::path::Path;
 use tract_onnx::pb;
 use tract_onnx::prelude::*;
 
-use crate::{DType, EngineError, InputInfo};
+use crate::{EngineError, InputInfo};
 
 /// Most `If`s folded in one model (a guard against a pathological graph).
 const MAX_FOLDS: usize = 1000;
@@ -153,16 +153,11 @@ fn evaluate(
                 TractError::msg(format!("unexpected input {name:?}")),
             ));
         };
-        let (fact, zeros) = match info.dtype {
-            DType::F32 => (
-                f32::fact(info.shape.as_slice()),
-                Tensor::zero::<f32>(&info.shape),
-            ),
-            DType::I64 => (
-                i64::fact(info.shape.as_slice()),
-                Tensor::zero::<i64>(&info.shape),
-            ),
-        };
+        let dt = crate::tract_engine::datum_type(info.dtype);
+        let (fact, zeros) = (
+            TypedFact::dt_shape(dt, info.shape.as_slice()),
+            Tensor::zero_dt(dt, &info.shape),
+        );
         model
             .set_input_fact(i, InferenceFact::from(fact))
             .map_err(|e| fail("fixing input shapes", e))?;

@@ -19,7 +19,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::Serialize;
 use tract_onnx::pb;
 
-use crate::{DType, Engine, EngineError, InputInfo, InputValue, ModelSpec, Tensor};
+use crate::{Engine, EngineError, InputInfo, InputValue, ModelSpec, Tensor};
 
 /// The seed of [`seeded_inputs`].
 pub const INPUT_SEED: u64 = 0;
@@ -190,20 +190,23 @@ pub fn declared(path: &Path) -> Result<ModelInfo, EngineError> {
     })
 }
 
-/// The inputs every engine gets, one per input in order: `f32` elements
-/// uniform in [-1, 1] from one ChaCha8 stream seeded with [`INPUT_SEED`];
-/// `i64` ones 0 (integer inputs are mostly indices, lengths or flags, where a
-/// random value would be out of range).
+/// The inputs every engine gets, one per input in order: float elements
+/// (f32, f16, f64) uniform in [-1, 1] from one ChaCha8 stream seeded with
+/// [`INPUT_SEED`]; integer and bool ones 0 (integer inputs are mostly
+/// indices, lengths or flags, where a random value would be out of range).
 pub fn seeded_inputs(inputs: &[InputInfo]) -> Vec<Tensor> {
     let mut rng = ChaCha8Rng::seed_from_u64(INPUT_SEED);
     inputs
         .iter()
-        .map(|i| match i.dtype {
-            DType::F32 => Tensor::F32(ndarray::ArrayD::from_shape_simple_fn(
-                ndarray::IxDyn(&i.shape),
-                || rng.random_range(-1.0..=1.0),
-            )),
-            DType::I64 => Tensor::zeros(DType::I64, &i.shape),
+        .map(|i| {
+            if i.dtype.is_integer() {
+                Tensor::zeros(i.dtype, &i.shape)
+            } else {
+                Tensor::F32(ndarray::ArrayD::from_shape_simple_fn(
+                    ndarray::IxDyn(&i.shape),
+                    || rng.random_range(-1.0..=1.0),
+                ))
+            }
         })
         .collect()
 }
@@ -336,7 +339,7 @@ pub fn parity(name: &str, base: &Tensor, other: Option<&Tensor>) -> OutputParity
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{OrtEngine, TractEngine, testmodels};
+    use crate::{DType, OrtEngine, TractEngine, testmodels};
     use ndarray::{ArrayD, IxDyn};
 
     fn f32s(shape: &[usize], v: Vec<f32>) -> Tensor {

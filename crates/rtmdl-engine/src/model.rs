@@ -242,21 +242,19 @@ fn resolve_inputs(
 /// (0) is taken as f32.
 fn input_dtype(path: &Path, name: &str, elem_type: i32) -> Result<DType, EngineError> {
     use pb::tensor_proto::DataType;
-    if elem_type == DataType::Float as i32 || elem_type == 0 {
-        Ok(DType::F32)
-    } else if elem_type == DataType::Int64 as i32 {
-        Ok(DType::I64)
-    } else {
+    DType::from_onnx(elem_type).ok_or_else(|| {
         let ty = DataType::try_from(elem_type)
             .map(|t| t.as_str_name().to_string())
             .unwrap_or_else(|_| format!("type #{elem_type}"));
-        Err(EngineError::UnsupportedModel {
+        let known: Vec<&str> = DType::ALL.iter().map(|d| d.onnx_name()).collect();
+        EngineError::UnsupportedModel {
             path: path.to_path_buf(),
             reason: format!(
-                "input {name:?} has element type {ty}; only FLOAT and INT64 inputs are supported"
+                "input {name:?} has element type {ty}; supported input types: {}",
+                known.join(", ")
             ),
-        })
-    }
+        }
+    })
 }
 
 /// The tensor a constant input is fixed to, checked against the declaration.
@@ -294,7 +292,7 @@ fn constant_tensor(
                 .map_err(|e| invalid(format!("{e} (the input is {})", dtype.onnx_name())))
         }
         InputValue::Tensor(t) => {
-            if t.dtype() != dtype {
+            if !dtype.accepts(t.dtype()) {
                 return Err(invalid(format!(
                     "the value is {}, but the model declares {}",
                     t.dtype(),
@@ -432,14 +430,15 @@ pub(crate) fn check_inputs(
         });
     }
     for (info, t) in expected.iter().zip(got) {
-        if info.dtype != t.dtype() {
+        if !info.dtype.accepts(t.dtype()) {
             return Err(EngineError::InputMismatch {
                 path: path.to_path_buf(),
                 reason: format!(
-                    "input {:?} is {}, got a {} tensor",
+                    "input {:?} is {}, got a {} tensor (it takes {} or f32, cast at the boundary)",
                     info.name,
                     info.dtype,
-                    t.dtype()
+                    t.dtype(),
+                    info.dtype.carrier()
                 ),
             });
         }

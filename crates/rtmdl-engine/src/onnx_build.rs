@@ -191,13 +191,23 @@ impl GraphBuilder {
 
     /// Declares a graph input of element type i64 (`dims` empty for a scalar).
     pub fn input_i64(&mut self, name: impl Into<String>, dims: &[Dim]) -> &mut Self {
+        self.input_typed(name, dims, pb::tensor_proto::DataType::Int64)
+    }
+
+    /// Declares a graph input of element type `ty`.
+    pub fn input_typed(
+        &mut self,
+        name: impl Into<String>,
+        dims: &[Dim],
+        ty: pb::tensor_proto::DataType,
+    ) -> &mut Self {
         let mut info = value_info(name.into(), Some(dims));
         if let Some(pb::TypeProto {
             value: Some(pb::type_proto::Value::TensorType(t)),
             ..
         }) = info.r#type.as_mut()
         {
-            t.elem_type = pb::tensor_proto::DataType::Int64 as i32;
+            t.elem_type = ty as i32;
         }
         self.graph.input.push(info);
         self

@@ -21,6 +21,7 @@ use ort::value::TensorRef;
 use prost::Message;
 use tract_onnx::pb;
 
+use crate::DType;
 use crate::model::{self, PreparedModel, Spare};
 use crate::{
     Engine, EngineError, EngineKind, InputInfo, LoadedModel, ModelSpec, Session, Tensor, TensorView,
@@ -609,6 +610,38 @@ enum Contiguous<'a> {
     I64(ndarray::CowArray<'a, i64, ndarray::IxDyn>),
 }
 
+/// A carrier tensor cast to an input's declared type, as an onnxruntime
+/// value: floats with `as` (f16 rounded to nearest), integers from `f32`
+/// with `as` (toward zero, saturating) or from `i64` with `as`, bool as
+/// "not zero".
+fn cast_input(c: &Contiguous<'_>, d: DType) -> Result<SessionInputValue<'static>, ort::Error> {
+    use ort::value::Tensor as OrtTensor;
+    fn value<X>(a: ndarray::ArrayD<X>) -> Result<SessionInputValue<'static>, ort::Error>
+    where
+        X: ort::value::PrimitiveTensorElementType + std::fmt::Debug + Clone + 'static,
+    {
+        Ok(OrtTensor::from_array(a)?.into_dyn().into())
+    }
+    macro_rules! cast {
+        ($f:expr) => {
+            match c {
+                Contiguous::F32(a) => value(a.mapv(|v| $f(v as f64))),
+                Contiguous::I64(a) => value(a.mapv(|v| $f(v as f64))),
+            }
+        };
+    }
+    match d {
+        DType::F32 => cast!(|v: f64| v as f32),
+        DType::F16 => cast!(|v: f64| half::f16::from_f64(v)),
+        DType::F64 => cast!(|v: f64| v),
+        DType::I64 => cast!(|v: f64| v as i64),
+        DType::I32 => cast!(|v: f64| v as i32),
+        DType::I8 => cast!(|v: f64| v as i8),
+        DType::U8 => cast!(|v: f64| v as u8),
+        DType::Bool => cast!(|v: f64| v != 0.0),
+    }
+}
+
 /// Copies one onnxruntime output into our tensor: f32 and i64 as they are, other
 /// numeric and boolean types converted to f32.
 fn extract(value: &ort::value::DynValue) -> Result<Tensor, ort::Error> {
@@ -639,6 +672,7 @@ fn extract(value: &ort::value::DynValue) -> Result<Tensor, ort::Error> {
         T::Uint32 => cast::<u32>(value, |v| v as f32),
         T::Uint64 => cast::<u64>(value, |v| v as f32),
         T::Bool => cast::<bool>(value, |v| if v { 1.0 } else { 0.0 }),
+        T::Float16 => cast::<half::f16>(value, f32::from),
         other => Err(ort::Error::new(format!(
             "output element type {other:?} is not supported"
         ))),
@@ -662,10 +696,16 @@ impl Session for OrtSessionImpl {
             })
             .collect();
         let mut values: Vec<SessionInputValue<'_>> = Vec::with_capacity(contiguous.len());
-        for c in &contiguous {
-            values.push(match c {
-                Contiguous::F32(a) => TensorRef::from_array_view(a).map_err(fail)?.into(),
-                Contiguous::I64(a) => TensorRef::from_array_view(a).map_err(fail)?.into(),
+        for (c, info) in contiguous.iter().zip(&self.inputs) {
+            values.push(match (c, info.dtype) {
+                (Contiguous::F32(a), DType::F32) => {
+                    TensorRef::from_array_view(a).map_err(fail)?.into()
+                }
+                (Contiguous::I64(a), DType::I64) => {
+                    TensorRef::from_array_view(a).map_err(fail)?.into()
+                }
+                // A carrier cast to the input's declared type (an owned copy).
+                (c, d) => cast_input(c, d).map_err(fail)?,
             });
         }
         let outputs = self.session.run(values.as_slice()).map_err(fail)?;

@@ -1,8 +1,12 @@
 //! Typed tensors for models with several inputs or non-f32 inputs.
 //!
-//! Inputs and outputs are `f32` or `i64` ([`DType`]). A [`Tensor`] owns its data, a
-//! [`TensorView`] borrows it (what [`Session::run_many`](crate::Session::run_many)
-//! takes, so a caller's arrays are not copied to be passed in).
+//! A model input may be of any [`DType`]: f32, f16, f64, i64, i32, i8, u8 or
+//! bool. The data handed to a session is carried as `f32` or `i64` (a
+//! [`Tensor`] owns it, a [`TensorView`] borrows it: what
+//! [`Session::run_many`](crate::Session::run_many) takes, so a caller's arrays
+//! are not copied to be passed in); each engine casts it to the input's
+//! declared type at the boundary ([`DType::accepts`] says which carriers an
+//! input takes). Outputs come back as `f32`, or `i64` for int64 outputs.
 
 use std::fmt;
 
@@ -13,16 +17,103 @@ use ndarray::{ArrayD, ArrayViewD, IxDyn};
 pub enum DType {
     /// 32-bit float (ONNX `FLOAT`).
     F32,
+    /// 16-bit float (ONNX `FLOAT16`).
+    F16,
+    /// 64-bit float (ONNX `DOUBLE`).
+    F64,
     /// 64-bit signed integer (ONNX `INT64`).
     I64,
+    /// 32-bit signed integer (ONNX `INT32`).
+    I32,
+    /// 8-bit signed integer (ONNX `INT8`).
+    I8,
+    /// 8-bit unsigned integer (ONNX `UINT8`).
+    U8,
+    /// Boolean (ONNX `BOOL`), carried as 0 / 1.
+    Bool,
 }
 
 impl DType {
-    /// The ONNX name: "FLOAT" or "INT64".
+    /// Every supported type.
+    pub const ALL: [DType; 8] = [
+        DType::F32,
+        DType::F16,
+        DType::F64,
+        DType::I64,
+        DType::I32,
+        DType::I8,
+        DType::U8,
+        DType::Bool,
+    ];
+
+    /// The ONNX name: "FLOAT", "INT64", ...
     pub fn onnx_name(self) -> &'static str {
         match self {
             DType::F32 => "FLOAT",
+            DType::F16 => "FLOAT16",
+            DType::F64 => "DOUBLE",
             DType::I64 => "INT64",
+            DType::I32 => "INT32",
+            DType::I8 => "INT8",
+            DType::U8 => "UINT8",
+            DType::Bool => "BOOL",
+        }
+    }
+
+    /// The type of an ONNX `TensorProto.DataType` code, if supported (0,
+    /// undeclared, is taken as f32).
+    pub fn from_onnx(code: i32) -> Option<DType> {
+        use tract_onnx::pb::tensor_proto::DataType as D;
+        if code == 0 {
+            return Some(DType::F32);
+        }
+        Some(match D::try_from(code).ok()? {
+            D::Float => DType::F32,
+            D::Float16 => DType::F16,
+            D::Double => DType::F64,
+            D::Int64 => DType::I64,
+            D::Int32 => DType::I32,
+            D::Int8 => DType::I8,
+            D::Uint8 => DType::U8,
+            D::Bool => DType::Bool,
+            _ => return None,
+        })
+    }
+
+    /// Whether the type holds whole numbers (integers and bool).
+    pub fn is_integer(self) -> bool {
+        matches!(
+            self,
+            DType::I64 | DType::I32 | DType::I8 | DType::U8 | DType::Bool
+        )
+    }
+
+    /// The carrier its data travels in: `i64` for integer types, else `f32`.
+    pub fn carrier(self) -> DType {
+        if self.is_integer() {
+            DType::I64
+        } else {
+            DType::F32
+        }
+    }
+
+    /// Whether an input of this type takes a tensor of type `given`: its
+    /// own type, or a carrier cast at the engine's boundary (`f32` for any
+    /// input — integer types convert with Rust's `as`, toward zero and
+    /// saturating; `i64` for integer inputs).
+    pub fn accepts(self, given: DType) -> bool {
+        given == self || given == DType::F32 || (given == DType::I64 && self.is_integer())
+    }
+
+    /// The whole-number range of an integer type.
+    fn range(self) -> Option<(f64, f64)> {
+        match self {
+            DType::I64 => Some((i64::MIN as f64, i64::MAX as f64)),
+            DType::I32 => Some((i32::MIN as f64, i32::MAX as f64)),
+            DType::I8 => Some((-128.0, 127.0)),
+            DType::U8 => Some((0.0, 255.0)),
+            DType::Bool => Some((0.0, 1.0)),
+            _ => None,
         }
     }
 }
@@ -31,7 +122,13 @@ impl fmt::Display for DType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             DType::F32 => "f32",
+            DType::F16 => "f16",
+            DType::F64 => "f64",
             DType::I64 => "i64",
+            DType::I32 => "i32",
+            DType::I8 => "i8",
+            DType::U8 => "u8",
+            DType::Bool => "bool",
         })
     }
 }
@@ -46,35 +143,43 @@ pub enum Tensor {
 }
 
 impl Tensor {
-    /// A tensor of zeros.
+    /// A tensor of zeros, in `dtype`'s carrier.
     pub fn zeros(dtype: DType, shape: &[usize]) -> Self {
-        match dtype {
-            DType::F32 => Tensor::F32(ArrayD::zeros(IxDyn(shape))),
+        match dtype.carrier() {
             DType::I64 => Tensor::I64(ArrayD::zeros(IxDyn(shape))),
+            _ => Tensor::F32(ArrayD::zeros(IxDyn(shape))),
         }
     }
 
-    /// A tensor with every element equal to `value`, converted to `dtype`. For `I64`
-    /// the value must be a whole number in the `i64` range; for `F32` it must be finite.
-    /// The error says what is wrong with the value.
+    /// A tensor with every element equal to `value`, for an input of type
+    /// `dtype` (in its carrier). For an integer type the value must be a
+    /// whole number in the type's range (0 or 1 for bool); for a float type
+    /// it must be finite in it. The error says what is wrong with the value.
     pub fn filled(dtype: DType, shape: &[usize], value: f64) -> Result<Self, String> {
-        match dtype {
-            DType::F32 => {
-                let v = value as f32;
-                if value.is_finite() && v.is_finite() {
-                    Ok(Tensor::F32(ArrayD::from_elem(IxDyn(shape), v)))
-                } else {
-                    Err(format!("{value} is not a finite f32"))
-                }
-            }
-            DType::I64 => {
-                // i64::MAX as f64 rounds up to 2^63, which is out of range.
-                if value.fract() == 0.0 && value >= i64::MIN as f64 && value < i64::MAX as f64 {
-                    Ok(Tensor::I64(ArrayD::from_elem(IxDyn(shape), value as i64)))
-                } else {
-                    Err(format!("{value} is not a whole number in the i64 range"))
-                }
-            }
+        if let Some((lo, hi)) = dtype.range() {
+            // i64::MAX as f64 rounds up to 2^63, which is out of range.
+            let top_ok = if dtype == DType::I64 {
+                value < hi
+            } else {
+                value <= hi
+            };
+            return if value.fract() == 0.0 && value >= lo && top_ok {
+                Ok(Tensor::I64(ArrayD::from_elem(IxDyn(shape), value as i64)))
+            } else {
+                Err(format!(
+                    "{value} is not a whole number in the {dtype} range"
+                ))
+            };
+        }
+        let max = match dtype {
+            DType::F16 => 65504.0,
+            DType::F64 => f64::MAX,
+            _ => f32::MAX as f64,
+        };
+        if value.is_finite() && value.abs() <= max {
+            Ok(Tensor::F32(ArrayD::from_elem(IxDyn(shape), value as f32)))
+        } else {
+            Err(format!("{value} is not a finite {dtype}"))
         }
     }
 

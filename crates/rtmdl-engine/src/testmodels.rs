@@ -7,6 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::onnx_build::{Attr, Dim, GraphBuilder, fixed};
+use tract_onnx::pb;
 
 /// Name of the input of every test model.
 pub const INPUT: &str = "input";
@@ -225,6 +226,50 @@ pub fn tiny_recurrent() -> Vec<u8> {
     g.node("Add", &["scaled", "ssum"], &["y"], &[]);
     g.output("y", &[Dim::Fixed(1), Dim::Fixed(1)]);
     g.output("state_out", &[Dim::Fixed(2), Dim::sym("B"), Dim::Fixed(4)]);
+    g.encode()
+}
+
+/// The element types of [`typed_inputs`]' inputs, in order (names `x0`,
+/// `x1`, ...).
+pub const TYPED_INPUTS: [crate::DType; 7] = [
+    crate::DType::F32,
+    crate::DType::F16,
+    crate::DType::F64,
+    crate::DType::I32,
+    crate::DType::I8,
+    crate::DType::U8,
+    crate::DType::Bool,
+];
+
+/// One input of each of [`TYPED_INPUTS`]' types, each `[1, 4]`; every
+/// input is cast to f32 and the output `y` `[1, 4]` is their sum.
+pub fn typed_inputs() -> Vec<u8> {
+    use pb::tensor_proto::DataType as D;
+    let mut g = GraphBuilder::new("typed_inputs");
+    let types = [
+        D::Float,
+        D::Float16,
+        D::Double,
+        D::Int32,
+        D::Int8,
+        D::Uint8,
+        D::Bool,
+    ];
+    let mut acc = String::new();
+    for (k, ty) in types.iter().enumerate() {
+        let (x, xf) = (format!("x{k}"), format!("f{k}"));
+        g.input_typed(&x, &[Dim::Fixed(1), Dim::Fixed(4)], *ty);
+        g.node("Cast", &[&x], &[&xf], &[("to", Attr::Int(D::Float as i64))]);
+        acc = if acc.is_empty() {
+            xf
+        } else {
+            let sum = format!("s{k}");
+            g.node("Add", &[&acc, &xf], &[&sum], &[]);
+            sum
+        };
+    }
+    g.node("Identity", &[&acc], &["y"], &[]);
+    g.output("y", &[Dim::Fixed(1), Dim::Fixed(4)]);
     g.encode()
 }
 

@@ -172,10 +172,7 @@ fn typed_model(
                 ),
             });
         };
-        let fact = match info.dtype {
-            DType::F32 => f32::fact(info.shape.as_slice()),
-            DType::I64 => i64::fact(info.shape.as_slice()),
-        };
+        let fact = TypedFact::dt_shape(datum_type(info.dtype), info.shape.as_slice());
         model
             .set_input_fact(i, InferenceFact::from(fact))
             .map_err(|e| fail(&format!("fixing the shape of input {name:?}"), e))?;
@@ -348,10 +345,29 @@ impl TractSession {
     }
 }
 
-/// The inputs as tract values (tract owns its inputs: one copy each).
-pub(crate) fn to_tvalues(inputs: &[TensorView<'_>]) -> TractResult<TVec<TValue>> {
+/// tract's type for ours.
+pub(crate) fn datum_type(d: DType) -> DatumType {
+    match d {
+        DType::F32 => f32::datum_type(),
+        DType::F16 => f16::datum_type(),
+        DType::F64 => f64::datum_type(),
+        DType::I64 => i64::datum_type(),
+        DType::I32 => i32::datum_type(),
+        DType::I8 => i8::datum_type(),
+        DType::U8 => u8::datum_type(),
+        DType::Bool => bool::datum_type(),
+    }
+}
+
+/// The inputs as tract values (tract owns its inputs: one copy each), each
+/// cast to its input's declared type (`infos`, in order) where it comes in
+/// a carrier.
+pub(crate) fn to_tvalues(
+    inputs: &[TensorView<'_>],
+    infos: &[crate::InputInfo],
+) -> TractResult<TVec<TValue>> {
     let mut values = TVec::with_capacity(inputs.len());
-    for input in inputs {
+    for (k, input) in inputs.iter().enumerate() {
         let tensor = match input {
             TensorView::F32(a) => {
                 let c = a.as_standard_layout();
@@ -361,6 +377,10 @@ pub(crate) fn to_tvalues(inputs: &[TensorView<'_>]) -> TractResult<TVec<TValue>>
                 let c = a.as_standard_layout();
                 Tensor::from_shape(a.shape(), c.as_slice().unwrap_or_default())?
             }
+        };
+        let tensor = match infos.get(k).map(|i| datum_type(i.dtype)) {
+            Some(dt) if dt != tensor.datum_type() => tensor.cast_to_dt(dt)?.into_owned(),
+            _ => tensor,
         };
         values.push(tensor.into_tvalue());
     }
@@ -390,7 +410,7 @@ impl Session for TractSession {
             path: self.path.clone(),
             reason: format!("{e:#}"),
         };
-        let values = to_tvalues(inputs).map_err(fail)?;
+        let values = to_tvalues(inputs, &self.inputs).map_err(fail)?;
         let outputs = self.state.run(values).map_err(fail)?;
         from_tvalues(outputs).map_err(fail)
     }

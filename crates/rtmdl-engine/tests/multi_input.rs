@@ -76,11 +76,18 @@ fn check_engine(engine: &dyn Engine, path: &PathBuf) {
     let err = s.run(&x).unwrap_err();
     assert!(matches!(err, EngineError::InputMismatch { .. }), "{err:?}");
     assert!(err.to_string().contains("rate: i64 []"), "{err}");
+    // An f32 tensor for the i64 input is cast at the boundary; an i64 one
+    // for an f32 input is not taken.
     let rate_f = Tensor::F32(ArrayD::from_elem(IxDyn(&[]), 3.0));
-    let err = s
+    let cast = s
         .run_many(&[(&x).into(), state.view(), rate_f.view()])
+        .unwrap();
+    assert!((y(&cast) - 9.5).abs() < 1e-5, "{}", y(&cast));
+    let state_i = Tensor::I64(ArrayD::from_elem(IxDyn(&[2, 1, 4]), 1));
+    let err = s
+        .run_many(&[(&x).into(), state_i.view(), rate.view()])
         .unwrap_err();
-    assert!(err.to_string().contains("\"rate\" is i64"), "{err}");
+    assert!(err.to_string().contains("\"state\" is f32"), "{err}");
     let small = Tensor::zeros(DType::F32, &[2, 1, 3]);
     let err = s
         .run_many(&[(&x).into(), small.view(), rate.view()])
@@ -251,11 +258,13 @@ fn bad_specs_name_the_input_and_the_file() {
             "give the shape",
         ),
         (
-            spec(&path).with_constant(
-                "rate",
-                InputValue::Tensor(Tensor::F32(ArrayD::zeros(IxDyn(&[])))),
-            ),
-            "the value is f32, but the model declares INT64",
+            ModelSpec::new(&path)
+                .with_input_shape([1, 6])
+                .with_constant(
+                    "state",
+                    InputValue::Tensor(Tensor::I64(ArrayD::zeros(IxDyn(&[2, 1, 4])))),
+                ),
+            "the value is i64, but the model declares FLOAT",
         ),
         (
             spec(&path).with_input_shape_of("x", [1, 6]),

@@ -21,8 +21,8 @@ use rand_chacha::ChaCha8Rng;
 use rtmdl_config::{Config, InferenceParams, StageBody};
 use rtmdl_core::{Assignment, ExecProfile};
 use rtmdl_engine::{
-    DType, Engine, Feedback, InputValue, LoadedModel, ModelSpec, RecurrentModel, Session,
-    SharedState, TensorView,
+    Engine, Feedback, InputValue, LoadedModel, ModelSpec, RecurrentModel, Session, SharedState,
+    TensorView,
 };
 use rtmdl_ops::{CpuStage, Source};
 
@@ -171,15 +171,8 @@ impl ConfigBodies {
                     .map_err(|e| e.to_string())?,
             );
         }
-        if let Some(i) = model.inputs().iter().find(|i| i.dtype != DType::F32) {
-            return Err(format!(
-                "model {}: input {:?} is {} but the job's tensors are f32; fix it with params.inputs.{} = VALUE",
-                spec.path.display(),
-                i.name,
-                i.dtype,
-                i.name
-            ));
-        }
+        // The job's tensors are f32; an input of another type takes them
+        // cast at the engine's boundary (`DType::accepts`).
         let m = self.cfg.taskset.tasks[task].model;
         if let (Some(input), Some((producer, function, produced))) =
             (model.inputs().first(), self.produced_shape(m, stage))

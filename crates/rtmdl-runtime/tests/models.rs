@@ -179,10 +179,6 @@ fn bad_inference_params_name_the_field_or_the_input() {
             r#"{ input_shape = [1, 6], inputs = { rate = 2, state = { shape = [2, 1, 4] } }, feedback = { stateN = "state" } }"#,
             "names output \"stateN\", but the model's outputs are: y, state_out",
         ),
-        (
-            r#"{ input_shape = [1, 6], inputs = { state = { shape = [2, 1, 4] } }, feedback = { state_out = "state" } }"#,
-            "input \"rate\" is i64 but the job's tensors are f32; fix it with params.inputs.rate",
-        ),
     ];
     for (params, want) in late {
         let path = recurrent_config(dir.path(), params, 1);
