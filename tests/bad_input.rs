@@ -431,6 +431,34 @@ const CASES: &[Case] = &[
             "\"lights\" or \"signs\"",
         ],
     },
+    Case {
+        what: "an inference stage naming an unknown engine",
+        args: RUN,
+        edits: &[(
+            "{ name = \"infer\", on = \"gpu\" }",
+            "{ name = \"infer\", on = \"gpu\", engine = \"tensorrt\" }",
+        )],
+        files: &[],
+        expect: &[
+            "{cfg}:8:",
+            "models.signs.stages[1].engine",
+            "expected \"tract\", \"ort\" or \"cuda\", got \"tensorrt\"",
+        ],
+    },
+    Case {
+        what: "a CPU stage naming an engine",
+        args: SIMULATE,
+        edits: &[(
+            "function = \"softmax_top1\",",
+            "function = \"softmax_top1\", engine = \"ort\",",
+        )],
+        files: &[],
+        expect: &[
+            "{cfg}:9:",
+            "models.signs.stages[2].engine",
+            "only an inference stage",
+        ],
+    },
     // ----------------------------------------------------------- shapes
     Case {
         what: "empty task set",

@@ -68,6 +68,7 @@ fn optimistic_profile(path: &Path) {
             variants: vec![variant("big", 3.0), variant("small", 0.75)],
         }],
         machine: None,
+        stage_engines: Vec::new(),
     };
     std::fs::write(path, serde_json::to_string(&p).unwrap()).unwrap();
 }

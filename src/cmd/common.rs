@@ -280,7 +280,13 @@ fn install_missing_variants(cfg: &rtmdl_config::Config) -> Result<()> {
 pub fn engine(kind: EngineKind) -> Result<Arc<dyn Engine>> {
     let (engine, note) = rtmdl_engine::select(kind)?;
     eprintln!("engine: {note}");
-    Ok(Arc::from(engine))
+    let engine: Arc<dyn Engine> = Arc::from(engine);
+    // `auto` is per model: one that the chosen engine cannot load goes to
+    // the next engine this machine has (a line says so).
+    Ok(match kind {
+        EngineKind::Auto => Arc::new(rtmdl_engine::Fallback::after(engine)),
+        _ => engine,
+    })
 }
 
 /// The note that GPU lanes run on the CPU, unless `engine` is a GPU engine.

@@ -74,6 +74,28 @@ pub struct InferenceParams {
     pub feedback: BTreeMap<String, String>,
     /// Faults injected before each inference.
     pub fault: Option<FaultSpec>,
+    /// The engine this stage runs on instead of the run's (`engine = "ort"`
+    /// on the stage).
+    pub engine: Option<StageEngine>,
+}
+
+/// The engine an inference stage names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum StageEngine {
+    Tract,
+    Ort,
+    Cuda,
+}
+
+impl StageEngine {
+    /// The name as written in a config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StageEngine::Tract => "tract",
+            StageEngine::Ort => "ort",
+            StageEngine::Cuda => "cuda",
+        }
+    }
 }
 
 /// The value of an entry of `inputs`: every element `fill`, with `shape`
@@ -290,12 +312,36 @@ pub(crate) fn stage_body(
     on: Resource,
     function: Option<Spanned<String>>,
     params: Option<Spanned<toml::Table>>,
+    engine: Option<Spanned<String>>,
     config: &Path,
 ) -> Result<(StageBody, Option<FaultSpec>), ConfigError> {
     let params = params.map(Spanned::into_inner).unwrap_or_default();
+    let engine = match engine {
+        None => None,
+        Some(_) if on == Resource::Cpu => {
+            return Err(src.at(
+                &field.key("engine"),
+                true,
+                "only an inference stage (on = \"gpu\") runs on an engine; a CPU stage runs its function",
+            ));
+        }
+        Some(e) => Some(match e.get_ref().as_str() {
+            "tract" => StageEngine::Tract,
+            "ort" => StageEngine::Ort,
+            "cuda" => StageEngine::Cuda,
+            other => {
+                return Err(src.err(
+                    e.span(),
+                    field.key("engine").to_string(),
+                    format!("expected \"tract\", \"ort\" or \"cuda\", got {other:?}"),
+                ));
+            }
+        }),
+    };
     match (on, function) {
         (Resource::Gpu, _) => {
-            let p = inference(src, &field.key("params"), params, config)?;
+            let mut p = inference(src, &field.key("params"), params, config)?;
+            p.engine = engine;
             let fault = p.fault;
             Ok((StageBody::Inference(p), fault))
         }
@@ -365,6 +411,7 @@ fn inference(
         inputs: raw.inputs,
         feedback: raw.feedback,
         fault,
+        engine: None,
     })
 }
 

@@ -205,7 +205,8 @@ fn model(
             .key(name)
             .key("stages")
             .index(i);
-        let (body, fault) = body::stage_body(src, &at, st.on, st.function, st.params, path)?;
+        let (body, fault) =
+            body::stage_body(src, &at, st.on, st.function, st.params, st.engine, path)?;
         let mut stage = Stage::new(st.name.get_ref().clone(), st.on);
         stage.fault = fault;
         stages.push(stage);

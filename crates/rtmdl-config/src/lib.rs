@@ -16,7 +16,7 @@ use std::collections::HashSet;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-pub use body::{InferenceParams, InputInit, StageBody};
+pub use body::{InferenceParams, InputInit, StageBody, StageEngine};
 use raw::{RawConfig, RawPlan};
 use rtmdl_core::TaskSet;
 use rtmdl_ops::SourceSpec;

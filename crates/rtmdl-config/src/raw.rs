@@ -225,6 +225,10 @@ pub struct RawStage {
     /// in `body`).
     #[serde(default)]
     pub params: Option<Spanned<toml::Table>>,
+    /// Real runtime: the engine of an inference stage ("tract", "ort",
+    /// "cuda"), instead of the run's.
+    #[serde(default)]
+    pub engine: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

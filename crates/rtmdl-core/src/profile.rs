@@ -67,6 +67,11 @@ pub struct Profile {
     /// CPU engine, contention, and the runtime's hand-offs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub machine: Option<Machine>,
+    /// The inference stages that run on another engine than `engine`:
+    /// the ones that name theirs ("model/stage: ort"), and the models
+    /// `--engine auto` had to give to another engine (one line each).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stage_engines: Vec<String>,
 }
 
 /// What a profile measured about the machine and the runtime, for the

@@ -48,6 +48,7 @@ pub use ndarray::ArrayD;
 #[cfg(feature = "cuda")]
 pub mod cuda_engine;
 mod error;
+mod fallback;
 mod fold;
 pub mod inspect;
 mod model;
@@ -61,6 +62,7 @@ pub mod tract_engine;
 #[cfg(feature = "cuda")]
 pub use cuda_engine::CudaEngine;
 pub use error::EngineError;
+pub use fallback::Fallback;
 pub use ort_engine::OrtEngine;
 pub use recurrent::{Feedback, RecurrentModel, RecurrentSession, SharedState};
 pub use tensor::{DType, InputInfo, InputValue, Tensor, TensorView};
@@ -198,6 +200,11 @@ pub trait Engine: Send + Sync {
     /// Reads, validates, optimises and warms up a model (one inference on zeros), once:
     /// spawn a session per thread from the result.
     fn load(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, EngineError>;
+    /// The models another engine had to load, one line each (a
+    /// [`Fallback`]; none for a plain engine).
+    fn fallbacks(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// One session of a model: [`Engine::load`], then [`LoadedModel::spawn`] (the first
     /// spawn reuses the session warmed up at load, so this costs what loading does).
     fn session(&self, spec: &ModelSpec) -> Result<Box<dyn Session>, EngineError> {

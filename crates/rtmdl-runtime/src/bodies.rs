@@ -18,11 +18,11 @@ use std::time::{Duration, Instant};
 
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
-use rtmdl_config::{Config, InferenceParams, StageBody};
+use rtmdl_config::{Config, InferenceParams, StageBody, StageEngine};
 use rtmdl_core::{Assignment, ExecProfile};
 use rtmdl_engine::{
-    Engine, Feedback, InputValue, LoadedModel, ModelSpec, RecurrentModel, Session, SharedState,
-    TensorView,
+    Engine, EngineKind, Feedback, InputValue, LoadedModel, ModelSpec, RecurrentModel, Session,
+    SharedState, TensorView,
 };
 use rtmdl_ops::{CpuStage, Source};
 
@@ -32,6 +32,9 @@ use crate::{Data, RuntimeError};
 /// A model loaded once, or why it could not be (the same for every lane).
 type Loaded = Arc<OnceLock<Result<Arc<dyn LoadedModel>, String>>>;
 
+/// An engine a stage names, or why it cannot be made.
+type EngineOrWhyNot = Result<Arc<dyn Engine>, String>;
+
 /// Bodies for every task of a config, with the chosen variants.
 pub struct ConfigBodies {
     cfg: Config,
@@ -40,8 +43,12 @@ pub struct ConfigBodies {
     /// Intra-op threads per engine session.
     threads: usize,
     sources: Vec<Mutex<Option<Box<dyn Source>>>>,
-    /// Each distinct model spec, loaded by the first body that needs it.
-    models: Mutex<Vec<(ModelSpec, Loaded)>>,
+    /// Each distinct model spec (on its engine), loaded by the first body
+    /// that needs it.
+    models: Mutex<Vec<(ModelSpec, &'static str, Loaded)>>,
+    /// The engines stages name (`engine = "ort"`), made on first use, or
+    /// why they cannot be.
+    stage_engines: Mutex<HashMap<StageEngine, EngineOrWhyNot>>,
     /// Recurrent state per (task, stage), shared by the lanes' sessions.
     states: Mutex<HashMap<(usize, usize), SharedState>>,
     seed: u64,
@@ -76,6 +83,7 @@ impl ConfigBodies {
             threads: threads.max(1),
             sources,
             models: Mutex::new(Vec::new()),
+            stage_engines: Mutex::new(HashMap::new()),
             states: Mutex::new(HashMap::new()),
             seed,
         })
@@ -89,21 +97,68 @@ impl ConfigBodies {
 
     /// The model of `spec`, loaded on the first call; later calls (other
     /// lanes, replacements) wait for that load and share it.
-    fn model(&self, spec: &ModelSpec) -> Result<Arc<dyn LoadedModel>, String> {
+    fn model(
+        &self,
+        spec: &ModelSpec,
+        engine: &Arc<dyn Engine>,
+    ) -> Result<Arc<dyn LoadedModel>, String> {
         let cell = {
             let mut models = self.models.lock().unwrap_or_else(|p| p.into_inner());
-            match models.iter().find(|(s, _)| s == spec) {
-                Some((_, cell)) => cell.clone(),
+            match models
+                .iter()
+                .find(|(s, e, _)| s == spec && *e == engine.name())
+            {
+                Some((_, _, cell)) => cell.clone(),
                 None => {
                     let cell = Loaded::default();
-                    models.push((spec.clone(), cell.clone()));
+                    models.push((spec.clone(), engine.name(), cell.clone()));
                     cell
                 }
             }
         };
         // Loads of different models run at once; one model loads once.
-        cell.get_or_init(|| self.engine.load(spec).map_err(|e| e.to_string()))
+        cell.get_or_init(|| engine.load(spec).map_err(|e| e.to_string()))
             .clone()
+    }
+
+    /// The engine of an inference stage: the one it names, else the run's.
+    fn engine_of(&self, p: &InferenceParams) -> Result<Arc<dyn Engine>, String> {
+        let Some(kind) = p.engine else {
+            return Ok(self.engine.clone());
+        };
+        let mut engines = self.stage_engines.lock().unwrap_or_else(|p| p.into_inner());
+        engines
+            .entry(kind)
+            .or_insert_with(|| {
+                let k = match kind {
+                    StageEngine::Tract => EngineKind::Tract,
+                    StageEngine::Ort => EngineKind::Ort,
+                    StageEngine::Cuda => EngineKind::Cuda,
+                };
+                rtmdl_engine::select(k)
+                    .map(|(e, _)| Arc::from(e))
+                    .map_err(|e| format!("the stage names engine = {:?}: {e}", kind.as_str()))
+            })
+            .clone()
+    }
+
+    /// Per inference stage that names its engine, "task/stage: engine
+    /// version"; every other inference stage runs on the run's engine.
+    pub fn stage_engines(&self) -> Vec<String> {
+        let ts = &self.cfg.taskset;
+        let mut v = Vec::new();
+        for task in &ts.tasks {
+            let m = &ts.models[task.model];
+            for (s, st) in m.stages.iter().enumerate() {
+                if let StageBody::Inference(p) = &self.cfg.bodies[task.model][s]
+                    && p.engine.is_some()
+                    && let Ok(e) = self.engine_of(p)
+                {
+                    v.push(format!("{}/{}: {}", task.name, st.name, e.version()));
+                }
+            }
+        }
+        v
     }
 
     /// Stages that run emulated busy work (no function or model named).
@@ -164,7 +219,8 @@ impl ConfigBodies {
         file: PathBuf,
     ) -> Result<Box<dyn Session>, String> {
         let (spec, feedback) = spec(params, file, self.threads);
-        let mut model = self.model(&spec)?;
+        let engine = self.engine_of(params)?;
+        let mut model = self.model(&spec, &engine)?;
         if !feedback.is_empty() {
             model = Arc::new(
                 RecurrentModel::new(model, &feedback, self.state(task, stage))

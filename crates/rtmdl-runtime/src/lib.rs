@@ -59,6 +59,7 @@ pub fn run_config(
     let bodies =
         bodies::ConfigBodies::new(cfg.clone(), assign.clone(), engine.clone(), threads, seed)?;
     let emulated = bodies.emulated();
+    let stage_engines = bodies.stage_engines();
     let bodies: Arc<dyn Bodies> = Arc::new(camera(cfg, Arc::new(bodies))?);
     let built = policy.build(ts, &assign);
     let priorities = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
@@ -91,6 +92,22 @@ pub fn run_config(
     report.set_predicted(&predicted);
     report.set_scores(scores(ts, &outcome, bodies.as_ref()));
     notes(&mut report, ts, &outcome, opts, engine.as_ref(), &emulated);
+    if !stage_engines.is_empty() {
+        report.notes.insert(
+            "stage engines".into(),
+            format!(
+                "{} (the run's engine: {})",
+                stage_engines.join(", "),
+                engine.version()
+            ),
+        );
+    }
+    let fallbacks = engine.fallbacks();
+    if !fallbacks.is_empty() {
+        report
+            .notes
+            .insert("engine fallback".into(), fallbacks.join("; "));
+    }
     report.runtime = Some(runtime_stats(ts, &outcome));
     Ok(RealRun { report, outcome })
 }

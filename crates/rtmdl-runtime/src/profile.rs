@@ -113,7 +113,26 @@ pub fn profile(
         (Overheads::default(), Vec::new(), None)
     };
     progress(total, total, "done");
+    let mut stage_engines: Vec<String> = ts
+        .models
+        .iter()
+        .enumerate()
+        .flat_map(|(m, model)| {
+            model
+                .stages
+                .iter()
+                .zip(&cfg.bodies[m])
+                .filter_map(move |(st, body)| match body {
+                    rtmdl_config::StageBody::Inference(p) => p
+                        .engine
+                        .map(|e| format!("{}/{}: {}", model.name, st.name, e.as_str())),
+                    _ => None,
+                })
+        })
+        .collect();
+    stage_engines.extend(engine.fallbacks());
     Ok(Profile {
+        stage_engines,
         config: cfg.path.display().to_string(),
         engine: format!("{} {}", engine.name(), engine.version()),
         runs: opts.runs,
@@ -404,6 +423,7 @@ fn calibrate(
         gpu_slowdown: vec![],
         models: models.to_vec(),
         machine: None,
+        stage_engines: Vec::new(),
     };
     let mut at = cfg.clone();
     alone.apply(&mut at.taskset).map_err(RuntimeError::Thread)?;

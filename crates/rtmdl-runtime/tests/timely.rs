@@ -1,7 +1,8 @@
 //! Timely accuracy in a real run: the project's committed light and sign
 //! classifiers answer the frames of a `route` source, whose ground truth
 //! the run judges. A task whose deadline nobody can meet answers correctly
-//! and still scores zero: a late answer is a wrong one.
+//! and still scores zero: a late answer is a wrong one. And the same drive
+//! with each classifier on the engine its stage names.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -146,4 +147,29 @@ fn a_late_answer_counts_as_wrong() {
 
 fn la_red(a: &rtmdl_core::timely::TaskScore) -> Option<u64> {
     a.by_label.get("red").map(|c| c.missed + c.wrong)
+}
+
+/// `examples/mixed-engines.toml`: the light classifier on tract, the sign
+/// classifier on onnxruntime, in one real run whose own engine is tract;
+/// the report names each stage's engine. Skipped without onnxruntime
+/// (unless `RTMDL_REQUIRE_ORT=1`).
+#[test]
+fn stages_run_on_the_engines_they_name() {
+    if let Err(e) = rtmdl_engine::OrtEngine::new() {
+        assert!(
+            std::env::var("RTMDL_REQUIRE_ORT").as_deref() != Ok("1"),
+            "RTMDL_REQUIRE_ORT=1 but {e}"
+        );
+        eprintln!("skipping: {e}");
+        return;
+    }
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/mixed-engines.toml");
+    let r = run(&path, 1.0);
+    let note = &r.notes["stage engines"];
+    assert!(
+        note.contains("traffic_light/infer: tract")
+            && note.contains("traffic_sign/infer: onnxruntime"),
+        "{note}"
+    );
+    assert!(r.tasks.iter().all(|t| t.completed > 0), "{}", r.table());
 }
