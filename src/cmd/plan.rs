@@ -69,6 +69,13 @@ pub fn run(a: Args) -> Result<()> {
         for d in &outcome.diagnosis {
             println!("  {d}");
         }
+        let waits = blocking(ts, &outcome);
+        if !waits.is_empty() {
+            println!("what holds them up (the closest plan, simulated on a fresh seed):");
+            for w in waits {
+                println!("  {w}");
+            }
+        }
         let fixes = suggestions(&a, ts, &outcome);
         if fixes.is_empty() {
             println!(
@@ -138,6 +145,25 @@ fn plan_and_print(a: &Args, ts: &TaskSet) -> Result<PlanOutcome> {
         baselines_line(&planned, &outcome.held_out)
     );
     Ok(outcome)
+}
+
+/// For each task the closest plan leaves above its ζ (on fresh seeds):
+/// where its sub-tasks wait and behind whom, from a simulation of that plan
+/// with [`rtmdl_core::blocking::Blocking`] watching.
+fn blocking(ts: &TaskSet, outcome: &PlanOutcome) -> Vec<String> {
+    let planned = ts.with_assignments(&outcome.assignments);
+    let mut watch = rtmdl_core::blocking::Blocking::default();
+    let opts = rtmdl_core::SimOptions {
+        duration: 10_000_000_000,
+        seed: 0x626c_6f63_6b,
+        ..Default::default()
+    };
+    let policy = rtmdl_core::PolicyKind::Rtmdl.build(&planned, &outcome.assignments);
+    rtmdl_core::simulate_with(&planned, &outcome.assignments, policy, opts, &mut watch);
+    (0..ts.tasks.len())
+        .filter(|&t| outcome.held_out.dmr[t] > ts.tasks[t].max_miss_rate)
+        .filter_map(|t| watch.explain(ts, t))
+        .collect()
 }
 
 /// Single changes to the set that make it plannable, each checked by a

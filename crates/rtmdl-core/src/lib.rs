@@ -6,6 +6,7 @@
 //! real-time runtime drives the very same [`sched::Scheduler`].
 
 pub mod adapt;
+pub mod blocking;
 pub mod fault;
 pub mod model;
 pub mod names;

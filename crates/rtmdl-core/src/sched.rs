@@ -441,6 +441,26 @@ impl Scheduler {
 
     /// Sub-tasks waiting for a resource. Under black-box dispatch, jobs
     /// waiting for a thread count as CPU work.
+    /// Every job whose next sub-task waits in a ready queue (for a worker,
+    /// a lane, or its thread): (job, task, stage). For observers.
+    pub fn queued_jobs(&self) -> Vec<(JobId, usize, usize)> {
+        let idxs = self
+            .cpu_queue
+            .iter()
+            .chain(self.gpu_queue.iter())
+            .map(|e| (e.0.3, e.0.4))
+            .chain(self.waiting.iter().flatten().copied());
+        idxs.filter_map(|(idx, uid)| {
+            let j = self.jobs.get(idx as usize)?;
+            (j.live && j.uid == uid).then_some((
+                JobId { idx, uid },
+                j.task as usize,
+                j.stage as usize,
+            ))
+        })
+        .collect()
+    }
+
     pub fn queued(&self, r: Resource) -> usize {
         match r {
             Resource::Cpu => {
