@@ -155,7 +155,7 @@ fn blocking(ts: &TaskSet, outcome: &PlanOutcome) -> Vec<String> {
     let mut watch = rtmdl_core::blocking::Blocking::default();
     let opts = rtmdl_core::SimOptions {
         duration: 10_000_000_000,
-        seed: 0x626c_6f63_6b,
+        seed: 0x0062_6c6f_636b,
         ..Default::default()
     };
     let policy = rtmdl_core::PolicyKind::Rtmdl.build(&planned, &outcome.assignments);
