@@ -635,6 +635,53 @@ impl Folder {
 }
 
 /// Loads the images of `dir` as frames, optionally resized to `(h, w)`.
+/// A PNG or JPEG file's pixels as 8-bit RGB, row-major, with its width and
+/// height: the `png` and `zune-jpeg` decoders (what the `image` crate
+/// uses, without its colour-management stack: a camera frame is taken as
+/// it is stored). Grey, grey + alpha, palette and RGBA are made RGB (alpha
+/// dropped), 16-bit PNG samples are cut to 8.
+fn decode_rgb8(bytes: &[u8]) -> Result<(Vec<u8>, usize, usize), String> {
+    if bytes.starts_with(b"\x89PNG") {
+        let mut d = png::Decoder::new(std::io::Cursor::new(bytes));
+        d.set_transformations(png::Transformations::EXPAND | png::Transformations::STRIP_16);
+        let mut r = d.read_info().map_err(|e| e.to_string())?;
+        let mut buf = vec![0; r.output_buffer_size().ok_or("the image is too large")?];
+        let info = r.next_frame(&mut buf).map_err(|e| e.to_string())?;
+        buf.truncate(info.buffer_size());
+        let (w, h) = (info.width as usize, info.height as usize);
+        let channels = match info.color_type {
+            png::ColorType::Grayscale => 1,
+            png::ColorType::GrayscaleAlpha => 2,
+            png::ColorType::Rgb => 3,
+            png::ColorType::Rgba => 4,
+            png::ColorType::Indexed => {
+                return Err("a palette PNG the decoder did not expand".into());
+            }
+        };
+        let rgb = match channels {
+            3 => buf,
+            c => buf
+                .chunks_exact(c)
+                .flat_map(|p| if c < 3 { [p[0]; 3] } else { [p[0], p[1], p[2]] })
+                .collect(),
+        };
+        Ok((rgb, w, h))
+    } else if bytes.starts_with(&[0xFF, 0xD8]) {
+        use zune_core::colorspace::ColorSpace;
+        use zune_core::options::DecoderOptions;
+        let options = DecoderOptions::default().jpeg_set_out_colorspace(ColorSpace::RGB);
+        let mut d = zune_jpeg::JpegDecoder::new_with_options(
+            zune_core::bytestream::ZCursor::new(bytes),
+            options,
+        );
+        let rgb = d.decode().map_err(|e| format!("{e:?}"))?;
+        let (w, h) = d.dimensions().ok_or("no dimensions after decoding")?;
+        Ok((rgb, w, h))
+    } else {
+        Err("neither a PNG nor a JPEG file (by its first bytes)".into())
+    }
+}
+
 pub(crate) fn load_folder(
     dir: &Path,
     size: Option<(usize, usize)>,
@@ -673,14 +720,11 @@ pub(crate) fn load_folder(
                 path: path.clone(),
                 source,
             })?;
-            let img = image::load_from_memory(&bytes)
-                .map_err(|e| OpError::Decode {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?
-                .to_rgb8();
-            let (w, h) = (img.width() as usize, img.height() as usize);
-            let src: Vec<f32> = img.into_raw().into_iter().map(f32::from).collect();
+            let (rgb, w, h) = decode_rgb8(&bytes).map_err(|reason| OpError::Decode {
+                path: path.clone(),
+                reason,
+            })?;
+            let src: Vec<f32> = rgb.into_iter().map(f32::from).collect();
             let (data, (oh, ow)) = match size {
                 Some((oh, ow)) if (oh, ow) != (h, w) => {
                     let mut out = Vec::with_capacity(oh * ow * 3);
@@ -852,6 +896,53 @@ mod tests {
         image::RgbImage::from_pixel(w, h, image::Rgb(rgb))
             .save(path)
             .unwrap();
+    }
+
+    /// Grey, grey + alpha, RGBA and 16-bit PNGs and a grey JPEG all come
+    /// out as 8-bit RGB; a file that is neither is one error.
+    #[test]
+    fn png_and_jpeg_kinds_decode_to_rgb() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |n: &str| dir.path().join(n);
+        image::GrayImage::from_pixel(2, 2, image::Luma([90]))
+            .save(p("g.png"))
+            .unwrap();
+        image::GrayAlphaImage::from_pixel(2, 2, image::LumaA([40, 7]))
+            .save(p("ga.png"))
+            .unwrap();
+        image::RgbaImage::from_pixel(2, 2, image::Rgba([1, 2, 3, 4]))
+            .save(p("rgba.png"))
+            .unwrap();
+        image::ImageBuffer::<image::Rgb<u16>, Vec<u16>>::from_pixel(
+            2,
+            2,
+            image::Rgb([65535, 0, 32896]),
+        )
+        .save(p("rgb16.png"))
+        .unwrap();
+        image::GrayImage::from_pixel(8, 8, image::Luma([128]))
+            .save(p("g.jpg"))
+            .unwrap();
+        for (file, want) in [
+            ("g.png", [90, 90, 90]),
+            ("ga.png", [40, 40, 40]),
+            ("rgba.png", [1, 2, 3]),
+            ("rgb16.png", [255, 0, 128]),
+        ] {
+            let (rgb, w, h) = decode_rgb8(&std::fs::read(p(file)).unwrap()).unwrap();
+            assert_eq!((w, h, rgb.len()), (2, 2, 12), "{file}");
+            assert_eq!(&rgb[..3], &want, "{file}");
+        }
+        let (rgb, w, h) = decode_rgb8(&std::fs::read(p("g.jpg")).unwrap()).unwrap();
+        assert_eq!((w, h, rgb.len()), (8, 8, 192));
+        assert!(
+            rgb.iter().all(|&v| (v as i32 - 128).abs() < 6),
+            "{:?}",
+            &rgb[..6]
+        );
+        let err = decode_rgb8(b"GIF89a....").unwrap_err();
+        assert!(err.contains("neither a PNG nor a JPEG"), "{err}");
+        assert!(decode_rgb8(b"\x89PNG\r\n\x1a\nbroken").is_err());
     }
 
     #[test]
