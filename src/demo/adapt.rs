@@ -197,24 +197,7 @@ pub fn run(
         .filter(|t| t.stop.is_none())
         .map(|t| t.name.clone())
         .collect();
-    let phases = |t: &Timeline| -> Vec<Phases> {
-        affected
-            .iter()
-            .map(|task| Phases {
-                task: task.clone(),
-                before: t.miss_rate(task, 0.0, step.from_ms).0,
-                first_second: t.miss_rate(task, step.from_ms, step.from_ms + 1000.0).0,
-                rest_of_step: t.miss_rate(task, step.from_ms + 1000.0, step.to_ms).0,
-                after: t.miss_rate(task, step.to_ms + 1000.0, f64::INFINITY).0,
-                variant_at_end: t
-                    .rows
-                    .iter()
-                    .rfind(|r| &r.task == task)
-                    .map(|r| r.variant.clone())
-                    .unwrap_or_default(),
-            })
-            .collect()
-    };
+    let phases = |t: &Timeline| phases_of(t, &affected, &step);
     let first = cfg.taskset.tasks.iter().find(|t| t.stop.is_none());
     let window_ms = first.map_or(0.0, |t| t.period as f64 / 1e6 * cfg.adapt.window as f64);
     let hogged = hogged_run(&cfg, &step, duration, engine.clone(), threads, rt, seed)?;
@@ -237,6 +220,28 @@ pub fn run(
         cpu_hog_switches: hogged.switches.clone(),
         timelines: [without, with],
     })
+}
+
+/// Per task of `affected`, its miss rate before the step, in its first
+/// second, in the rest of it and from a second after it, and the variant at
+/// the end.
+fn phases_of(t: &Timeline, affected: &[String], step: &Step) -> Vec<Phases> {
+    affected
+        .iter()
+        .map(|task| Phases {
+            task: task.clone(),
+            before: t.miss_rate(task, 0.0, step.from_ms).0,
+            first_second: t.miss_rate(task, step.from_ms, step.from_ms + 1000.0).0,
+            rest_of_step: t.miss_rate(task, step.from_ms + 1000.0, step.to_ms).0,
+            after: t.miss_rate(task, step.to_ms + 1000.0, f64::INFINITY).0,
+            variant_at_end: t
+                .rows
+                .iter()
+                .rfind(|r| &r.task == task)
+                .map(|r| r.variant.clone())
+                .unwrap_or_default(),
+        })
+        .collect()
 }
 
 /// The lane's utilisation by task `t` with its planned variant (profiled).
