@@ -3,6 +3,22 @@
 
 use std::process::Command;
 
+/// `rtmdl plan --exact` on `config`: it must fail (no feasible plan); its
+/// stdout.
+fn plan_refused(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("cfg.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
+        .args(["plan", cfg.to_str().unwrap(), "--exact", "--out"])
+        .arg(dir.path().join("plan.toml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(!out.status.success(), "{stdout}");
+    stdout
+}
+
 #[test]
 fn an_infeasible_set_gets_checked_suggestions() {
     // Two tasks of 6 ms of GPU work every 10 ms on one lane, one variant
@@ -33,17 +49,7 @@ period = "10 ms"
 max_miss_rate = 0.05
 overrun = "skip"
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let plan = dir.path().join("plan.toml");
-    let out = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
-        .args(["plan", cfg.to_str().unwrap(), "--exact", "--out"])
-        .arg(&plan)
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    let stdout = plan_refused(config);
     assert!(stdout.contains("no feasible plan"), "{stdout}");
     assert!(stdout.contains("what would make it feasible"), "{stdout}");
     assert!(stdout.contains("one more GPU lane (1 → 2"), "{stdout}");
@@ -90,16 +96,7 @@ period = "20 ms"
 max_miss_rate = 0.05
 overrun = "skip"
 "#;
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("cfg.toml");
-    std::fs::write(&cfg, config).unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rtmdl"))
-        .args(["plan", cfg.to_str().unwrap(), "--exact", "--out"])
-        .arg(dir.path().join("plan.toml"))
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(!out.status.success(), "{stdout}");
+    let stdout = plan_refused(config);
     let line = stdout
         .lines()
         .find(|l| l.contains("`wakeword`/infer waits for a GPU lane"))

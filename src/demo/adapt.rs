@@ -385,6 +385,26 @@ pub fn match_switches(
     rows
 }
 
+/// The paired switches as text: measured, simulated, simulated − measured
+/// ("–" where a side has none), for report.md and report.html.
+pub fn switch_rows(s: &Section) -> Vec<[String; 3]> {
+    let fmt = |w: &Option<SwitchRow>| {
+        w.as_ref().map_or("–".to_string(), |w| {
+            format!("{:.0} ms {}: {} → {}", w.t_ms, w.task, w.from, w.to)
+        })
+    };
+    s.matched
+        .iter()
+        .map(|(m, p)| {
+            let delta = match (m, p) {
+                (Some(m), Some(p)) => format!("{:+.0} ms", p.t_ms - m.t_ms),
+                _ => "–".into(),
+            };
+            [fmt(m), fmt(p), delta]
+        })
+        .collect()
+}
+
 /// "k of n simulated switches within one window (W ms) of the measured one".
 pub fn within_line(s: &Section) -> String {
     let pairs: Vec<f64> = s
@@ -429,17 +449,8 @@ pub fn markdown(s: &Section) -> String {
         "\nSwitches, measured next to simulated (one window ≈ {:.0} ms):\n\n| measured | simulated | simulated − measured |\n|---|---|---:|\n",
         s.window_ms
     );
-    let fmt = |w: Option<&SwitchRow>| {
-        w.map_or("–".to_string(), |w| {
-            format!("{:.0} ms {}: {} → {}", w.t_ms, w.task, w.from, w.to)
-        })
-    };
-    for (m, p) in &s.matched {
-        let delta = match (m, p) {
-            (Some(m), Some(p)) => format!("{:+.0} ms", p.t_ms - m.t_ms),
-            _ => "–".into(),
-        };
-        md += &format!("| {} | {} | {delta} |\n", fmt(m.as_ref()), fmt(p.as_ref()));
+    for [m, p, delta] in switch_rows(s) {
+        md += &format!("| {m} | {p} | {delta} |\n");
     }
     md += &format!(
         "\n{}\n\nThe simulator's model: {}.\n",

@@ -151,11 +151,6 @@ pub fn write(out: &Path, r: &Report, cfgs: &[(&str, rtmdl_config::Config)]) -> R
             red: l.red_lights_run.map_or("–".into(), |n| n.to_string()),
         })
         .collect();
-    let sw = |w: &Option<rtmdl_core::report::SwitchRow>| {
-        w.as_ref().map_or("–".to_string(), |w| {
-            format!("{:.0} ms {}: {} → {}", w.t_ms, w.task, w.from, w.to)
-        })
-    };
     let (adapt_phases, adapt_switches, adapt_within) = match &r.adaptation {
         None => (Vec::new(), Vec::new(), String::new()),
         Some(a) => (
@@ -179,16 +174,7 @@ pub fn write(out: &Path, r: &Report, cfgs: &[(&str, rtmdl_config::Config)]) -> R
                 })
             })
             .collect(),
-            a.matched
-                .iter()
-                .map(|(m, p)| {
-                    let delta = match (m, p) {
-                        (Some(m), Some(p)) => format!("{:+.0} ms", p.t_ms - m.t_ms),
-                        _ => "–".into(),
-                    };
-                    [sw(m), sw(p), delta]
-                })
-                .collect(),
+            super::adapt::switch_rows(a),
             super::adapt::within_line(a),
         ),
     };

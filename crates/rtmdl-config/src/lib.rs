@@ -61,6 +61,22 @@ impl Config {
     pub fn resolve(&self, p: &str) -> PathBuf {
         body::resolve(&self.path, p)
     }
+
+    /// The inference stages that name their engine: (model, stage, the
+    /// stage's parameters, the engine).
+    pub fn named_engines(&self) -> Vec<(usize, usize, &InferenceParams, StageEngine)> {
+        let mut v = Vec::new();
+        for (m, bodies) in self.bodies.iter().enumerate() {
+            for (s, body) in bodies.iter().enumerate() {
+                if let StageBody::Inference(p) = body
+                    && let Some(e) = p.engine
+                {
+                    v.push((m, s, p, e));
+                }
+            }
+        }
+        v
+    }
 }
 
 /// Read and validate a config file.

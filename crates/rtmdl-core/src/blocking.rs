@@ -41,13 +41,6 @@ pub struct Blocking {
     pub immediate: HashMap<Part, u64>,
 }
 
-fn resource(slot: Slot) -> Resource {
-    match slot {
-        Slot::Cpu(_) => Resource::Cpu,
-        Slot::Gpu(_) => Resource::Gpu,
-    }
-}
-
 impl Observer for Blocking {
     fn decision(&mut self, now: Time, d: &Decision) {
         if let Decision::Start {
@@ -66,7 +59,7 @@ impl Observer for Blocking {
                 Some(&(_, holder)) if wait > 0 => {
                     let w = self
                         .waits
-                        .entry((task, stage, resource(slot)))
+                        .entry((task, stage, slot.resource()))
                         .or_default()
                         .entry(holder)
                         .or_default();

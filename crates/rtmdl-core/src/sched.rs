@@ -97,6 +97,16 @@ pub enum Slot {
     Gpu(usize),
 }
 
+impl Slot {
+    /// The resource the slot belongs to.
+    pub fn resource(self) -> Resource {
+        match self {
+            Slot::Cpu(_) => Resource::Cpu,
+            Slot::Gpu(_) => Resource::Gpu,
+        }
+    }
+}
+
 /// What the core tells its driver.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub enum Decision {

@@ -466,6 +466,15 @@ struct RouteParams {
     scale: usize,
 }
 
+/// A checked `route`: durations in ns.
+struct RouteSpec {
+    camera: rtmdl_scenes::Camera,
+    seed: u64,
+    period: u64,
+    length: u64,
+    scale: usize,
+}
+
 /// `route`: the frames of a [`rtmdl_scenes::Route`], each crop scaled up
 /// `scale` times (nearest neighbour, as a camera's region of interest
 /// would be larger than the model's input), drawn when the source is
@@ -485,9 +494,7 @@ impl RouteSource {
         Self::params(params).map(drop)
     }
 
-    fn params(
-        params: &toml::Table,
-    ) -> Result<(rtmdl_scenes::Camera, u64, u64, u64, usize), OpError> {
+    fn params(params: &toml::Table) -> Result<RouteSpec, OpError> {
         let p: RouteParams = parse(Self::NAME, params)?;
         let camera = rtmdl_scenes::Camera::parse(&p.camera).ok_or_else(|| {
             bad(
@@ -519,11 +526,23 @@ impl RouteSource {
         if !(1..=8).contains(&p.scale) {
             return Err(bad(Self::NAME, "scale", "an integer in 1..=8"));
         }
-        Ok((camera, p.seed, period, length, p.scale))
+        Ok(RouteSpec {
+            camera,
+            seed: p.seed,
+            period,
+            length,
+            scale: p.scale,
+        })
     }
 
     fn build(params: &toml::Table) -> Result<Box<dyn Source>, OpError> {
-        let (camera, seed, period, length, scale) = Self::params(params)?;
+        let RouteSpec {
+            camera,
+            seed,
+            period,
+            length,
+            scale,
+        } = Self::params(params)?;
         let route = rtmdl_scenes::Route::new(camera, seed, length);
         let (h, w) = route.crop_size();
         let frames = (0..route.episodes().len())

@@ -146,15 +146,13 @@ impl ConfigBodies {
     /// version"; every other inference stage runs on the run's engine.
     pub fn stage_engines(&self) -> Vec<String> {
         let ts = &self.cfg.taskset;
+        let named = self.cfg.named_engines();
         let mut v = Vec::new();
         for task in &ts.tasks {
-            let m = &ts.models[task.model];
-            for (s, st) in m.stages.iter().enumerate() {
-                if let StageBody::Inference(p) = &self.cfg.bodies[task.model][s]
-                    && p.engine.is_some()
-                    && let Ok(e) = self.engine_of(p)
-                {
-                    v.push(format!("{}/{}: {}", task.name, st.name, e.version()));
+            for &(m, s, p, _) in named.iter().filter(|n| n.0 == task.model) {
+                if let Ok(e) = self.engine_of(p) {
+                    let stage = &ts.models[m].stages[s].name;
+                    v.push(format!("{}/{stage}: {}", task.name, e.version()));
                 }
             }
         }

@@ -113,21 +113,12 @@ pub fn profile(
         (Overheads::default(), Vec::new(), None)
     };
     progress(total, total, "done");
-    let mut stage_engines: Vec<String> = ts
-        .models
-        .iter()
-        .enumerate()
-        .flat_map(|(m, model)| {
-            model
-                .stages
-                .iter()
-                .zip(&cfg.bodies[m])
-                .filter_map(move |(st, body)| match body {
-                    rtmdl_config::StageBody::Inference(p) => p
-                        .engine
-                        .map(|e| format!("{}/{}: {}", model.name, st.name, e.as_str())),
-                    _ => None,
-                })
+    let mut stage_engines: Vec<String> = cfg
+        .named_engines()
+        .into_iter()
+        .map(|(m, st, _, e)| {
+            let model = &ts.models[m];
+            format!("{}/{}: {}", model.name, model.stages[st].name, e.as_str())
         })
         .collect();
     stage_engines.extend(engine.fallbacks());

@@ -217,6 +217,11 @@ impl Canvas {
             }
         }
     }
+
+    /// The canvas as 8-bit interleaved pixels (HWC: R, G, B per pixel).
+    pub fn to_hwc_u8(&self) -> Vec<u8> {
+        self.px.iter().flat_map(|p| p.map(quantise)).collect()
+    }
 }
 
 /// `0..=1` to `0..=255`, rounded and clamped.

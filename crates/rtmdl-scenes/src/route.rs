@@ -227,16 +227,7 @@ fn draw(camera: Camera, class: Option<u32>, rng: &mut ChaCha8Rng) -> Vec<u8> {
             c
         }
     };
-    let mut chw = vec![0u8; 3 * h * w];
-    canvas.write_chw_u8(&mut chw);
-    let plane = h * w;
-    let mut hwc = vec![0u8; 3 * plane];
-    for i in 0..plane {
-        for c in 0..3 {
-            hwc[3 * i + c] = chw[c * plane + i];
-        }
-    }
-    hwc
+    canvas.to_hwc_u8()
 }
 
 #[cfg(test)]

@@ -433,10 +433,7 @@ impl<'a> Dispatcher<'a> {
         if self.running.get(&d.slot).map(|r| r.job) == Some(d.job) {
             self.running.remove(&d.slot);
         }
-        let side = Handoffs::side(match d.slot {
-            Slot::Cpu(_) => Resource::Cpu,
-            Slot::Gpu(_) => Resource::Gpu,
-        });
+        let side = Handoffs::side(d.slot.resource());
         let h = &mut self.rec.handoffs;
         h.dispatch[side].record(d.start.saturating_sub(d.sent));
         h.back[side].record(handled.saturating_sub(d.end));
