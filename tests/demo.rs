@@ -52,6 +52,7 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
             assert!(run["policy"].is_string() && run["variants"].is_string());
             let tasks = run["tasks"].as_array().unwrap();
             assert!(tasks.len() >= 2);
+            let mut cameras = 0;
             for t in tasks {
                 let jobs = t["jobs"].as_u64().unwrap();
                 let done = ["completed", "missed", "dropped", "failed"]
@@ -61,13 +62,22 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
                 assert!(jobs > 0, "{load}: no job of {}", t["name"]);
                 assert_eq!(jobs, done, "{load}: every job accounted for");
                 // The cameras drive a route: every camera task's answers are
-                // judged, timely accuracy next to the predicted one.
-                let timely = t["timely_accuracy"].as_f64().unwrap();
+                // judged, timely accuracy next to the predicted one. The voice
+                // task (present when scripts/fetch-models fetched Silero VAD)
+                // hears synthetic audio with no ground truth: nothing judged.
+                if t["name"] == "voice" {
+                    assert!(t["timely_accuracy"].is_null(), "{t}");
+                    assert!(t["answers"].is_null(), "{t}");
+                    continue;
+                }
+                cameras += 1;
+                let timely = t["timely_accuracy"].as_f64().unwrap_or_else(|| panic!("{t}"));
                 assert!((0.0..=1.0).contains(&timely), "{t}");
                 let a = &t["answers"];
                 assert!(a["frames"].as_u64().unwrap() > 0, "{t}");
                 assert!(t["predicted"]["timely_accuracy"].is_f64(), "{t}");
             }
+            assert_eq!(cameras, 2, "{load}: both camera tasks judged");
             assert!(run["timely_accuracy"].is_f64(), "{run}");
             assert!(run["red_lights_run"].is_u64(), "{run}");
         }
