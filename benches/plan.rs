@@ -64,6 +64,7 @@ fn set(n: usize, seed: u64) -> TaskSet {
             overrun: Overrun::Skip,
             floor: None,
             stop: None,
+            max_misses: None,
         });
     }
     TaskSet {

@@ -71,7 +71,9 @@ fn quick_demo_writes_a_report_with_every_policy_at_both_loads() {
                     continue;
                 }
                 cameras += 1;
-                let timely = t["timely_accuracy"].as_f64().unwrap_or_else(|| panic!("{t}"));
+                let timely = t["timely_accuracy"]
+                    .as_f64()
+                    .unwrap_or_else(|| panic!("{t}"));
                 assert!((0.0..=1.0).contains(&timely), "{t}");
                 let a = &t["answers"];
                 assert!(a["frames"].as_u64().unwrap() > 0, "{t}");

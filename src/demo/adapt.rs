@@ -29,6 +29,9 @@ pub struct Phases {
     pub before: f64,
     pub first_second: f64,
     pub rest_of_step: f64,
+    /// The highest miss rate of one timeline bin in the rest of the step:
+    /// whether it stayed within ζ throughout, not only on average.
+    pub worst_bin_rest_of_step: f64,
     pub after: f64,
     /// The variant in use at the end.
     pub variant_at_end: String,
@@ -55,11 +58,16 @@ pub struct Section {
     /// The window's length in ms for the first task (switch times are
     /// predicted "within one window").
     pub window_ms: f64,
+    /// The timeline's bin (ms).
+    pub bin_ms: f64,
     pub prepared_variants: usize,
     pub prepared_bytes: u64,
     /// A disturbance the config does not know: the same set without the
-    /// stepping task, with `--adapt`, while CPU-hog processes (one busy
-    /// loop per core) run beside it over the step's window (measured).
+    /// stepping task while CPU-hog processes (one busy loop per core) run
+    /// beside it over the step's window, without and with `--adapt`
+    /// (measured). These runs do without real-time priority whatever
+    /// `--rt` says: the cores' FIFO threads would keep them from the hog.
+    pub cpu_hog_without: Vec<Phases>,
     pub cpu_hog: Vec<Phases>,
     pub cpu_hog_switches: Vec<SwitchRow>,
     #[serde(skip)]
@@ -200,7 +208,8 @@ pub fn run(
     let phases = |t: &Timeline| phases_of(t, &affected, &step);
     let first = cfg.taskset.tasks.iter().find(|t| t.stop.is_none());
     let window_ms = first.map_or(0.0, |t| t.period as f64 / 1e6 * cfg.adapt.window as f64);
-    let hogged = hogged_run(&cfg, &step, duration, engine.clone(), threads, rt, seed)?;
+    let hogged_without = hogged_run(&cfg, &step, duration, engine.clone(), threads, false, seed)?;
+    let hogged = hogged_run(&cfg, &step, duration, engine.clone(), threads, true, seed)?;
     let [without, with]: [Timeline; 2] =
         runs.try_into().map_err(|_| anyhow!("two runs expected"))?;
     Ok(Section {
@@ -216,6 +225,8 @@ pub fn run(
         window_ms,
         prepared_variants: prepared.0,
         prepared_bytes: prepared.1,
+        bin_ms: cfg.adapt.bin as f64 / 1e6,
+        cpu_hog_without: phases(&hogged_without),
         cpu_hog: phases(&hogged),
         cpu_hog_switches: hogged.switches.clone(),
         timelines: [without, with],
@@ -233,6 +244,14 @@ fn phases_of(t: &Timeline, affected: &[String], step: &Step) -> Vec<Phases> {
             before: t.miss_rate(task, 0.0, step.from_ms).0,
             first_second: t.miss_rate(task, step.from_ms, step.from_ms + 1000.0).0,
             rest_of_step: t.miss_rate(task, step.from_ms + 1000.0, step.to_ms).0,
+            worst_bin_rest_of_step: t
+                .rows
+                .iter()
+                .filter(|r| {
+                    &r.task == task && r.t_ms >= step.from_ms + 1000.0 && r.t_ms < step.to_ms
+                })
+                .map(|r| r.miss_rate)
+                .fold(0.0, f64::max),
             after: t.miss_rate(task, step.to_ms + 1000.0, f64::INFINITY).0,
             variant_at_end: t
                 .rows
@@ -284,14 +303,16 @@ fn size_to_this_machine(ts: &mut rtmdl_core::TaskSet) {
 }
 
 /// The set without its stepping task (every task that stops), switching
-/// on, while [`cpu_hog`] runs over the step's window: its timeline.
+/// on or off, while [`cpu_hog`] runs over the step's window: its timeline.
+/// No real-time priority: a hog at normal priority cannot take a core
+/// from a SCHED_FIFO thread, and the disturbance is the point.
 fn hogged_run(
     cfg: &rtmdl_config::Config,
     step: &Step,
     duration: rtmdl_core::Time,
     engine: Arc<dyn Engine>,
     threads: usize,
-    rt: bool,
+    adapt: bool,
     seed: u64,
 ) -> Result<Timeline> {
     let mut quiet = cfg.clone();
@@ -300,11 +321,11 @@ fn hogged_run(
     quiet.taskset.tasks.retain(|_| *k.next().unwrap_or(&true));
     let mut k = keep.iter();
     quiet.sources.retain(|_| *k.next().unwrap_or(&true));
-    quiet.taskset.adapt = Some(cfg.adapt);
+    quiet.taskset.adapt = adapt.then_some(cfg.adapt);
     let started = Arc::new(std::sync::OnceLock::new());
     let opts = rtmdl_runtime::RunOptions {
         duration,
-        realtime: rt,
+        realtime: false,
         timeline: Some(cfg.adapt.bin),
         started: Some(started.clone()),
         ..Default::default()
@@ -422,29 +443,49 @@ pub fn within_line(s: &Section) -> String {
     )
 }
 
+/// A phases row's cells after the task and run, in percent.
+pub fn phase_cells(p: &Phases) -> [String; 6] {
+    [
+        format!("{:.1}", p.before * 100.0),
+        format!("{:.1}", p.first_second * 100.0),
+        format!("{:.1}", p.rest_of_step * 100.0),
+        format!("{:.1}", p.worst_bin_rest_of_step * 100.0),
+        format!("{:.1}", p.after * 100.0),
+        p.variant_at_end.clone(),
+    ]
+}
+
+const PHASES_HEAD: &str = "| task | run | before | first second of the step | rest of the step | its worst bin | after the step (from +1 s) | variant at the end |\n|---|---|---:|---:|---:|---:|---:|---|\n";
+
+fn phase_rows<'a>(runs: impl IntoIterator<Item = (&'a str, &'a [Phases])>) -> String {
+    let mut md = String::from(PHASES_HEAD);
+    for (run, rows) in runs {
+        for p in rows {
+            let [b, f, r, w, a, v] = phase_cells(p);
+            md += &format!(
+                "| {} | {run} | {b} % | {f} % | {r} % | {w} % | {a} % | {v} |\n",
+                p.task
+            );
+        }
+    }
+    md
+}
+
 /// The section as Markdown: the phases table and the switches.
 pub fn markdown(s: &Section) -> String {
     let mut md = format!(
-        "## Online switching: a load step (measured, {})\n\nThe step lasts from {:.1} s to {:.1} s. Miss rates of real runs, rtmdl policy, planned variants; `--adapt` prepared {} variants before the first release ({}).\n\n| task | run | before | first second of the step | rest of the step | after the step (from +1 s) | variant at the end |\n|---|---|---:|---:|---:|---:|---|\n",
+        "## Online switching: a load step (measured, {})\n\nThe step lasts from {:.1} s to {:.1} s. Miss rates of real runs, rtmdl policy, planned variants; `--adapt` prepared {} variants before the first release ({}). Timeline bins of {:.0} ms.\n\n",
         s.config,
         s.step_ms.0 / 1e3,
         s.step_ms.1 / 1e3,
         s.prepared_variants,
-        rtmdl_core::units::fmt_size(s.prepared_bytes)
+        rtmdl_core::units::fmt_size(s.prepared_bytes),
+        s.bin_ms
     );
-    for (run, rows) in [("without --adapt", &s.without), ("with --adapt", &s.with)] {
-        for p in rows {
-            md += &format!(
-                "| {} | {run} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {} |\n",
-                p.task,
-                p.before * 100.0,
-                p.first_second * 100.0,
-                p.rest_of_step * 100.0,
-                p.after * 100.0,
-                p.variant_at_end
-            );
-        }
-    }
+    md += &phase_rows([
+        ("without --adapt", s.without.as_slice()),
+        ("with --adapt", s.with.as_slice()),
+    ]);
     md += &format!(
         "\nSwitches, measured next to simulated (one window ≈ {:.0} ms):\n\n| measured | simulated | simulated − measured |\n|---|---|---:|\n",
         s.window_ms
@@ -457,18 +498,11 @@ pub fn markdown(s: &Section) -> String {
         within_line(s),
         s.simulator_model.join("; ")
     );
-    md += "\nA CPU hog the config does not know (one busy-loop process per core over the same window, the set without the obstacle task, `--adapt`):\n\n| task | before | first second | rest | after (from +1 s) | variant at the end |\n|---|---:|---:|---:|---:|---|\n";
-    for p in &s.cpu_hog {
-        md += &format!(
-            "| {} | {:.1} % | {:.1} % | {:.1} % | {:.1} % | {} |\n",
-            p.task,
-            p.before * 100.0,
-            p.first_second * 100.0,
-            p.rest_of_step * 100.0,
-            p.after * 100.0,
-            p.variant_at_end
-        );
-    }
+    md += "\nA CPU hog the config does not know (one busy-loop process per core over the same window, the set without the obstacle task; these two runs without real-time priority, which would keep the cores from the hog):\n\n";
+    md += &phase_rows([
+        ("without --adapt", s.cpu_hog_without.as_slice()),
+        ("with --adapt", s.cpu_hog.as_slice()),
+    ]);
     md += &format!("\n{} switch(es) under the hog:", s.cpu_hog_switches.len());
     for w in &s.cpu_hog_switches {
         md += &format!(" {:.0} ms {} {} → {};", w.t_ms, w.task, w.from, w.to);

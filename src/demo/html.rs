@@ -70,7 +70,7 @@ struct Page {
     reaction_ms: u64,
     timely_svg: String,
     /// The load step: (task, run, before, first second, rest, after, variant).
-    adapt_phases: Vec<[String; 7]>,
+    adapt_phases: Vec<[String; 8]>,
     /// (measured, simulated, simulated − measured) switches.
     adapt_switches: Vec<[String; 3]>,
     adapt_within: String,
@@ -157,20 +157,14 @@ pub fn write(out: &Path, r: &Report, cfgs: &[(&str, rtmdl_config::Config)]) -> R
             [
                 ("without --adapt", &a.without),
                 ("with --adapt", &a.with),
-                ("CPU hog, --adapt", &a.cpu_hog),
+                ("CPU hog, without --adapt", &a.cpu_hog_without),
+                ("CPU hog, with --adapt", &a.cpu_hog),
             ]
             .into_iter()
             .flat_map(|(run, rows)| {
                 rows.iter().map(move |p| {
-                    [
-                        p.task.clone(),
-                        run.to_string(),
-                        format!("{:.1}", p.before * 100.0),
-                        format!("{:.1}", p.first_second * 100.0),
-                        format!("{:.1}", p.rest_of_step * 100.0),
-                        format!("{:.1}", p.after * 100.0),
-                        p.variant_at_end.clone(),
-                    ]
+                    let [b, f, r, w, a, v] = super::adapt::phase_cells(p);
+                    [p.task.clone(), run.to_string(), b, f, r, w, a, v]
                 })
             })
             .collect(),

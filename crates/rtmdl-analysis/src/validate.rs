@@ -205,6 +205,7 @@ pub fn random_set(seed: u64, utilisation: f64) -> Generated {
             overrun,
             floor: None,
             stop: None,
+            max_misses: None,
         });
     }
     let ts = TaskSet {

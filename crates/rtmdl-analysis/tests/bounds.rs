@@ -50,6 +50,7 @@ fn set(cpu_workers: usize, gpu_lanes: usize, slowdown: Vec<f64>, tasks: &[Spec])
             .map(|(i, (name, period, prio, _))| Task {
                 floor: None,
                 stop: None,
+                max_misses: None,
                 name: name.to_string(),
                 model: i,
                 period: period * MS,

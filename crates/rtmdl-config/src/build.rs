@@ -7,7 +7,9 @@ use std::ops::Range;
 use std::path::Path;
 
 use rtmdl_core::fault::FaultPolicy;
-use rtmdl_core::{AdaptOptions, Model, Overrun, Platform, Stage, Task, TaskSet, Time, Variant};
+use rtmdl_core::{
+    AdaptOptions, MaxMisses, Model, Overrun, Platform, Stage, Task, TaskSet, Time, Variant,
+};
 use rtmdl_ops::SourceSpec;
 use toml::Spanned;
 
@@ -401,13 +403,27 @@ fn task(
         Some(s) => Some(body::source(src, &at, s, ctx.path, period)?),
         None => None,
     };
+    let max_misses = t
+        .max_misses
+        .as_ref()
+        .map(|m| {
+            max_misses(m.get_ref())
+                .map_err(|why| src.err(m.span(), format!("{field}.max_misses"), why))
+        })
+        .transpose()?;
+    // ζ, when not given, is the one the constraint implies (m / k): the
+    // planner's and the monitor's rate bound.
+    let max_miss_rate = match (&t.max_miss_rate, max_misses) {
+        (None, Some(m)) => m.misses as f64 / m.of as f64,
+        _ => rate(&t.max_miss_rate, "max_miss_rate")?,
+    };
     let task = Task {
         name: t.name.get_ref().clone(),
         model,
         period,
         deadline,
         offset: t.offset.map_or(0, |o| o.0),
-        max_miss_rate: rate(&t.max_miss_rate, "max_miss_rate")?,
+        max_miss_rate,
         min_accuracy: rate(&t.min_accuracy, "min_accuracy")?,
         priority,
         variant: variant(&t.variant, "variant")?,
@@ -417,8 +433,27 @@ fn task(
             .stop
             .map(|s| positive(src, s, &format!("{field}.stop")))
             .transpose()?,
+        max_misses,
     };
     Ok((task, source))
+}
+
+/// `"m in k"`: at most m missed jobs in any k consecutive ones, m < k.
+fn max_misses(text: &str) -> Result<MaxMisses, String> {
+    let expected = || {
+        format!(
+            "expected \"M in K\" (at most M misses in any K consecutive jobs, M < K), got {text:?}"
+        )
+    };
+    let (m, k) = text.split_once(" in ").ok_or_else(expected)?;
+    let (m, k): (u32, u32) = match (m.trim().parse(), k.trim().parse()) {
+        (Ok(m), Ok(k)) => (m, k),
+        _ => return Err(expected()),
+    };
+    if k == 0 || m >= k {
+        return Err(expected());
+    }
+    Ok(MaxMisses { misses: m, of: k })
 }
 
 fn deadline(

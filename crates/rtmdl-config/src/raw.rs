@@ -285,6 +285,9 @@ pub struct RawTask {
     /// No release at or after this time.
     #[serde(default)]
     pub stop: Option<Spanned<Dur>>,
+    /// (m,k)-firm: `"2 in 10"`.
+    #[serde(default)]
+    pub max_misses: Option<Spanned<String>>,
 }
 
 /// A plan file: per task, a variant and a priority.

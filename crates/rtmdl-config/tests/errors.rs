@@ -278,6 +278,22 @@ const CASES: &[(&str, &str, &str, usize, &str, &str)] = &[
         "above 0",
     ),
     (
+        "an (m,k) bound that is not \"M in K\"",
+        "max_miss_rate = 0.05",
+        "max_miss_rate = 0.05\nmax_misses = \"2 of 10\"",
+        32,
+        "tasks[0].max_misses",
+        "expected \"M in K\"",
+    ),
+    (
+        "an (m,k) bound with M not below K",
+        "max_miss_rate = 0.05",
+        "max_miss_rate = 0.05\nmax_misses = \"10 in 10\"",
+        32,
+        "tasks[0].max_misses",
+        "M < K",
+    ),
+    (
         "a scenario of no length",
         "[[tasks]]",
         "[run]\nduration = \"0 s\"\n\n[[tasks]]",
@@ -378,4 +394,25 @@ fn adapt_run_floor_and_stop_are_read() {
     assert_eq!(c.taskset.tasks[0].stop, Some(10_000_000_000));
     // The set switches only when a command turns it on.
     assert!(c.taskset.adapt.is_none());
+}
+
+#[test]
+fn an_m_k_bound_is_read_and_implies_zeta_when_none_is_given() {
+    let text = GOOD.replacen("max_miss_rate = 0.05", "max_misses = \"2 in 10\"", 1);
+    let c = rtmdl_config::parse(&text, Path::new("cfg.toml")).unwrap();
+    let t = &c.taskset.tasks[0];
+    assert_eq!(
+        t.max_misses,
+        Some(rtmdl_core::MaxMisses { misses: 2, of: 10 })
+    );
+    assert_eq!(t.max_miss_rate, 0.2);
+    // Given both, both hold.
+    let text = GOOD.replacen(
+        "max_miss_rate = 0.05",
+        "max_miss_rate = 0.05\nmax_misses = \"1 in 4\"",
+        1,
+    );
+    let c = rtmdl_config::parse(&text, Path::new("cfg.toml")).unwrap();
+    assert_eq!(c.taskset.tasks[0].max_miss_rate, 0.05);
+    assert_eq!(c.taskset.tasks[0].max_misses.map(|m| m.of), Some(4));
 }

@@ -22,8 +22,22 @@
 //! - A step up that does not hold (a step down within `hold` of it)
 //!   doubles the hold before the next step up, up to 8 ×; one that holds
 //!   resets it: a task at the edge of its capacity does not keep trying.
+//! - A task with an (m,k)-firm constraint (`max_misses = "m in k"`) also
+//!   steps down when its last k jobs hold m misses (at least one): one
+//!   more would break the constraint. Over it on the fastest variant
+//!   allowed, it is starved (below).
 //! - Only jobs of the variant in use count: the backlog of the old variant
 //!   that finishes (or misses) after a switch says nothing about the new.
+//! - A task already on its fastest allowed variant whose window still
+//!   misses more than ζ is *starved*: the time it lacks is taken by the
+//!   tasks ahead of it. The scheduler then steps down one of those (a more
+//!   urgent task, under fixed priorities, that uses a resource of the
+//!   starved task's chain and has a faster variant above its floor: the
+//!   one whose step frees the most time per second), and the starved
+//!   task's window starts afresh. A task stepped down for another does not
+//!   step up before that one is back on its planned variant with a full
+//!   window and no miss in it: the starved climb first, so a relieved task
+//!   does not climb back into the load that starved them.
 
 use serde::{Deserialize, Serialize};
 
@@ -56,6 +70,18 @@ impl Default for AdaptOptions {
     }
 }
 
+/// What one job's outcome tells the monitor to do.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Verdict {
+    /// Nothing.
+    Stay,
+    /// Switch to this variant.
+    To(usize),
+    /// Down wanted, but the task is on its fastest allowed variant: only
+    /// a task ahead of it can make room.
+    Starved,
+}
+
 /// One task's monitor.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Monitor {
@@ -64,7 +90,12 @@ pub struct Monitor {
     /// Mean chain time of each ladder step (ns).
     means: Vec<f64>,
     deadline: f64,
+    period: f64,
     zeta: f64,
+    /// (m, k) of an (m,k)-firm constraint, and the last k outcomes (a
+    /// miss: `true`), of the variant in use.
+    firm: Option<(u32, u32)>,
+    recent: std::collections::VecDeque<bool>,
     /// Where on the ladder the task is.
     pub(crate) step: usize,
     /// The last `window` outcomes: `None` a miss, `Some(slack)` otherwise.
@@ -73,6 +104,9 @@ pub struct Monitor {
     /// The last step up, and the hold's multiplier (back-off).
     last_up: Option<Time>,
     backoff: u32,
+    /// The starved tasks this one stepped down for: it climbs only once
+    /// they have.
+    pub(crate) relieved: Vec<usize>,
 }
 
 impl Monitor {
@@ -95,12 +129,16 @@ impl Monitor {
             means: ladder.iter().map(|&v| mean(v)).collect(),
             ladder,
             deadline: task.deadline.max(1) as f64,
+            period: task.period.max(1) as f64,
             zeta: task.max_miss_rate,
+            firm: task.max_misses.map(|f| (f.misses, f.of.max(1))),
+            recent: Default::default(),
             step: 0,
             outcomes: Default::default(),
             last_switch: 0,
             last_up: None,
             backoff: 1,
+            relieved: Vec::new(),
         }
     }
 
@@ -109,14 +147,16 @@ impl Monitor {
         self.ladder[self.step]
     }
 
-    /// Record one job's outcome at `now`; the variant to switch to, if the
-    /// rules say so.
+    /// Record one job's outcome at `now`; what the rules say to do.
+    /// `may_climb`: the tasks this one was stepped down for have climbed
+    /// back (see [`Monitor::relieved`]); without it, no step up.
     pub(crate) fn record(
         &mut self,
         outcome: Option<f64>,
         now: Time,
         o: &AdaptOptions,
-    ) -> Option<usize> {
+        may_climb: bool,
+    ) -> Verdict {
         let window = o.window.max(1) as usize;
         if self.outcomes.len() == window {
             self.outcomes.pop_front();
@@ -126,10 +166,24 @@ impl Monitor {
         let misses = self.outcomes.iter().filter(|x| x.is_none()).count();
         let slack: Vec<f64> = self.outcomes.iter().flatten().copied().collect();
         let mean_slack = slack.iter().sum::<f64>() / slack.len().max(1) as f64;
+        // (m,k): at the limit (m misses in the last k) is reason to step
+        // down; over it, to be starved.
+        let (firm_limit, firm_broken) = match self.firm {
+            Some((m, k)) => {
+                if self.recent.len() == k as usize {
+                    self.recent.pop_front();
+                }
+                self.recent.push_back(outcome.is_none());
+                let missed = self.recent.iter().filter(|&&x| x).count() as u32;
+                (missed >= m.max(1), missed > m)
+            }
+            None => (false, false),
+        };
         // The window's miss rate counts the jobs still to come in it as on
         // time: it crosses ζ as soon as that many misses are in.
-        let down = misses as f64 / window as f64 > self.zeta
-            || (n == window && !slack.is_empty() && mean_slack < o.low);
+        let over_zeta = misses as f64 / window as f64 > self.zeta;
+        let down =
+            over_zeta || firm_limit || (n == window && !slack.is_empty() && mean_slack < o.low);
         // A step up that has held for `hold`: the back-off is over.
         if let Some(up) = self.last_up
             && now >= up.saturating_add(o.hold)
@@ -137,14 +191,17 @@ impl Monitor {
             self.last_up = None;
             self.backoff = 1;
         }
-        if down && self.step + 1 < self.ladder.len() {
-            if self.last_up.take().is_some() {
-                self.backoff = (self.backoff * 2).min(8);
+        if down {
+            if let Some(v) = self.step_down(now) {
+                return Verdict::To(v);
             }
-            return Some(self.switch(self.step + 1, now));
+            if over_zeta || firm_broken {
+                return Verdict::Starved;
+            }
         }
         let hold = o.hold.saturating_mul(self.backoff as Time);
-        if self.step > 0
+        if may_climb
+            && self.step > 0
             && n == window
             && misses == 0
             && now >= self.last_switch.saturating_add(hold)
@@ -152,10 +209,45 @@ impl Monitor {
             let costs = (self.means[self.step - 1] - self.means[self.step]) / self.deadline;
             if slack.iter().all(|&s| s >= o.high + costs) {
                 self.last_up = Some(now);
-                return Some(self.switch(self.step - 1, now));
+                return Verdict::To(self.switch(self.step - 1, now));
             }
         }
-        None
+        Verdict::Stay
+    }
+
+    /// One step down, if the ladder has one: a step up that this undoes
+    /// within its hold did not hold, so the next one waits twice as long.
+    pub(crate) fn step_down(&mut self, now: Time) -> Option<usize> {
+        if self.step + 1 >= self.ladder.len() {
+            return None;
+        }
+        if self.last_up.take().is_some() {
+            self.backoff = (self.backoff * 2).min(8);
+        }
+        Some(self.switch(self.step + 1, now))
+    }
+
+    /// Lane (or core) time per second one step down would free: the
+    /// difference of the chains' mean times over the period; 0 on the
+    /// fastest allowed variant.
+    pub(crate) fn frees(&self) -> f64 {
+        match self.means.get(self.step + 1) {
+            Some(next) => (self.means[self.step] - next) / self.period,
+            None => 0.0,
+        }
+    }
+
+    /// Back on the planned variant with a full window and no miss in it.
+    pub(crate) fn settled(&self, o: &AdaptOptions) -> bool {
+        self.step == 0
+            && self.outcomes.len() == o.window.max(1) as usize
+            && self.outcomes.iter().all(|x| x.is_some())
+    }
+
+    /// Judge the next jobs afresh (a task ahead made room).
+    pub(crate) fn restart(&mut self) {
+        self.outcomes.clear();
+        self.recent.clear();
     }
 
     /// The variants the task may run, planned first.
@@ -166,6 +258,7 @@ impl Monitor {
     fn switch(&mut self, step: usize, now: Time) -> usize {
         self.step = step;
         self.outcomes.clear();
+        self.recent.clear();
         self.last_switch = now;
         self.variant()
     }
@@ -180,12 +273,16 @@ mod tests {
             ladder: (0..means.len()).collect(),
             means: means.to_vec(),
             deadline: 10.0,
+            period: 10.0,
             zeta,
+            firm: None,
+            recent: Default::default(),
             step: 0,
             outcomes: Default::default(),
             last_switch: 0,
             last_up: None,
             backoff: 1,
+            relieved: Vec::new(),
         }
     }
 
@@ -199,17 +296,21 @@ mod tests {
             bin: 1,
         };
         let mut m = monitor(0.0, &[2.0, 1.0]);
-        assert_eq!(m.record(None, 0, &o), Some(1));
-        m.record(Some(0.9), 5, &o);
+        assert_eq!(m.record(None, 0, &o, true), Verdict::To(1));
+        m.record(Some(0.9), 5, &o, true);
         // Up after the hold (10).
-        assert_eq!(m.record(Some(0.9), 10, &o), Some(0));
+        assert_eq!(m.record(Some(0.9), 10, &o, true), Verdict::To(0));
         // A miss 3 later: down, and the next hold is 20.
-        assert_eq!(m.record(None, 13, &o), Some(1));
-        m.record(Some(0.9), 20, &o);
-        assert_eq!(m.record(Some(0.9), 30, &o), None, "within the doubled hold");
-        assert_eq!(m.record(Some(0.9), 33, &o), Some(0));
+        assert_eq!(m.record(None, 13, &o, true), Verdict::To(1));
+        m.record(Some(0.9), 20, &o, true);
+        assert_eq!(
+            m.record(Some(0.9), 30, &o, true),
+            Verdict::Stay,
+            "within the doubled hold"
+        );
+        assert_eq!(m.record(Some(0.9), 33, &o, true), Verdict::To(0));
         // This one holds for 20: the back-off is reset.
-        m.record(Some(0.9), 60, &o);
+        m.record(Some(0.9), 60, &o, true);
         assert_eq!(m.backoff, 1);
     }
 
@@ -224,18 +325,18 @@ mod tests {
         };
         let mut m = monitor(0.1, &[5.0, 3.0, 1.0]);
         for _ in 0..9 {
-            assert_eq!(m.record(Some(0.5), 1, &o), None);
+            assert_eq!(m.record(Some(0.5), 1, &o, true), Verdict::Stay);
         }
         // One miss in ten is 10 %: within ζ.
-        assert_eq!(m.record(None, 2, &o), None);
+        assert_eq!(m.record(None, 2, &o, true), Verdict::Stay);
         // A second one: 20 % > ζ: one step down.
-        assert_eq!(m.record(None, 3, &o), Some(1));
+        assert_eq!(m.record(None, 3, &o, true), Verdict::To(1));
         // A fresh window of the new variant: again two misses to go down.
-        assert_eq!(m.record(None, 4, &o), None);
-        assert_eq!(m.record(None, 5, &o), Some(2));
-        // Never below the last (the floor).
-        assert_eq!(m.record(None, 6, &o), None);
-        assert_eq!(m.record(None, 7, &o), None);
+        assert_eq!(m.record(None, 4, &o, true), Verdict::Stay);
+        assert_eq!(m.record(None, 5, &o, true), Verdict::To(2));
+        // Never below the last (the floor): over ζ there, it is starved.
+        assert_eq!(m.record(None, 6, &o, true), Verdict::Stay);
+        assert_eq!(m.record(None, 7, &o, true), Verdict::Starved);
         assert_eq!(m.variant(), 2);
     }
 
@@ -250,18 +351,18 @@ mod tests {
         };
         let mut m = monitor(0.0, &[6.0, 2.0]);
         // ζ = 0: one miss is too many.
-        assert_eq!(m.record(None, 0, &o), Some(1));
+        assert_eq!(m.record(None, 0, &o, true), Verdict::To(1));
         // Slack 0.8 ≥ high 0.3 + (6 − 2)/10: but within the hold, no switch.
         for t in 1..=4 {
-            assert_eq!(m.record(Some(0.8), t, &o), None);
+            assert_eq!(m.record(Some(0.8), t, &o, true), Verdict::Stay);
         }
-        assert_eq!(m.record(Some(0.8), 99, &o), None);
-        assert_eq!(m.record(Some(0.8), 100, &o), Some(0));
+        assert_eq!(m.record(Some(0.8), 99, &o, true), Verdict::Stay);
+        assert_eq!(m.record(Some(0.8), 100, &o, true), Verdict::To(0));
         // Slack 0.6 would not leave room for the slower variant (0.7).
         let mut m = monitor(0.0, &[6.0, 2.0]);
-        m.record(None, 0, &o);
+        m.record(None, 0, &o, true);
         for t in 100..110 {
-            assert_eq!(m.record(Some(0.6), t, &o), None);
+            assert_eq!(m.record(Some(0.6), t, &o, true), Verdict::Stay);
         }
     }
 
@@ -275,8 +376,36 @@ mod tests {
             bin: 1,
         };
         let mut m = monitor(0.5, &[5.0, 3.0]);
-        assert_eq!(m.record(Some(0.1), 0, &o), None);
-        assert_eq!(m.record(Some(0.1), 1, &o), None);
-        assert_eq!(m.record(Some(0.1), 2, &o), Some(1));
+        assert_eq!(m.record(Some(0.1), 0, &o, true), Verdict::Stay);
+        assert_eq!(m.record(Some(0.1), 1, &o, true), Verdict::Stay);
+        assert_eq!(m.record(Some(0.1), 2, &o, true), Verdict::To(1));
+    }
+
+    #[test]
+    fn an_m_k_firm_task_steps_down_at_m_misses_in_k_jobs() {
+        let o = AdaptOptions {
+            window: 100,
+            low: -1.0,
+            high: 0.5,
+            hold: 100,
+            bin: 1,
+        };
+        // ζ 0.5 would allow 50 misses in the window; "2 in 5" allows 2.
+        let mut m = monitor(0.5, &[5.0, 3.0, 1.0]);
+        m.firm = Some((2, 5));
+        assert_eq!(m.record(None, 1, &o, true), Verdict::Stay);
+        for t in 2..6 {
+            assert_eq!(m.record(Some(0.5), t, &o, true), Verdict::Stay);
+        }
+        // The first miss has left the last 5 jobs: one miss in 5.
+        assert_eq!(m.record(None, 6, &o, true), Verdict::Stay);
+        // Two in the last five (jobs 6 and 7): at the limit, one step down.
+        assert_eq!(m.record(None, 7, &o, true), Verdict::To(1));
+        // On the fastest allowed variant, over the limit is starved.
+        m.record(None, 8, &o, true);
+        assert_eq!(m.record(None, 9, &o, true), Verdict::To(2));
+        m.record(None, 10, &o, true);
+        assert_eq!(m.record(None, 11, &o, true), Verdict::Stay, "at the limit");
+        assert_eq!(m.record(None, 12, &o, true), Verdict::Starved, "over it");
     }
 }

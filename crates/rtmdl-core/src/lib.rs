@@ -22,11 +22,11 @@ pub mod units;
 pub use adapt::AdaptOptions;
 pub use fault::{FailReason, FaultMode, FaultPolicy, FaultSpec};
 pub use model::{
-    Assignment, ExecProfile, Model, Overheads, Overrun, Platform, Resource, Stage, Task, TaskSet,
-    Time, Variant, VariantChoice,
+    Assignment, ExecProfile, MaxMisses, Model, Overheads, Overrun, Platform, Resource, Stage, Task,
+    TaskSet, Time, Variant, VariantChoice,
 };
 pub use policy::{ABLATION, AblationStep, Dispatch, Policy, PolicyKind};
 pub use releases::Releases;
-pub use report::{Predicted, RunReport, TaskReport};
+pub use report::{FirmReport, Predicted, RunReport, TaskReport};
 pub use sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};
 pub use sim::{Log, Observer, SimOptions, simulate, simulate_with};

@@ -383,6 +383,17 @@ pub struct Task {
     pub floor: Option<usize>,
     /// No release at or after this time (a task that stops mid-run).
     pub stop: Option<Time>,
+    /// An (m,k)-firm constraint beside ζ: never more than `misses` missed
+    /// jobs in any `of` consecutive ones (`max_misses = "2 in 10"`).
+    pub max_misses: Option<MaxMisses>,
+}
+
+/// (m,k)-firm: at most `misses` (m) missed jobs in any `of` (k)
+/// consecutive jobs of a task; a dropped or failed job counts as missed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MaxMisses {
+    pub misses: u32,
+    pub of: u32,
 }
 
 /// Everything one config file describes.

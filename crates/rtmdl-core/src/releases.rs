@@ -108,6 +108,7 @@ mod tests {
                     overrun: Overrun::Continue,
                     floor: None,
                     stop: None,
+                    max_misses: None,
                 })
                 .collect(),
             adapt: None,

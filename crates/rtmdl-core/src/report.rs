@@ -4,6 +4,7 @@
 
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
 
 use crate::model::{Assignment, TaskSet, Time};
 use crate::sched::{Decision, TaskCounters};
@@ -193,6 +194,89 @@ pub struct TaskReport {
     /// and wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub answers: Option<crate::timely::TaskScore>,
+    /// Its (m,k)-firm constraint, when it has one, and how the run kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_misses: Option<FirmReport>,
+}
+
+/// How a run kept a task's (m,k)-firm constraint: at most `misses` in any
+/// `of` consecutive jobs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FirmReport {
+    pub misses: u32,
+    pub of: u32,
+    /// The most misses seen in `of` consecutive jobs.
+    pub worst: u32,
+    /// Windows of `of` consecutive jobs with more than `misses` missed.
+    pub violations: u64,
+    /// Windows of `of` consecutive jobs judged.
+    pub windows: u64,
+}
+
+/// (m,k)-firm accounting of one task: outcomes are put in job order (a
+/// job's outcome can come before an earlier one's), then slid over in
+/// windows of k. Memory: k outcomes plus the jobs in flight.
+#[derive(Clone, Debug)]
+struct FirmRecorder {
+    report: FirmReport,
+    next: u64,
+    early: std::collections::BTreeMap<u64, bool>,
+    last: VecDeque<bool>,
+    missed: u32,
+}
+
+impl FirmRecorder {
+    fn new(m: crate::model::MaxMisses) -> Self {
+        FirmRecorder {
+            report: FirmReport {
+                misses: m.misses,
+                of: m.of.max(1),
+                ..Default::default()
+            },
+            next: 0,
+            early: Default::default(),
+            last: VecDeque::new(),
+            missed: 0,
+        }
+    }
+
+    /// Job `seq` ended, missed or not; its first outcome counts (a missed
+    /// job that fails later is one miss).
+    fn ended(&mut self, seq: u64, missed: bool) {
+        if seq < self.next || self.early.contains_key(&seq) {
+            return;
+        }
+        self.early.insert(seq, missed);
+        while let Some(m) = self.early.remove(&self.next) {
+            self.slide(m);
+            self.next += 1;
+        }
+    }
+
+    fn slide(&mut self, missed: bool) {
+        let k = self.report.of as usize;
+        self.last.push_back(missed);
+        self.missed += missed as u32;
+        if self.last.len() > k && self.last.pop_front() == Some(true) {
+            self.missed -= 1;
+        }
+        let r = &mut self.report;
+        r.worst = r.worst.max(self.missed);
+        if self.last.len() == k {
+            r.windows += 1;
+            r.violations += (self.missed > r.misses) as u64;
+        }
+    }
+
+    /// The report, the jobs still out of order (their predecessors never
+    /// ended) taken in order.
+    fn finish(&self) -> FirmReport {
+        let mut f = self.clone();
+        for (_, m) in std::mem::take(&mut f.early) {
+            f.slide(m);
+        }
+        f.report
+    }
 }
 
 /// A simulated prediction of one task, next to a measurement.
@@ -266,14 +350,22 @@ pub struct Recorder {
     /// Per task, per variant of its model: jobs that started.
     pub variant_jobs: Vec<Vec<u64>>,
     pub timeline: Option<TimelineRecorder>,
+    /// Per task with an (m,k)-firm constraint, its accounting.
+    firm: Vec<Option<FirmRecorder>>,
 }
 
 impl Recorder {
-    pub fn new(tasks: usize) -> Self {
+    pub fn new(ts: &TaskSet) -> Self {
+        let tasks = ts.tasks.len();
         Recorder {
             responses: (0..tasks).map(|_| Samples::new()).collect(),
             variant_jobs: vec![Vec::new(); tasks],
             timeline: None,
+            firm: ts
+                .tasks
+                .iter()
+                .map(|t| t.max_misses.map(FirmRecorder::new))
+                .collect(),
         }
     }
 
@@ -308,6 +400,23 @@ impl Recorder {
                 v[variant] += 1;
             }
             _ => {}
+        }
+        let ended = match *d {
+            Decision::Complete {
+                task,
+                seq,
+                late: false,
+                ..
+            } => Some((task, seq, false)),
+            Decision::Miss { task, seq, .. }
+            | Decision::Drop { task, seq, .. }
+            | Decision::Fail { task, seq, .. } => Some((task, seq, true)),
+            _ => None,
+        };
+        if let Some((task, seq, missed)) = ended
+            && let Some(Some(f)) = self.firm.get_mut(task)
+        {
+            f.ended(seq, missed);
         }
         if let Some(t) = self.timeline.as_mut() {
             t.observe(d);
@@ -549,6 +658,7 @@ impl RunReport {
                     predicted: None,
                     timely_accuracy: None,
                     answers: None,
+                    max_misses: recorder.firm[i].as_ref().map(FirmRecorder::finish),
                 }
             })
             .collect();
@@ -770,6 +880,14 @@ impl RunReport {
                 a.episodes.wrong,
             );
         }
+        for t in &self.tasks {
+            let Some(f) = &t.max_misses else { continue };
+            let _ = writeln!(
+                s,
+                "firm   {:<w$}  at most {} in {}: worst {} in {} · {} of {} windows over",
+                t.name, f.misses, f.of, f.worst, f.of, f.violations, f.windows,
+            );
+        }
         if let Some(ta) = self.timely_accuracy {
             let red = self
                 .red_lights_run
@@ -845,5 +963,35 @@ mod samples_tests {
             prop_assert_eq!(s.len(), v.len() as u64);
             prop_assert_eq!(s.bins().map(|b| b.1).sum::<u64>(), v.len() as u64);
         }
+    }
+}
+
+#[cfg(test)]
+mod firm_tests {
+    use super::*;
+
+    #[test]
+    fn windows_of_k_jobs_are_judged_in_job_order() {
+        let mut f = FirmRecorder::new(crate::model::MaxMisses { misses: 1, of: 3 });
+        // Jobs 0..8, missed: 1, 2, 6. Job 2's miss comes before job 1's
+        // and job 0's ends (out of order); job 1 also fails after missing
+        // (counted once).
+        f.ended(2, true);
+        f.ended(1, true);
+        f.ended(0, false);
+        f.ended(1, true);
+        for (seq, missed) in [(3, false), (4, false), (5, false), (6, true), (7, false)] {
+            f.ended(seq, missed);
+        }
+        let r = f.finish();
+        // Windows [0..3) … [5..8): six; over 1 miss: [0,1,2] and [1,2,3].
+        assert_eq!(r.windows, 6);
+        assert_eq!(r.violations, 2);
+        assert_eq!(r.worst, 2);
+        // Job 9 ended but 8 never did (in flight when the run ended): 9 is
+        // still judged, after 7: [6, 7, 9] holds two misses.
+        f.ended(9, true);
+        let r = f.finish();
+        assert_eq!((r.windows, r.violations, r.worst), (7, 3, 2));
     }
 }

@@ -27,7 +27,7 @@ use std::collections::{BinaryHeap, VecDeque};
 
 use serde::Serialize;
 
-use crate::adapt::{AdaptOptions, Monitor};
+use crate::adapt::{AdaptOptions, Monitor, Verdict};
 use crate::fault::{FailReason, FaultPolicy};
 use crate::model::{Assignment, Overrun, Platform, Resource, TaskSet, Time};
 use crate::policy::{Dispatch, JobView, Policy};
@@ -807,24 +807,90 @@ impl Scheduler {
     }
 
     /// Tell `task`'s monitor how a job of `variant` ended (`None`: it
-    /// missed), and switch variant if it says so. Jobs of another variant
-    /// than the current one (the backlog of a switch) say nothing about it.
+    /// missed), and switch variant if it says so; a starved task has a
+    /// task ahead of it step down instead. Jobs of another variant than
+    /// the current one (the backlog of a switch) say nothing about it.
     fn outcome(&mut self, task: usize, variant: usize, slack: Option<f64>, now: Time) {
         let Some(options) = self.adapt else { return };
-        let Some(m) = self.tasks[task].monitor.as_mut() else {
+        let Some(m) = self.tasks[task].monitor.as_ref() else {
             return;
         };
         if m.variant() != variant {
             return;
         }
-        if let Some(variant) = m.record(slack, now, &options) {
-            self.variant[task] = variant;
-            self.out.push_back(Decision::Switch {
-                task,
-                variant,
-                at: now,
-            });
+        let may_climb = self.victims_settled(task, &options);
+        let Some(m) = self.tasks[task].monitor.as_mut() else {
+            return;
+        };
+        match m.record(slack, now, &options, may_climb) {
+            Verdict::Stay => {}
+            Verdict::To(variant) => {
+                if may_climb {
+                    m.relieved.clear();
+                }
+                self.switched(task, variant, now);
+            }
+            Verdict::Starved => {
+                if let Some(h) = self.helper(task)
+                    && let Some(v) = self.tasks[h].monitor.as_mut().and_then(|m| {
+                        if !m.relieved.contains(&task) {
+                            m.relieved.push(task);
+                        }
+                        m.step_down(now)
+                    })
+                {
+                    if let Some(m) = self.tasks[task].monitor.as_mut() {
+                        m.restart();
+                    }
+                    self.switched(h, v, now);
+                }
+            }
         }
+    }
+
+    /// Every task `task` was stepped down for is back where it was planned.
+    fn victims_settled(&self, task: usize, o: &AdaptOptions) -> bool {
+        let Some(m) = self.tasks[task].monitor.as_ref() else {
+            return true;
+        };
+        m.relieved.iter().all(|&v| {
+            self.quarantined[v] || self.tasks[v].monitor.as_ref().is_none_or(|m| m.settled(o))
+        })
+    }
+
+    /// The task to step down for starved `task`: one ahead of it (more
+    /// urgent under fixed priorities; any other without them) that uses a
+    /// resource of its chain and has a faster variant left, the one whose
+    /// step frees the most time per second (ties: the more urgent).
+    fn helper(&self, task: usize) -> Option<usize> {
+        let own = self.policy.priority(task);
+        let chain = &self.tasks[task].chain;
+        (0..self.tasks.len())
+            .filter(|&h| h != task && !self.quarantined[h])
+            .filter(|&h| match (self.policy.priority(h), own) {
+                (Some(p), Some(q)) => p < q,
+                _ => true,
+            })
+            .filter(|&h| self.tasks[h].chain.iter().any(|r| chain.contains(r)))
+            .filter_map(|h| Some((h, self.tasks[h].monitor.as_ref()?.frees())))
+            .filter(|&(_, f)| f > 0.0)
+            .max_by(|a, b| {
+                a.1.total_cmp(&b.1).then_with(|| {
+                    let p = |t: usize| self.policy.priority(t).unwrap_or(u32::MAX);
+                    p(b.0).cmp(&p(a.0))
+                })
+            })
+            .map(|(h, _)| h)
+    }
+
+    /// `task` runs `variant` from now on.
+    fn switched(&mut self, task: usize, variant: usize, now: Time) {
+        self.variant[task] = variant;
+        self.out.push_back(Decision::Switch {
+            task,
+            variant,
+            at: now,
+        });
     }
 
     /// Abort every sub-task that has run for longer than the watchdog

@@ -305,7 +305,7 @@ pub fn simulate_with(
         gpu: vec![None; sched.gpu_lanes()],
         rng: ChaCha8Rng::seed_from_u64(opts.seed),
     };
-    let mut recorder = Recorder::new(ts.tasks.len());
+    let mut recorder = Recorder::new(ts);
     if let Some(bin) = opts.timeline.or(ts.adapt.map(|a| a.bin)) {
         recorder = recorder.with_timeline(bin, assign.iter().map(|a| a.variant).collect());
     }

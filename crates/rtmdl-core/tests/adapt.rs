@@ -145,3 +145,153 @@ fn a_task_with_one_variant_never_switches() {
     assert!(r.notes["adapt"].contains("camera"), "{:?}", r.notes);
     assert!(r.timeline.unwrap().switches.is_empty());
 }
+
+/// Three tasks on one GPU lane, most urgent first: `urgent` (2.5 or 1 ms
+/// every 5 ms), from 1 s to 2 s `hog` (2 ms every 5 ms, one variant), and
+/// `last` (1.5 or 1 ms every 5 ms). In the step even `last`'s fastest
+/// variant does not fit behind the other two (2.5 + 2 + 1 > 5 ms): only
+/// `urgent` stepping down makes room (1 + 2 + 1 ≤ 5).
+fn starved_step() -> TaskSet {
+    let mut ts = taskset(
+        1,
+        1,
+        vec![],
+        &[
+            ("urgent", 5, &[(Resource::Gpu, 3)]),
+            ("hog", 5, &[(Resource::Gpu, 2)]),
+            ("last", 5, &[(Resource::Gpu, 2)]),
+        ],
+    );
+    for (m, variants) in [
+        (0, [(2.5, 0.95, "big"), (1.0, 0.90, "small")]),
+        (2, [(1.5, 0.95, "big"), (1.0, 0.92, "small")]),
+    ] {
+        let base = ts.models[m].variants[0].clone();
+        ts.models[m].variants = variants
+            .iter()
+            .map(|&(ms, acc, name)| Variant {
+                name: name.into(),
+                accuracy: acc,
+                times: vec![ExecProfile::Fixed((ms * MS as f64) as Time)],
+                ..base.clone()
+            })
+            .collect();
+    }
+    for (t, p) in [(0, 1), (1, 2), (2, 3)] {
+        ts.tasks[t].priority = Some(p);
+        ts.tasks[t].max_miss_rate = 0.05;
+        ts.tasks[t].overrun = Overrun::Skip;
+    }
+    ts.tasks[1].offset = 1000 * MS;
+    ts.tasks[1].stop = Some(2000 * MS);
+    ts.tasks[1].max_miss_rate = 1.0;
+    ts.adapt = Some(AdaptOptions {
+        window: 20,
+        hold: 300 * MS,
+        ..AdaptOptions::default()
+    });
+    ts
+}
+
+fn task_misses(r: &RunReport, task: &str, from: f64, to: f64) -> f64 {
+    let rows: Vec<_> = r
+        .timeline
+        .as_ref()
+        .unwrap()
+        .rows
+        .iter()
+        .filter(|x| x.task == task && x.t_ms >= from && x.t_ms < to)
+        .collect();
+    let jobs: u64 = rows.iter().map(|x| x.jobs).sum();
+    rows.iter()
+        .map(|x| x.miss_rate * x.jobs as f64)
+        .sum::<f64>()
+        / jobs.max(1) as f64
+}
+
+#[test]
+fn a_task_starved_on_its_fastest_variant_has_a_more_urgent_one_step_down() {
+    let ts = starved_step();
+    let r = simulate(
+        &ts,
+        PolicyKind::Rtmdl,
+        VariantChoice::Plan,
+        SimOptions {
+            duration: 3500 * MS,
+            seed: 1,
+            timeline: Some(100 * MS),
+        },
+    );
+    let t = r.timeline.as_ref().unwrap();
+    let of = |task: &str| -> Vec<_> { t.switches.iter().filter(|s| s.task == task).collect() };
+    let (urgent, last) = (of("urgent"), of("last"));
+    // `last` goes to its floor first; still starved there, `urgent` (the
+    // task ahead of it with a faster variant) steps down, within the step.
+    assert_eq!(
+        last.first().map(|s| s.to.as_str()),
+        Some("small"),
+        "{last:?}"
+    );
+    let down = urgent.first().expect("urgent never stepped down");
+    assert_eq!(down.to, "small");
+    assert!(
+        down.t_ms >= last[0].t_ms && down.t_ms < 1300.0,
+        "{urgent:?} {last:?}"
+    );
+    // The hog, with one variant, is never switched.
+    assert!(of("hog").is_empty());
+    // From then on, within the step, every task is back within ζ.
+    for task in ["urgent", "last"] {
+        let m = task_misses(&r, task, 1300.0, 2000.0);
+        assert!(m <= 0.05, "{task}: {m}");
+    }
+    // `urgent` does not climb back within the step, and only after `last`
+    // is back on its planned variant: the starved climb first.
+    let up = urgent
+        .iter()
+        .find(|s| s.to == "big")
+        .expect("urgent never back");
+    assert!(up.t_ms >= 2000.0, "{urgent:?}");
+    let last_up = last
+        .iter()
+        .rfind(|s| s.to == "big")
+        .expect("last never back");
+    assert!(up.t_ms > last_up.t_ms, "{urgent:?} {last:?}");
+    // Both end where they were planned.
+    assert_eq!(urgent.last().unwrap().to, "big");
+    assert_eq!(last.last().unwrap().to, "big");
+}
+
+#[test]
+fn an_m_k_firm_task_is_kept_by_switching_and_its_windows_are_counted() {
+    // ζ 0.5 alone would let the camera miss every other job of the step;
+    // "1 in 10" does not.
+    let mut ts = load_step();
+    ts.tasks[0].max_miss_rate = 0.5;
+    ts.tasks[0].max_misses = Some(MaxMisses { misses: 1, of: 10 });
+    let without = run(&ts, 3000);
+    ts.adapt = Some(AdaptOptions {
+        window: 10,
+        hold: 300 * MS,
+        ..AdaptOptions::default()
+    });
+    let with = run(&ts, 3000);
+    let (a, b) = (
+        without.tasks[0].max_misses.unwrap(),
+        with.tasks[0].max_misses.unwrap(),
+    );
+    // Every job of the camera judged: 600 jobs, windows of 10.
+    assert_eq!(a.windows, without.tasks[0].jobs - 9);
+    assert!(a.violations > 100, "{a:?}");
+    // With switching: down on the first miss pair, so the step costs a
+    // few windows at most, not its length.
+    let switches = &with.timeline.as_ref().unwrap().switches;
+    assert!(
+        switches
+            .iter()
+            .any(|s| s.task == "camera" && s.t_ms < 1100.0),
+        "{switches:?}"
+    );
+    assert!(b.violations * 10 < a.violations, "{a:?} vs {b:?}");
+    assert!(with.table().contains("at most 1 in 10"), "{}", with.table());
+}

@@ -54,6 +54,7 @@ pub fn taskset(
             overrun: Overrun::Continue,
             floor: None,
             stop: None,
+            max_misses: None,
         })
         .collect();
     TaskSet {

@@ -36,6 +36,7 @@ fn task(name: &str, model: usize, period_ms: u64, zeta: f64) -> Task {
     Task {
         floor: None,
         stop: None,
+        max_misses: None,
         name: name.into(),
         model,
         period: period_ms * MS,

@@ -62,6 +62,7 @@ fn random_set(seed: u64) -> TaskSet {
             overrun: Overrun::Skip,
             floor: None,
             stop: None,
+            max_misses: None,
         });
     }
     TaskSet {

@@ -68,9 +68,13 @@ overrun = "skip"
 "#;
 
 fn run(adapt: bool) -> rtmdl_runtime::RealRun {
+    run_text(CONFIG, adapt)
+}
+
+fn run_text(config: &str, adapt: bool) -> rtmdl_runtime::RealRun {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("step.toml");
-    std::fs::write(&path, CONFIG).unwrap();
+    std::fs::write(&path, config).unwrap();
     let mut cfg = rtmdl_config::load(&path).unwrap();
     if adapt {
         cfg.taskset.adapt = Some(cfg.adapt);
@@ -150,4 +154,31 @@ fn without_adapt_a_real_run_keeps_its_variant() {
             .iter()
             .all(|r| r.task != "camera" || r.variant == "big")
     );
+}
+
+#[test]
+fn a_real_run_reports_how_an_m_k_firm_task_kept_its_bound() {
+    // The camera as an (m,k)-firm task: the step (5 + 6 ms of lane work
+    // every 10 ms, no switching) breaks "1 in 10" over and over.
+    let config = CONFIG.replacen(
+        "max_miss_rate = 0.05",
+        "max_miss_rate = 0.05\nmax_misses = \"1 in 10\"",
+        1,
+    );
+    let real = run_text(&config, false);
+    let camera = real
+        .report
+        .tasks
+        .iter()
+        .find(|t| t.name == "camera")
+        .unwrap();
+    let f = camera.max_misses.expect("the bound is reported");
+    assert_eq!((f.misses, f.of), (1, 10));
+    // Every ended job judged in windows of 10: at most jobs − 9 windows.
+    assert!(f.windows > 0 && f.windows <= camera.jobs - 9, "{f:?}");
+    assert!(f.violations > 0 && f.worst > 1, "{f:?}");
+    assert!(real.report.table().contains("at most 1 in 10"));
+    // The hog has no bound, and none is reported.
+    let hog = real.report.tasks.iter().find(|t| t.name == "hog").unwrap();
+    assert!(hog.max_misses.is_none());
 }

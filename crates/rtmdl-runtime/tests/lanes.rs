@@ -43,6 +43,7 @@ fn gpu_tasks() -> TaskSet {
             overrun: Overrun::Skip,
             floor: None,
             stop: None,
+            max_misses: None,
         })
         .collect();
     TaskSet {

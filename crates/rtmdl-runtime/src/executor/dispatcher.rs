@@ -165,9 +165,9 @@ impl<'a> Dispatcher<'a> {
                 // Fixed-size histograms, allocated here: memory does not
                 // grow with the length of the run.
                 recorder: match opts.timeline.or(ts.adapt.map(|a| a.bin)) {
-                    Some(bin) => Recorder::new(n)
+                    Some(bin) => Recorder::new(ts)
                         .with_timeline(bin, (0..n).map(|t| sched.variant(t)).collect()),
-                    None => Recorder::new(n),
+                    None => Recorder::new(ts),
                 },
                 trace: opts.trace.then(Trace::default),
                 dispatch_latency: Samples::new(),
