@@ -857,6 +857,18 @@ impl RunReport {
             self.utilisation.cpu * 100.0,
             self.utilisation.gpu * 100.0
         );
+        s += &self.answer_lines(w);
+        for (k, v) in &self.notes {
+            let _ = writeln!(s, "{k}: {v}");
+        }
+        s
+    }
+
+    /// The table's lines on judged answers (timely accuracy, red lights)
+    /// and (m,k)-firm bounds, task names padded to `w`.
+    fn answer_lines(&self, w: usize) -> String {
+        use std::fmt::Write;
+        let mut s = String::new();
         for t in &self.tasks {
             let (Some(ta), Some(a)) = (t.timely_accuracy, &t.answers) else {
                 continue;
@@ -894,9 +906,6 @@ impl RunReport {
                 .map(|n| format!(" · red lights run {n}"))
                 .unwrap_or_default();
             let _ = writeln!(s, "timely accuracy {:.1} %{red}", ta * 100.0);
-        }
-        for (k, v) in &self.notes {
-            let _ = writeln!(s, "{k}: {v}");
         }
         s
     }
