@@ -208,8 +208,11 @@ pub fn run(
     let phases = |t: &Timeline| phases_of(t, &affected, &step);
     let first = cfg.taskset.tasks.iter().find(|t| t.stop.is_none());
     let window_ms = first.map_or(0.0, |t| t.period as f64 / 1e6 * cfg.adapt.window as f64);
-    let hogged_without = hogged_run(&cfg, &step, duration, engine.clone(), threads, false, seed)?;
-    let hogged = hogged_run(&cfg, &step, duration, engine.clone(), threads, true, seed)?;
+    // The hog's runs end 2 s after it stops: the climb back is shown by the
+    // load step's own runs.
+    let hog_ns = duration.min((step.to_ms * 1e6) as rtmdl_core::Time + 2_000_000_000);
+    let hogged_without = hogged_run(&cfg, &step, hog_ns, engine.clone(), threads, false, seed)?;
+    let hogged = hogged_run(&cfg, &step, hog_ns, engine.clone(), threads, true, seed)?;
     let [without, with]: [Timeline; 2] =
         runs.try_into().map_err(|_| anyhow!("two runs expected"))?;
     Ok(Section {
