@@ -66,7 +66,7 @@ pub struct Section {
     /// stepping task while CPU-hog processes (one busy loop per core) run
     /// beside it over the step's window, without and with `--adapt`
     /// (measured). These runs do without real-time priority whatever
-    /// `--rt` says: the cores' FIFO threads would keep them from the hog.
+    /// `--rt` says: FIFO threads would keep their cores from the hog.
     pub cpu_hog_without: Vec<Phases>,
     pub cpu_hog: Vec<Phases>,
     pub cpu_hog_switches: Vec<SwitchRow>,
