@@ -248,11 +248,7 @@ fn phases_of(t: &Timeline, affected: &[String], step: &Step) -> Vec<Phases> {
             first_second: t.miss_rate(task, step.from_ms, step.from_ms + 1000.0).0,
             rest_of_step: t.miss_rate(task, step.from_ms + 1000.0, step.to_ms).0,
             worst_bin_rest_of_step: t
-                .rows
-                .iter()
-                .filter(|r| {
-                    &r.task == task && r.t_ms >= step.from_ms + 1000.0 && r.t_ms < step.to_ms
-                })
+                .rows_in(task, step.from_ms + 1000.0, step.to_ms)
                 .map(|r| r.miss_rate)
                 .fold(0.0, f64::max),
             after: t.miss_rate(task, step.to_ms + 1000.0, f64::INFINITY).0,

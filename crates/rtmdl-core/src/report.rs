@@ -483,16 +483,24 @@ impl Timeline {
     /// `task`'s miss rate over the bins that start in [from, to) ms (jobs
     /// weighted), and how many jobs ended there.
     pub fn miss_rate(&self, task: &str, from_ms: f64, to_ms: f64) -> (f64, u64) {
-        let rows = self
-            .rows
-            .iter()
-            .filter(|r| r.task == task && r.t_ms >= from_ms && r.t_ms < to_ms);
         let (mut missed, mut jobs) = (0.0, 0);
-        for r in rows {
+        for r in self.rows_in(task, from_ms, to_ms) {
             missed += r.miss_rate * r.jobs as f64;
             jobs += r.jobs;
         }
         (missed / jobs.max(1) as f64, jobs)
+    }
+
+    /// `task`'s bins that start in [from, to) ms.
+    pub fn rows_in<'a>(
+        &'a self,
+        task: &'a str,
+        from_ms: f64,
+        to_ms: f64,
+    ) -> impl Iterator<Item = &'a TimelineRow> + 'a {
+        self.rows
+            .iter()
+            .filter(move |r| r.task == task && r.t_ms >= from_ms && r.t_ms < to_ms)
     }
 
     /// The switches, one line each ("no variant switch" when none).

@@ -55,21 +55,14 @@ fn run(ts: &TaskSet, duration_ms: u64) -> RunReport {
     )
 }
 
-/// The camera's miss rate over [from, to) ms, from the timeline.
+/// `task`'s miss rate over [from, to) ms, from the timeline.
+fn task_misses(r: &RunReport, task: &str, from: f64, to: f64) -> f64 {
+    r.timeline.as_ref().unwrap().miss_rate(task, from, to).0
+}
+
+/// The camera's.
 fn misses(r: &RunReport, from: f64, to: f64) -> f64 {
-    let rows: Vec<_> = r
-        .timeline
-        .as_ref()
-        .unwrap()
-        .rows
-        .iter()
-        .filter(|x| x.task == "camera" && x.t_ms >= from && x.t_ms < to)
-        .collect();
-    let jobs: u64 = rows.iter().map(|x| x.jobs).sum();
-    rows.iter()
-        .map(|x| x.miss_rate * x.jobs as f64)
-        .sum::<f64>()
-        / jobs.max(1) as f64
+    task_misses(r, "camera", from, to)
 }
 
 #[test]
@@ -191,22 +184,6 @@ fn starved_step() -> TaskSet {
         ..AdaptOptions::default()
     });
     ts
-}
-
-fn task_misses(r: &RunReport, task: &str, from: f64, to: f64) -> f64 {
-    let rows: Vec<_> = r
-        .timeline
-        .as_ref()
-        .unwrap()
-        .rows
-        .iter()
-        .filter(|x| x.task == task && x.t_ms >= from && x.t_ms < to)
-        .collect();
-    let jobs: u64 = rows.iter().map(|x| x.jobs).sum();
-    rows.iter()
-        .map(|x| x.miss_rate * x.jobs as f64)
-        .sum::<f64>()
-        / jobs.max(1) as f64
 }
 
 #[test]
