@@ -642,6 +642,53 @@ const CASES: &[Case] = &[
         files: &[("junk.toml", File::Text("{ not toml"))],
         expect: &["{dir}/junk.toml:1:"],
     },
+    // ------------------------------------------------- rounds and the probe
+    Case {
+        what: "zero rounds",
+        args: &["fidelity", "{cfg}", "--rounds", "0"],
+        edits: &[],
+        files: &[],
+        expect: &["--rounds", "at least 1 round"],
+    },
+    Case {
+        what: "rounds that are not a number",
+        args: &["fidelity", "{cfg}", "--rounds", "five"],
+        edits: &[],
+        files: &[],
+        expect: &["--rounds", "\"five\" is not a whole number"],
+    },
+    Case {
+        what: "a stall threshold that is not a duration",
+        args: &[
+            "run",
+            "{cfg}",
+            "--rt",
+            "off",
+            "--duration",
+            "1s",
+            "--stall",
+            "often",
+        ],
+        edits: &[],
+        files: &[],
+        expect: &["--stall", "often"],
+    },
+    Case {
+        what: "a probe switch that is neither on nor off",
+        args: &[
+            "run",
+            "{cfg}",
+            "--rt",
+            "off",
+            "--duration",
+            "1s",
+            "--probe",
+            "yes",
+        ],
+        edits: &[],
+        files: &[],
+        expect: &["--probe", "yes"],
+    },
 ];
 
 /// Writes the case's files into `dir`; returns the config path.
@@ -717,9 +764,7 @@ fn check(case: &Case) -> Result<String, String> {
     let d = dir.display().to_string();
     let subst = |s: &str| s.replace("{cfg}", &cfg).replace("{dir}", &d);
     let args: Vec<String> = case.args.iter().map(|a| subst(a)).collect();
-    let started = Instant::now();
     let (status, stderr) = rtmdl(&args, dir);
-    let took = started.elapsed();
     let fail = |why: String| Err(format!("{}: {why}\n  stderr: {stderr}", case.what));
     match status {
         None => return fail("did not finish within 60 s".into()),
@@ -741,9 +786,6 @@ fn check(case: &Case) -> Result<String, String> {
         if !line.contains(&want) {
             return fail(format!("the error does not contain {want:?}"));
         }
-    }
-    if took > Duration::from_secs(20) {
-        return fail(format!("took {took:?}"));
     }
     Ok(line.replace(&d, "{dir}"))
 }

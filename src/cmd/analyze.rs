@@ -68,6 +68,8 @@ pub struct AnalyzeArgs {
     /// Threads for --validate and --acceptance (default: every core).
     #[arg(long)]
     threads: Option<usize>,
+    #[command(flatten)]
+    check: super::common::CheckArgs,
 }
 
 fn policy_arg(s: &str) -> Result<PolicyKind, String> {
@@ -116,7 +118,19 @@ pub fn run(args: AnalyzeArgs) -> Result<()> {
     if let Some(j) = &args.json {
         super::common::write_json(j, &a)?;
     }
-    Ok(())
+    let broken: Vec<String> = a
+        .tasks
+        .iter()
+        .filter(|t| !t.schedulable)
+        .map(|t| match t.bound_ms {
+            Some(b) => format!(
+                "{}: bound {b:.3} ms > deadline {:.3} ms",
+                t.name, t.deadline_ms
+            ),
+            None => format!("{}: no bound", t.name),
+        })
+        .collect();
+    args.check.verdict(&broken)
 }
 
 fn run_validate(n: u64, args: &AnalyzeArgs) -> Result<()> {

@@ -93,6 +93,33 @@ impl AdaptArgs {
     }
 }
 
+/// `--check`: the exit code carries the verdict, the same way in every
+/// command that reports one (run, simulate, compare, analyze, plan).
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct CheckArgs {
+    /// Exit with status 1 when a deadline goal fails: a task above its ζ
+    /// (failed jobs count as not on time) or over its (m,k)-firm bound;
+    /// for `analyze`, a bound past its deadline. The report is printed and
+    /// written first. Without it, a completed command exits 0.
+    #[arg(long)]
+    pub check: bool,
+}
+
+impl CheckArgs {
+    /// Fail with the broken tolerances of `report` when `--check` is on.
+    pub fn report(self, report: &rtmdl_core::RunReport) -> Result<()> {
+        self.verdict(&report.tolerance_failures())
+    }
+
+    /// Fail with `broken` (one line per broken goal) when `--check` is on.
+    pub fn verdict(self, broken: &[String]) -> Result<()> {
+        if self.check && !broken.is_empty() {
+            anyhow::bail!("check failed: {}", broken.join("; "));
+        }
+        Ok(())
+    }
+}
+
 /// How a real run executes its sub-tasks.
 #[derive(clap::Args)]
 pub struct RealArgs {
@@ -105,6 +132,26 @@ pub struct RealArgs {
     /// Fail a job whose sub-task runs longer than this (e.g. "500ms").
     #[arg(long, value_parser = duration_arg)]
     pub watchdog: Option<Time>,
+    /// The interference probe beside every real run: a thread per core at
+    /// the top real-time priority wakes every millisecond and records how
+    /// late it woke; steal and interrupt time and each runtime thread's
+    /// run-queue delay are read around the run. Its line ("interference:")
+    /// flags a run the machine disturbed. Costs well under 1 % of a core.
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off(), action = clap::ArgAction::Set)]
+    pub probe: bool,
+    /// A probe wake-up at least this late counts as a stall (e.g. "1ms").
+    #[arg(long, value_name = "DURATION", default_value = "1ms", value_parser = duration_arg)]
+    pub stall: Time,
+}
+
+impl RealArgs {
+    /// The probe's options (`None`: --probe off).
+    pub fn probe(&self) -> Option<rtmdl_runtime::probe::ProbeOptions> {
+        self.probe.then(|| rtmdl_runtime::probe::ProbeOptions {
+            stall: self.stall,
+            ..Default::default()
+        })
+    }
 }
 
 fn policy_help(p: PolicyKind) -> &'static str {

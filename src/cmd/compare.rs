@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use rtmdl_core::{RunReport, SimOptions, Time, simulate};
 
-use super::common::{BASELINES, duration_arg, json_to_stdout, load_config, write_json};
+use super::common::{BASELINES, CheckArgs, duration_arg, json_to_stdout, load_config, write_json};
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +22,9 @@ pub struct Args {
     /// Write all reports as a JSON array to this path ("-" for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
+    // --check judges rtmdl+plan, the first row.
+    #[command(flatten)]
+    check: CheckArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -47,7 +50,7 @@ pub fn run(a: Args) -> Result<()> {
         let all: Vec<&RunReport> = reports.iter().map(|(_, r)| r).collect();
         write_json(j, &all)?;
     }
-    Ok(())
+    a.check.report(&reports[0].1)
 }
 
 /// One line per policy: overall and worst-task miss rate, accuracy loss.

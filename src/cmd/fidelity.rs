@@ -22,17 +22,47 @@ pub struct Args {
     /// Length of each real run and simulation.
     #[arg(long, default_value = "10s", value_parser = duration_arg)]
     duration: u64,
+    /// The rows to measure, by label (default: rtmdl+plan and every
+    /// baseline), e.g. `rtmdl+plan,DM-NMC,DM-split-NMC`.
+    #[arg(long, value_delimiter = ',', value_parser = row_arg)]
+    policies: Vec<String>,
     #[command(flatten)]
     real: RealArgs,
-    /// SCHED_FIFO, CPU affinity and mlockall for the real runs (as `run`
-    /// asks for by default; measured fidelity is far better with it).
-    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off(), action = clap::ArgAction::Set)]
+    /// SCHED_FIFO, CPU affinity and mlockall for the real runs: on by
+    /// default, as for `run` (what the kernel refuses is reported).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off(), action = clap::ArgAction::Set)]
     rt: bool,
+    /// Real runs per point, in interleaved rounds (every load and policy
+    /// once per round, the order shuffled and rotated per round, seeded):
+    /// the table shows the median over rounds with its 95 % bootstrap
+    /// interval, and the goal is judged on the medians.
+    #[arg(long, default_value_t = 3, value_parser = rounds_arg)]
+    rounds: usize,
     #[arg(long, default_value_t = 1)]
     seed: u64,
     /// Write the sweep as JSON to this path ("-" for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
+}
+
+/// `--policies`: a label of the comparison's rows.
+fn row_arg(s: &str) -> Result<String, String> {
+    match BASELINES.iter().find(|b| b.0.eq_ignore_ascii_case(s)) {
+        Some(b) => Ok(b.0.to_string()),
+        None => Err(format!(
+            "no row {s:?}; the rows are {}",
+            BASELINES.map(|b| b.0).join(", ")
+        )),
+    }
+}
+
+/// `--rounds`: a positive count.
+pub fn rounds_arg(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(0) => Err("at least 1 round is needed (5 or more for an interval worth quoting)".into()),
+        Ok(n) => Ok(n),
+        Err(_) => Err(format!("{s:?} is not a whole number of rounds")),
+    }
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -61,6 +91,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let rows = BASELINES
         .iter()
+        .filter(|b| a.policies.is_empty() || a.policies.iter().any(|p| p == b.0))
         .map(|&(label, policy, variants)| rtmdl_runtime::fidelity::Row {
             label: label.to_string(),
             policy,
@@ -74,6 +105,8 @@ pub fn run(a: Args) -> Result<()> {
         seed: a.seed,
         realtime: a.rt,
         threads: a.real.threads,
+        rounds: a.rounds,
+        probe: a.real.probe(),
     };
     let bar = progress_bar(0, "{spinner} real runs");
     let f = rtmdl_runtime::fidelity::fidelity(&cfg, engine, &opts, &mut |done, total, what| {

@@ -269,6 +269,7 @@ fn verify(a: &Args, mut model: rtmdl_config::Config, duration: Time) -> Result<(
             duration,
             realtime: a.rt,
             watchdog: a.real.watchdog,
+            probe: a.real.probe(),
             ..Default::default()
         };
         let real = rtmdl_runtime::run_config(
@@ -466,7 +467,11 @@ fn baselines_line(planned: &TaskSet, held: &rtmdl_plan::heldout::HeldOut) -> Str
                     ..Default::default()
                 };
                 let r = simulate(planned, p, v, opts);
-                missed += r.tasks.iter().map(|t| t.missed + t.dropped).sum::<u64>();
+                missed += r
+                    .tasks
+                    .iter()
+                    .map(|t| t.missed + t.dropped + t.failed)
+                    .sum::<u64>();
                 jobs += r.tasks.iter().map(|t| t.jobs).sum::<u64>();
                 loss = r.accuracy_loss;
             }
@@ -478,4 +483,35 @@ fn baselines_line(planned: &TaskSet, held: &rtmdl_plan::heldout::HeldOut) -> Str
         })
         .collect::<Vec<_>>()
         .join(" · ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Check;
+
+    fn check(measured: f64, zeta: f64, jobs: f64) -> Check {
+        Check {
+            name: "t".into(),
+            predicted: 0.0,
+            measured,
+            zeta,
+            error: 1.96 * (zeta * (1.0 - zeta) / jobs).sqrt(),
+        }
+    }
+
+    #[test]
+    fn over_means_above_zeta_beyond_the_sampling_error() {
+        // ζ 5 % over 100 jobs: the 95 % error of a rate of ζ is 4.27 pp.
+        let c = check(0.09, 0.05, 100.0);
+        assert!((c.error - 0.0427).abs() < 1e-4, "{}", c.error);
+        assert!(!c.over(), "9 % is within 5 % ± 4.27");
+        assert!(check(0.0928, 0.05, 100.0).over());
+        // More jobs, a tighter error: 9 % of 1000 jobs is over.
+        assert!(check(0.09, 0.05, 1000.0).over());
+        // ζ = 0 has no error band: one miss in any number of jobs is over.
+        let zero = check(0.0001, 0.0, 10_000.0);
+        assert_eq!(zero.error, 0.0);
+        assert!(zero.over());
+        assert!(!check(0.0, 0.0, 10.0).over());
+    }
 }

@@ -3,9 +3,11 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use rtmdl_core::{SimOptions, Time, simulate};
+use rtmdl_core::{SimOptions, Time, simulate, simulate_why};
 
-use super::common::{AdaptArgs, SetArgs, duration_arg, json_to_stdout, load_config, write_json};
+use super::common::{
+    AdaptArgs, CheckArgs, SetArgs, duration_arg, json_to_stdout, load_config, write_json,
+};
 
 // The command's help is the doc comment of `Command::Simulate`.
 #[derive(clap::Args)]
@@ -26,6 +28,12 @@ pub struct Args {
     /// Write the report as JSON to this path ("-" for stdout).
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Why each missed job missed (its own work, blocking, interference,
+    /// backlog, idle), per task.
+    #[arg(long)]
+    why: bool,
+    #[command(flatten)]
+    check: CheckArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -37,7 +45,11 @@ pub fn run(a: Args) -> Result<()> {
         timeline: a.adapt.timeline(&cfg),
         seed: a.seed,
     };
-    let report = simulate(&cfg.taskset, set.policy, set.choice(), opts);
+    let report = if a.why {
+        simulate_why(&cfg.taskset, set.policy, set.choice(), opts)
+    } else {
+        simulate(&cfg.taskset, set.policy, set.choice(), opts)
+    };
     if !json_to_stdout(a.json.as_deref()) {
         print!("{}", report.table());
         if let Some(t) = &report.timeline {
@@ -47,5 +59,5 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(j) = &a.json {
         write_json(j, &report)?;
     }
-    Ok(())
+    a.check.report(&report)
 }

@@ -152,6 +152,7 @@ pub fn run(a: Args) -> Result<()> {
         duration: a.duration,
         realtime: a.rt,
         watchdog: a.real.watchdog,
+        probe: a.real.probe(),
         stop: Some(stop_flag()?),
         ..Default::default()
     };

@@ -17,7 +17,7 @@ use rtmdl_core::model::ranks;
 use rtmdl_core::policy::Rtmdl;
 use rtmdl_core::{
     Assignment, Decision, ExecProfile, Model, Observer, Overheads, Overrun, Platform, Resource,
-    SimOptions, Stage, Task, TaskSet, Time, Variant, simulate_with,
+    SimOptions, Stage, Task, TaskCounters, TaskSet, Time, Variant, simulate_with,
 };
 use serde::Serialize;
 
@@ -345,7 +345,7 @@ fn simulate(ts: &TaskSet, assign: &[Assignment], seed: u64) -> (Vec<Option<Time>
         },
         &mut worst,
     );
-    let misses = out.counters.iter().map(|c| c.missed + c.dropped).collect();
+    let misses = out.counters.iter().map(TaskCounters::not_on_time).collect();
     (worst.max, misses)
 }
 

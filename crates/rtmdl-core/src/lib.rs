@@ -8,16 +8,19 @@
 pub mod adapt;
 pub mod blocking;
 pub mod fault;
+pub mod interference;
 pub mod model;
 pub mod names;
 pub mod policy;
 pub mod profile;
 pub mod releases;
 pub mod report;
+pub mod rounds;
 pub mod sched;
 pub mod sim;
 pub mod timely;
 pub mod units;
+pub mod why;
 
 pub use adapt::AdaptOptions;
 pub use fault::{FailReason, FaultMode, FaultPolicy, FaultSpec};
@@ -29,4 +32,4 @@ pub use policy::{ABLATION, AblationStep, Dispatch, Policy, PolicyKind};
 pub use releases::Releases;
 pub use report::{FirmReport, Predicted, RunReport, TaskReport};
 pub use sched::{Decision, JobId, SchedTask, Scheduler, Slot, TaskCounters};
-pub use sim::{Log, Observer, SimOptions, simulate, simulate_with};
+pub use sim::{Log, Observer, SimOptions, simulate, simulate_why, simulate_with};

@@ -55,6 +55,13 @@ impl Samples {
         self.max = self.max.max(ns);
     }
 
+    /// Add every sample of `other` to these.
+    pub fn merge(&mut self, other: &Samples) {
+        // Same bounds on both sides: adding cannot fail.
+        let _ = self.hist.add(&other.hist);
+        self.max = self.max.max(other.max);
+    }
+
     /// How many samples were recorded.
     pub fn len(&self) -> u64 {
         self.hist.len()
@@ -173,9 +180,11 @@ pub struct TaskReport {
     pub missed: u64,
     /// Jobs dropped by the skip rule (counted in the miss rate).
     pub dropped: u64,
-    /// Jobs ended by a failing sub-task (not counted as misses).
+    /// Jobs ended by a failing sub-task, a hang or quarantine (counted in
+    /// the miss rate: a job that fails is not delivered on time).
     pub failed: u64,
-    /// (missed + dropped) / jobs.
+    /// (missed + dropped + failed) / jobs: the share not delivered on time,
+    /// which ζ bounds.
     pub miss_rate: f64,
     /// ζ, the tolerated miss rate.
     pub max_miss_rate: f64,
@@ -310,7 +319,7 @@ pub struct RunReport {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
     pub tasks: Vec<TaskReport>,
-    /// Σ (missed + dropped) / Σ jobs.
+    /// Σ (missed + dropped + failed) / Σ jobs.
     pub miss_rate: f64,
     /// Highest per-task miss rate.
     pub worst_miss_rate: f64,
@@ -320,6 +329,15 @@ pub struct RunReport {
     /// A real run's measured hand-offs and release lateness.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runtime: Option<RuntimeStats>,
+    /// A real run's interference probe: what the machine did to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interference: Option<crate::interference::Interference>,
+    /// Why the missed jobs missed, per task (when asked for: `--why`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why: Option<crate::why::WhyReport>,
+    /// A real run's: the same split from its simulation, term by term.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub why_predicted: Option<crate::why::WhyReport>,
     /// Miss rate and variant over time (with online switching, or when
     /// asked for).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -456,7 +474,14 @@ impl TimelineRecorder {
                 late: false,
                 ..
             } => self.slot(task, at).0 += 1,
-            Decision::Miss { task, at, .. } | Decision::Drop { task, at, .. } => {
+            Decision::Miss { task, at, .. }
+            | Decision::Drop { task, at, .. }
+            | Decision::Fail {
+                task,
+                at,
+                after_miss: false,
+                ..
+            } => {
                 let b = self.slot(task, at);
                 b.0 += 1;
                 b.1 += 1;
@@ -671,7 +696,7 @@ impl RunReport {
             })
             .collect();
         let jobs: u64 = counters.iter().map(|c| c.released).sum();
-        let misses: u64 = counters.iter().map(|c| c.missed + c.dropped).sum();
+        let misses: u64 = counters.iter().map(TaskCounters::not_on_time).sum();
         let switched =
             (0..ts.tasks.len()).any(|i| used_accuracy(ts, i, &recorder.variant_jobs[i]).is_some());
         RunReport {
@@ -709,6 +734,9 @@ impl RunReport {
             },
             tasks,
             runtime: None,
+            interference: None,
+            why: None,
+            why_predicted: None,
             timeline: recorder.timeline.as_ref().map(|t| t.timeline(ts)),
             timely_accuracy: None,
             red_lights_run: None,
@@ -776,9 +804,42 @@ impl RunReport {
         Some(missed / jobs.max(1) as f64)
     }
 
-    /// Whether every task stays within its ζ.
+    /// Whether every task stays within its ζ (failed jobs count: see
+    /// [`TaskCounters::miss_rate`]) and its (m,k)-firm bound.
     pub fn meets_tolerances(&self) -> bool {
-        self.tasks.iter().all(|t| t.miss_rate <= t.max_miss_rate)
+        self.tolerance_failures().is_empty()
+    }
+
+    /// One line per broken tolerance: a task above its ζ (saying how many
+    /// of its jobs failed, when any did), or an (m,k)-firm bound broken in
+    /// some window. Empty when the run met every tolerance; `--check`
+    /// turns a non-empty list into a non-zero exit.
+    pub fn tolerance_failures(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.tasks {
+            if t.miss_rate > t.max_miss_rate {
+                let failed = if t.failed > 0 {
+                    format!(" ({} of {} jobs failed)", t.failed, t.jobs)
+                } else {
+                    String::new()
+                };
+                out.push(format!(
+                    "{}: {:.2} % of its jobs not on time > ζ {:.2} %{failed}",
+                    t.name,
+                    t.miss_rate * 100.0,
+                    t.max_miss_rate * 100.0
+                ));
+            }
+            if let Some(f) = &t.max_misses
+                && f.violations > 0
+            {
+                out.push(format!(
+                    "{}: more than {} misses in {} consecutive jobs in {} of {} windows",
+                    t.name, f.misses, f.of, f.violations, f.windows
+                ));
+            }
+        }
+        out
     }
 
     /// The human-readable table.
@@ -865,7 +926,27 @@ impl RunReport {
             self.utilisation.cpu * 100.0,
             self.utilisation.gpu * 100.0
         );
+        for t in self.tasks.iter().filter(|t| t.failed > 0) {
+            let _ = writeln!(
+                s,
+                "failed {:<w$}  {} of {} jobs failed (counted as not on time in miss %{})",
+                t.name,
+                t.failed,
+                t.jobs,
+                if self.notes.contains_key("failures") {
+                    "; the first failure is under failures:"
+                } else {
+                    ""
+                }
+            );
+        }
         s += &self.answer_lines(w);
+        if let Some(w) = &self.why {
+            s += &w.table(self.why_predicted.as_ref());
+        }
+        if let Some(i) = &self.interference {
+            let _ = writeln!(s, "interference: {}", i.summary());
+        }
         for (k, v) in &self.notes {
             let _ = writeln!(s, "{k}: {v}");
         }

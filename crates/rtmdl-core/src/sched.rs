@@ -20,7 +20,11 @@
 //! - with split dispatch, no worker or lane idles while work for it waits;
 //! - every released job ends as exactly one of completed (on time), missed,
 //!   dropped or failed: `released = completed + missed + dropped + failed +
-//!   pending`.
+//!   pending`;
+//! - a job that is not delivered on time is a miss, whatever the reason:
+//!   the miss rate every tolerance is checked against counts missed,
+//!   dropped and failed jobs alike ([`TaskCounters::miss_rate`]), and the
+//!   switching monitor hears of a failure as of a miss.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
@@ -139,12 +143,15 @@ pub enum Decision {
         at: Time,
     },
     /// The job failed (a sub-task failed or hung, the task is quarantined);
-    /// it is abandoned.
+    /// it is abandoned. A failure is a job not delivered on time: it counts
+    /// in the miss rate, unless the job had already missed its deadline
+    /// (`after_miss`: then it was counted once, as missed).
     Fail {
         task: usize,
         seq: u64,
         at: Time,
         reason: FailReason,
+        after_miss: bool,
     },
     /// The sub-task on `slot` ran past the watchdog: its job fails (a `Fail`
     /// follows) and the slot is free again. The driver replaces the worker
@@ -181,7 +188,8 @@ pub struct TaskCounters {
     pub missed: u64,
     /// Dropped at release by the `skip` rule (also a deadline miss).
     pub dropped: u64,
-    /// Ended by an error in one of its sub-tasks (a failing model).
+    /// Ended by an error in one of its sub-tasks (a failing model), a hang
+    /// or quarantine; not delivered, so also counted in the miss rate.
     pub failed: u64,
 }
 
@@ -191,12 +199,18 @@ impl TaskCounters {
     pub fn pending(&self) -> u64 {
         self.released - self.completed - self.missed - self.dropped - self.failed
     }
-    /// (missed + dropped) / released.
+    /// Jobs not delivered on time: missed + dropped + failed. A failed job
+    /// is no more use to its consumer than a late one, so every tolerance
+    /// (ζ, the planner's constraint, `plan --verify`, `--check`) counts it.
+    pub fn not_on_time(&self) -> u64 {
+        self.missed + self.dropped + self.failed
+    }
+    /// [`Self::not_on_time`] / released.
     pub fn miss_rate(&self) -> f64 {
         if self.released == 0 {
             0.0
         } else {
-            (self.missed + self.dropped) as f64 / self.released as f64
+            self.not_on_time() as f64 / self.released as f64
         }
     }
 }
@@ -562,6 +576,7 @@ impl Scheduler {
                 seq,
                 at: now,
                 reason: FailReason::Quarantined,
+                after_miss: false,
             });
             return;
         }
@@ -676,16 +691,25 @@ impl Scheduler {
         if let Some(s) = j.holder.take() {
             self.cpu[s] = CpuSlot::Free;
         }
-        let task = j.task as usize;
-        if !j.missed {
-            self.counters[task].failed += 1;
-        }
+        let (task, seq, variant) = (j.task as usize, j.seq, j.variant as usize);
+        let after_miss = j.missed;
         self.out.push_back(Decision::Fail {
             task,
-            seq: j.seq,
+            seq,
             at: now,
             reason,
+            after_miss,
         });
+        if !after_miss {
+            self.counters[task].failed += 1;
+            // Not delivered: the monitor hears of it as of a miss (a
+            // quarantined task's jobs fail at release and never get here).
+            // It may move the task to another variant; but an error says
+            // nothing about time, so only a hang may have a healthy task
+            // ahead of it step down for it.
+            let relief = matches!(reason, FailReason::Hung);
+            self.outcome_as(task, variant, None, now, relief);
+        }
         self.retire(idx);
         self.dirty = true;
     }
@@ -811,6 +835,19 @@ impl Scheduler {
     /// task ahead of it step down instead. Jobs of another variant than
     /// the current one (the backlog of a switch) say nothing about it.
     fn outcome(&mut self, task: usize, variant: usize, slack: Option<f64>, now: Time) {
+        self.outcome_as(task, variant, slack, now, true);
+    }
+
+    /// [`Self::outcome`]; `relief`: whether a starved verdict may step
+    /// down a task ahead of this one.
+    fn outcome_as(
+        &mut self,
+        task: usize,
+        variant: usize,
+        slack: Option<f64>,
+        now: Time,
+        relief: bool,
+    ) {
         let Some(options) = self.adapt else { return };
         let Some(m) = self.tasks[task].monitor.as_ref() else {
             return;
@@ -831,7 +868,8 @@ impl Scheduler {
                 self.switched(task, variant, now);
             }
             Verdict::Starved => {
-                if let Some(h) = self.helper(task)
+                if relief
+                    && let Some(h) = self.helper(task)
                     && let Some(v) = self.tasks[h].monitor.as_mut().and_then(|m| {
                         if !m.relieved.contains(&task) {
                             m.relieved.push(task);

@@ -368,10 +368,49 @@ pub fn simulate(
     choice: VariantChoice,
     opts: SimOptions,
 ) -> RunReport {
+    simulate_observed(ts, policy, choice, opts, &mut ())
+}
+
+/// [`simulate`], and why every missed job missed ([`crate::why`]) in the
+/// report.
+pub fn simulate_why(
+    ts: &TaskSet,
+    policy: PolicyKind,
+    choice: VariantChoice,
+    opts: SimOptions,
+) -> RunReport {
+    let mut rec = crate::why::Recorder::default();
+    let mut report = simulate_observed(ts, policy, choice, opts, &mut rec);
+    rec.close(opts.duration);
+    let assign = ts.assignments(choice);
+    let built = policy.build(ts, &assign);
+    let priorities: Vec<Option<u32>> = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
+    let missed = rec.missed(ts);
+    let no_stalls = |_: Time, _: Time| 0;
+    let schedule = crate::why::Schedule {
+        ts,
+        priorities: &priorities,
+        execs: &rec.execs,
+        missed: &missed,
+        stalled: &no_stalls,
+    };
+    let dropped: Vec<u64> = report.tasks.iter().map(|t| t.dropped).collect();
+    let failed: Vec<u64> = report.tasks.iter().map(|t| t.failed).collect();
+    report.why = Some(crate::why::explain(&schedule, &dropped, &failed));
+    report
+}
+
+fn simulate_observed(
+    ts: &TaskSet,
+    policy: PolicyKind,
+    choice: VariantChoice,
+    opts: SimOptions,
+    observer: &mut dyn Observer,
+) -> RunReport {
     let assign = ts.assignments(choice);
     let built = policy.build(ts, &assign);
     let priorities = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
-    let out = simulate_with(ts, &assign, built, opts, &mut ());
+    let out = simulate_with(ts, &assign, built, opts, observer);
     RunReport::build(
         ts,
         &assign,

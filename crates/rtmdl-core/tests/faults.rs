@@ -37,7 +37,8 @@ fn a_failed_sub_task_fails_its_job_and_frees_its_worker() {
             task: 0,
             seq: 0,
             at: MS,
-            reason: FailReason::Error
+            reason: FailReason::Error,
+            after_miss: false,
         })
     );
     // The worker is free again: the second job starts at once.
@@ -46,6 +47,8 @@ fn a_failed_sub_task_fails_its_job_and_frees_its_worker() {
     assert!(!s.failed(job, 2 * MS, FailReason::Error));
     let c = s.counters()[0];
     assert_eq!((c.released, c.failed, c.pending()), (2, 1, 1));
+    // Not delivered on time: the failure is in the miss rate.
+    assert_eq!((c.not_on_time(), c.miss_rate()), (1, 0.5));
 }
 
 #[test]
@@ -88,7 +91,10 @@ fn the_watchdog_aborts_a_hung_sub_task_and_the_third_hang_quarantines_the_task()
         !log.iter()
             .any(|(_, d)| matches!(d, Decision::Start { seq: 3, .. }))
     );
+    // Each job is counted once, as failed, and none was delivered: the
+    // task's miss rate is 100 %.
     assert_eq!((c[0].released, c[0].failed, c[0].missed), (4, 4, 0));
+    assert_eq!(c[0].miss_rate(), 1.0);
 }
 
 #[test]
@@ -139,6 +145,138 @@ fn errors_and_panics_fail_the_calls_the_fault_hits() {
         .collect();
     assert_eq!(failed, vec![1, 3, 5, 7, 9]);
     assert_eq!((c[0].completed, c[0].failed), (5, 5));
+    assert_eq!(c[0].miss_rate(), 0.5);
+}
+
+/// One task whose every job fails (an engine error), one healthy task.
+fn one_broken() -> TaskSet {
+    let mut ts = taskset(
+        1,
+        1,
+        vec![],
+        &[
+            ("broken", 10, &[(Resource::Cpu, 1), (Resource::Gpu, 2)]),
+            ("healthy", 10, &[(Resource::Cpu, 1)]),
+        ],
+    );
+    ts.tasks[0].max_miss_rate = 0.05;
+    ts.tasks[1].max_miss_rate = 0.05;
+    ts.models[0].stages[1].fault = Some(FaultSpec {
+        mode: FaultMode::Error,
+        skip: 0,
+        every: 1,
+        times: None,
+        hang: 0,
+    });
+    ts
+}
+
+#[test]
+fn a_task_whose_every_job_fails_is_over_its_zeta_in_the_report() {
+    let ts = one_broken();
+    let opts = SimOptions {
+        duration: 100 * MS,
+        seed: 7,
+        timeline: Some(20 * MS),
+    };
+    let r = simulate(&ts, PolicyKind::Rtmdl, VariantChoice::Original, opts);
+    let broken = &r.tasks[0];
+    assert_eq!((broken.jobs, broken.failed, broken.missed), (10, 10, 0));
+    assert_eq!(broken.miss_rate, 1.0);
+    assert!(!r.meets_tolerances(), "a task that delivered nothing met ζ");
+    assert_eq!(r.tasks[1].miss_rate, 0.0);
+    // Overall: 10 of 20 jobs not on time.
+    assert_eq!(r.miss_rate, 0.5);
+    assert!(r.table().contains("ζ"), "{}", r.table());
+    // The timeline counts each failure in the bin where it ended.
+    let t = r.timeline.as_ref().expect("timeline asked for");
+    let (rate, jobs) = t.miss_rate("broken", 0.0, 100.0);
+    assert_eq!((rate, jobs), (1.0, 10));
+}
+
+#[test]
+fn a_job_that_fails_after_its_deadline_is_one_miss() {
+    // 5 ms of CPU, then a stage that errors, every 10 ms with a 2 ms
+    // deadline: missed at 2 ms, failed at 5.
+    let mut ts = taskset(
+        1,
+        1,
+        vec![],
+        &[("late", 10, &[(Resource::Cpu, 5), (Resource::Cpu, 1)])],
+    );
+    ts.tasks[0].deadline = 2 * MS;
+    ts.models[0].stages[1].fault = Some(FaultSpec {
+        mode: FaultMode::Error,
+        skip: 0,
+        every: 1,
+        times: None,
+        hang: 0,
+    });
+    let (log, c) = run(&ts, PolicyKind::Rtmdl, None, 30);
+    assert_eq!((c[0].released, c[0].missed, c[0].failed), (3, 3, 0));
+    assert_eq!(c[0].miss_rate(), 1.0);
+    assert!(log.iter().any(|(_, d)| matches!(
+        d,
+        Decision::Fail {
+            after_miss: true,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn failures_reach_the_switching_monitor_but_do_not_step_down_a_healthy_task() {
+    // The broken task's model has a second, faster variant that works:
+    // failures on the first move it there, as misses would.
+    let mut ts = one_broken();
+    let mut fast = ts.models[0].variants[0].clone();
+    fast.name = "fast".into();
+    fast.accuracy = 0.8;
+    fast.times = vec![ExecProfile::Fixed(MS), ExecProfile::Fixed(MS)];
+    ts.models[0].variants.push(fast);
+    ts.models[0].stages[1].fault = Some(FaultSpec {
+        mode: FaultMode::Error,
+        skip: 0,
+        every: 1,
+        times: Some(3),
+        hang: 0,
+    });
+    ts.adapt = Some(AdaptOptions {
+        window: 4,
+        ..Default::default()
+    });
+    let (log, c) = run(&ts, PolicyKind::Rtmdl, Some(&[1, 2]), 200);
+    let switches: Vec<(usize, usize)> = log
+        .iter()
+        .filter_map(|(_, d)| match *d {
+            Decision::Switch { task, variant, .. } => Some((task, variant)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(switches.first(), Some(&(0, 1)), "{switches:?}");
+    assert_eq!(c[0].failed, 3);
+
+    // A task whose only variant fails is starved, but an error says
+    // nothing about time: the healthy, more urgent task keeps its variant.
+    let mut ts = one_broken();
+    ts.tasks.swap(0, 1);
+    ts.tasks[0].model = 1;
+    ts.tasks[1].model = 0;
+    let mut fast = ts.models[1].variants[0].clone();
+    fast.name = "fast".into();
+    fast.times = vec![ExecProfile::Fixed(MS / 2)];
+    ts.models[1].variants.push(fast);
+    ts.adapt = Some(AdaptOptions {
+        window: 4,
+        ..Default::default()
+    });
+    let (log, c) = run(&ts, PolicyKind::Rtmdl, Some(&[1, 2]), 200);
+    assert_eq!(c[1].failed, c[1].released);
+    assert!(
+        !log.iter()
+            .any(|(_, d)| matches!(d, Decision::Switch { task: 0, .. })),
+        "the healthy task stepped down for a broken one"
+    );
 }
 
 fn fault() -> impl Strategy<Value = Option<FaultSpec>> {

@@ -348,6 +348,20 @@ impl SourceSpec {
             .unwrap_or_default()
     }
 
+    /// The shape of the first tensor every job of this source carries,
+    /// where the parameters alone fix it (a `tensor` source's `shape`);
+    /// `None` otherwise. Checked against the first stage's model before the
+    /// first release.
+    pub fn output_shape(&self) -> Option<Vec<usize>> {
+        if self.kind() != "tensor" {
+            return None;
+        }
+        let dims = self.params.get("shape")?.as_array()?;
+        dims.iter()
+            .map(|d| d.as_integer().and_then(|d| usize::try_from(d).ok()))
+            .collect()
+    }
+
     /// Builds the source (a `folder` source reads its images here).
     pub fn build(&self) -> Result<Box<dyn Source>, OpError> {
         sources::build(&self.params)

@@ -64,7 +64,7 @@ pub fn evaluate(ts: &TaskSet, assign: &[Assignment], horizon: Time) -> HeldOut {
             &mut (),
         );
         for (t, c) in out.counters.iter().enumerate() {
-            per_seed[t].push((c.missed + c.dropped + c.failed, c.released));
+            per_seed[t].push((c.not_on_time(), c.released));
         }
     }
     let (dmr, ci) = per_seed.iter().map(|b| batch_means(b)).unzip();

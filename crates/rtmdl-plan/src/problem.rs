@@ -198,7 +198,7 @@ impl<'a> Problem<'a> {
             if c.released == 0 {
                 0.0
             } else {
-                (c.missed + c.dropped + c.failed) as f64 / c.released as f64
+                c.not_on_time() as f64 / c.released as f64
             }
         };
         // Screen on a fifth of the horizon: a candidate that already breaks
@@ -222,7 +222,7 @@ impl<'a> Problem<'a> {
                 .iter()
                 .enumerate()
             {
-                missed[t] += c.missed + c.dropped + c.failed;
+                missed[t] += c.not_on_time();
                 jobs[t] += c.released;
             }
         }

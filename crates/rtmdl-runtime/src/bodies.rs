@@ -195,17 +195,30 @@ impl ConfigBodies {
         }
     }
 
-    /// The shape of the first tensor that the stage before `stage` hands on,
-    /// where its function and parameters fix it: (stage, function, shape).
-    /// Checked against the model's input when an inference body is built, so
-    /// a mismatch is an error before the first release, not a failed job.
-    fn produced_shape(&self, model: usize, stage: usize) -> Option<(String, String, Vec<usize>)> {
-        let prev = stage.checked_sub(1)?;
+    /// The shape of the first tensor that the stage before `stage` hands on
+    /// (for the first stage: the task's source), where its function and
+    /// parameters fix it: (producer, what it is, shape). Checked against the
+    /// model's input when an inference body is built, so a mismatch is an
+    /// error before the first release, not a failed job.
+    fn produced_shape(&self, task: usize, stage: usize) -> Option<(String, String, Vec<usize>)> {
+        let model = self.cfg.taskset.tasks[task].model;
+        let Some(prev) = stage.checked_sub(1) else {
+            let source = self.cfg.sources.get(task)?.as_ref()?;
+            return Some((
+                format!("tasks.{}.source", self.cfg.taskset.tasks[task].name),
+                format!("a {} source", source.kind()),
+                source.output_shape()?,
+            ));
+        };
         let StageBody::Function(f) = &self.cfg.bodies[model][prev] else {
             return None;
         };
         let st = &self.cfg.taskset.models[model].stages[prev];
-        Some((st.name.clone(), f.name().to_string(), f.output_shape()?))
+        Some((
+            format!("stage `{}`", st.name),
+            f.name().to_string(),
+            f.output_shape()?,
+        ))
     }
 
     /// A session of the stage's model, checked against what the job feeds it.
@@ -227,13 +240,17 @@ impl ConfigBodies {
         }
         // The job's tensors are f32; an input of another type takes them
         // cast at the engine's boundary (`DType::accepts`).
-        let m = self.cfg.taskset.tasks[task].model;
-        if let (Some(input), Some((producer, function, produced))) =
-            (model.inputs().first(), self.produced_shape(m, stage))
+        if let (Some(input), Some((producer, what, produced))) =
+            (model.inputs().first(), self.produced_shape(task, stage))
             && input.shape != produced
         {
+            let fix = if stage == 0 {
+                format!("give the source shape = {:?}", input.shape)
+            } else {
+                "make the stage's width and height match the model".to_string()
+            };
             return Err(format!(
-                "model {}: input {:?} takes {:?}, but stage `{producer}` ({function}) produces {:?}; make the stage's width and height match the model",
+                "model {}: input {:?} takes {:?}, but {producer} ({what}) produces {:?}; {fix}",
                 spec.path.display(),
                 input.name,
                 input.shape,

@@ -6,6 +6,7 @@ pub mod bodies;
 pub mod executor;
 pub mod fidelity;
 pub mod inputs;
+pub mod probe;
 pub mod profile;
 pub mod rt;
 pub mod trace;
@@ -62,18 +63,18 @@ pub fn run_config(
     let stage_engines = bodies.stage_engines();
     let bodies: Arc<dyn Bodies> = Arc::new(camera(cfg, Arc::new(bodies))?);
     let built = policy.build(ts, &assign);
-    let priorities = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
+    let priorities: Vec<Option<u32>> = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
     let outcome = run(ts, &assign, built, bodies.clone(), opts)?;
-    let predicted = rtmdl_core::simulate(
-        ts,
-        policy,
-        choice,
-        rtmdl_core::SimOptions {
-            duration: opts.duration,
-            seed,
-            ..Default::default()
-        },
-    );
+    let sim_opts = rtmdl_core::SimOptions {
+        duration: opts.duration,
+        seed,
+        ..Default::default()
+    };
+    let predicted = if opts.why {
+        rtmdl_core::simulate_why(ts, policy, choice, sim_opts)
+    } else {
+        rtmdl_core::simulate(ts, policy, choice, sim_opts)
+    };
     let mut report = RunReport::build(
         ts,
         &assign,
@@ -86,10 +87,14 @@ pub fn run_config(
             duration: opts.duration,
             seed: Some(seed),
             utilisation: outcome.utilisation,
-            priorities,
+            priorities: priorities.clone(),
         },
     );
     report.set_predicted(&predicted);
+    if opts.why {
+        report.why = Some(why(ts, &priorities, &outcome));
+        report.why_predicted = predicted.why.clone();
+    }
     report.set_scores(scores(ts, &outcome, bodies.as_ref()));
     notes(&mut report, ts, &outcome, opts, engine.as_ref(), &emulated);
     if !stage_engines.is_empty() {
@@ -109,7 +114,57 @@ pub fn run_config(
             .insert("engine fallback".into(), fallbacks.join("; "));
     }
     report.runtime = Some(runtime_stats(ts, &outcome));
+    report.interference = outcome.interference.clone();
     Ok(RealRun { report, outcome })
+}
+
+/// Why a real run's missed jobs missed, from its trace and its probe.
+fn why(
+    ts: &rtmdl_core::TaskSet,
+    priorities: &[Option<u32>],
+    o: &RunOutcome,
+) -> rtmdl_core::why::WhyReport {
+    use rtmdl_core::why::{Exec, Schedule, explain};
+    let Some(trace) = &o.trace else {
+        return Default::default();
+    };
+    let execs: Vec<Exec> = trace
+        .slices
+        .iter()
+        .map(|s| Exec {
+            task: s.task,
+            seq: s.seq,
+            stage: s.stage,
+            variant: s.variant,
+            slot: s.slot,
+            start: s.start,
+            end: s.end,
+        })
+        .collect();
+    // Releases are at offset + seq × period (rtmdl_core::Releases).
+    let missed: Vec<_> = trace
+        .misses
+        .iter()
+        .map(|&(t, seq, _)| {
+            let task = &ts.tasks[t];
+            (t, seq, task.offset + seq * task.period)
+        })
+        .collect();
+    let stalled = |a: Time, b: Time| {
+        o.interference
+            .as_ref()
+            .map_or(0, |i| i.stalled_within(a, b))
+    };
+    let schedule = Schedule {
+        ts,
+        priorities,
+        execs: &execs,
+        missed: &missed,
+        stalled: &stalled,
+    };
+    let dropped: Vec<u64> = o.counters.iter().map(|c| c.dropped).collect();
+    let failed: Vec<u64> = o.counters.iter().map(|c| c.failed).collect();
+    explain(&schedule, &dropped, &failed)
 }
 
 /// The judged answers of each task whose frames carry their ground truth:

@@ -152,6 +152,18 @@ pub(crate) fn configure_thread(prio: Option<i32>, pin: Option<usize>) -> Result<
     }
 }
 
+/// Pin the calling thread to core `core % cores` (no priority change);
+/// whether the OS allowed it.
+pub(crate) fn pin_thread(core: usize) -> bool {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // SAFETY: cpu_set_t is plain data; CPU_SET writes inside it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(core % cores, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+    }
+}
+
 /// Return the calling thread to normal scheduling and unlock memory.
 pub(crate) fn reset_thread() {
     let param = libc::sched_param { sched_priority: 0 };

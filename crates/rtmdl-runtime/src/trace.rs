@@ -15,6 +15,8 @@ pub struct TraceSlice {
     pub start: Time,
     pub end: Time,
     pub failed: bool,
+    /// The variant of the task's model it ran.
+    pub variant: usize,
 }
 
 /// Everything a run recorded.

@@ -139,7 +139,7 @@ fn two_tiny_models_run_and_every_job_is_accounted_for() {
     // What only a real run has: the measured hand-offs, and the
     // simulator's prediction beside every task.
     let strip = |mut k: Vec<String>| {
-        k.retain(|x| x != "notes" && x != "runtime" && x != "predicted");
+        k.retain(|x| x != "notes" && x != "runtime" && x != "interference" && x != "predicted");
         k
     };
     assert_eq!(strip(keys(rv.clone())), strip(keys(sv.clone())));
@@ -261,7 +261,7 @@ fn profile_then_simulate_and_run_agree_that_an_underloaded_set_misses_nothing() 
             v.as_object()
                 .unwrap()
                 .keys()
-                .filter(|k| *k != "notes" && *k != "runtime")
+                .filter(|k| *k != "notes" && *k != "runtime" && *k != "interference")
                 .cloned()
                 .collect()
         };
@@ -280,23 +280,12 @@ fn profile_then_simulate_and_run_agree_that_an_underloaded_set_misses_nothing() 
 #[test]
 fn a_failing_model_fails_only_its_own_jobs() {
     let dir = tempfile::tempdir().unwrap();
-    // A third task whose frames do not fit its model: every inference fails.
-    let broken = r#"
-[[tasks]]
-name = "broken"
-model = "lights"
-period = "60 ms"
-source = { kind = "tensor", shape = [1, 3, 7, 7] }
-"#;
-    let mut text = std::fs::read_to_string(write_config(dir.path(), (50, 80), "")).unwrap();
-    text = text.replace(
-        "[[tasks]]\nname = \"light\"",
-        "[models.broken_model]\nstages = [{ name = \"infer\", on = \"gpu\" }]\n[[models.broken_model.variants]]\nname = \"full\"\naccuracy = 0.5\nfile = \"a.onnx\"\ntimes.infer = \"1 ms\"\n\n[[tasks]]\nname = \"light\"",
+    // A third task whose model errors on every call: every inference fails.
+    let cfg = with_third_task(
+        dir.path(),
+        "params = { fault = { mode = \"error\" } }",
+        "[1, 3, 32, 32]",
     );
-    text += &broken.replace("model = \"lights\"", "model = \"broken_model\"");
-    let path = dir.path().join("with-broken.toml");
-    std::fs::write(&path, text).unwrap();
-    let cfg = rtmdl_config::load(&path).unwrap();
     let real = run_config(
         &cfg,
         PolicyKind::Rtmdl,
@@ -327,6 +316,63 @@ source = { kind = "tensor", shape = [1, 3, 7, 7] }
         "{:?}",
         real.report.notes
     );
+    // Not one job delivered: 100 % not on time, over ζ, and only that task.
+    let r = &real.report.tasks[broken];
+    assert_eq!(r.miss_rate, 1.0);
+    let broken_lines = real.report.tolerance_failures();
+    assert!(
+        broken_lines
+            .iter()
+            .any(|l| l.starts_with("broken: 100.00 %")),
+        "{broken_lines:?}"
+    );
+}
+
+/// The set of [`write_config`] with a third task `broken` on a model of
+/// one inference stage (`a.onnx`, input [1, 3, 32, 32]) with `stage_extra`
+/// in its stage, fed by a tensor source of `shape`.
+fn with_third_task(dir: &Path, stage_extra: &str, shape: &str) -> rtmdl_config::Config {
+    let mut text = std::fs::read_to_string(write_config(dir, (50, 80), "")).unwrap();
+    text = text.replace(
+        "[[tasks]]\nname = \"light\"",
+        &format!(
+            "[models.broken_model]\nstages = [{{ name = \"infer\", on = \"gpu\", {stage_extra} }}]\n[[models.broken_model.variants]]\nname = \"full\"\naccuracy = 0.5\nfile = \"a.onnx\"\ntimes.infer = \"1 ms\"\n\n[[tasks]]\nname = \"light\""
+        ),
+    );
+    text += &format!(
+        "\n[[tasks]]\nname = \"broken\"\nmodel = \"broken_model\"\nperiod = \"60 ms\"\nmax_miss_rate = 0.05\nsource = {{ kind = \"tensor\", shape = {shape} }}\n"
+    );
+    let path = dir.join("with-broken.toml");
+    std::fs::write(&path, text).unwrap();
+    rtmdl_config::load(&path).unwrap()
+}
+
+#[test]
+fn a_source_whose_shape_the_model_refuses_is_an_error_before_the_first_release() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = with_third_task(dir.path(), "", "[1, 3, 7, 7]");
+    let err = match run_config(
+        &cfg,
+        PolicyKind::Rtmdl,
+        VariantChoice::Original,
+        tract(),
+        1,
+        &opts(1.5, false),
+        1,
+    ) {
+        Ok(r) => panic!("ran with a source the model refuses:\n{}", r.report.table()),
+        Err(e) => e.to_string(),
+    };
+    for part in [
+        "broken",
+        "a.onnx",
+        "[1, 3, 32, 32]",
+        "tasks.broken.source",
+        "[1, 3, 7, 7]",
+        "give the source shape = [1, 3, 32, 32]",
+    ] {
+        assert!(err.contains(part), "{part:?} not in: {err}");
+    }
 }
 
 /// A model with a 0.1 ms CPU stage, then an emulated 1 ms inference; the
@@ -643,4 +689,54 @@ source = { kind = "tensor", shape = [1, 4000000], seed = 1 }
         profiled < produce as f64 / 2.0 && ran < produce as f64 / 2.0,
         "producing the input ({produce} ns) is in neither: profile {profiled} ns, run {ran} ns"
     );
+}
+
+#[test]
+fn every_real_run_reports_its_interference_line_unless_the_probe_is_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = rtmdl_config::load(&write_config(dir.path(), (50, 80), "")).unwrap();
+    let go = |probe| {
+        let o = RunOptions {
+            probe,
+            ..opts(0.5, false)
+        };
+        run_config(
+            &cfg,
+            PolicyKind::Rtmdl,
+            VariantChoice::Original,
+            tract(),
+            1,
+            &o,
+            1,
+        )
+        .unwrap()
+        .report
+    };
+    let on = go(Some(rtmdl_runtime::probe::ProbeOptions::default()));
+    let i = on.interference.as_ref().expect("probed");
+    assert!(i.wakeups > 0 && i.window_ms >= 500.0, "{i:?}");
+    // The dispatcher and both CPU workers and both lanes are watched.
+    for name in [
+        "dispatcher",
+        "rtmdl-cpu0",
+        "rtmdl-cpu1",
+        "rtmdl-gpu0",
+        "rtmdl-gpu1",
+    ] {
+        assert!(
+            i.thread_delays.iter().any(|d| d.thread == name),
+            "{name} not in {:?}",
+            i.thread_delays
+        );
+    }
+    assert!(
+        on.table().contains("\ninterference: probe "),
+        "{}",
+        on.table()
+    );
+    let v = serde_json::to_value(&on).unwrap();
+    assert!(v["interference"]["late_p99_ms"].is_f64(), "{v}");
+    let off = go(None);
+    assert!(off.interference.is_none());
+    assert!(!off.table().contains("interference:"));
 }

@@ -18,6 +18,7 @@ use rtmdl_core::{Decision, JobId, Releases, Resource, Scheduler, Slot, TaskSet, 
 use super::outcome::{Failure, Failures, Handoffs, Prepared, QueueHighWater, RunOutcome};
 use super::workers::{Clock, Cmd, Crew, Done, FromWorker, Worker, slot_name};
 use super::{Bodies, RunOptions};
+use crate::probe::{Probe, ProbeOptions};
 use crate::rt::{self, RtReport};
 use crate::trace::{Trace, TraceSlice};
 use crate::{Data, RuntimeError};
@@ -82,6 +83,8 @@ pub(super) struct Dispatcher<'a> {
     opts: &'a RunOptions,
     hard_stop: Time,
     stopped_at: Option<Time>,
+    /// The interference probe, from just before time zero to the end.
+    probe: Option<Probe>,
 }
 
 impl<'a> Dispatcher<'a> {
@@ -143,6 +146,17 @@ impl<'a> Dispatcher<'a> {
         // wait for the epoch (before it the clock reads 0, and jobs released
         // then would gain slack).
         let clock = Clock(Instant::now() + Duration::from_millis(20));
+        let probe = opts.probe.map(|p| {
+            let mut probe = Probe::start(
+                ProbeOptions {
+                    realtime: p.realtime && opts.realtime,
+                    ..p
+                },
+                clock.0,
+            );
+            probe.watch_threads();
+            probe
+        });
         let _ = crew.epoch.set(clock);
         if let Some(s) = &opts.started {
             let _ = s.set(clock.0);
@@ -189,6 +203,7 @@ impl<'a> Dispatcher<'a> {
             opts,
             hard_stop: opts.duration.saturating_add(opts.grace),
             stopped_at: None,
+            probe,
         })
     }
 
@@ -447,6 +462,7 @@ impl<'a> Dispatcher<'a> {
                 start: d.start,
                 end: d.end,
                 failed: d.out.is_err(),
+                variant: d.variant,
             });
         }
         match d.out {
@@ -507,6 +523,8 @@ impl<'a> Dispatcher<'a> {
     /// sub-task is left behind rather than blocking the report.
     fn finish(mut self) -> RunOutcome {
         let utilisation = self.sched.utilisation();
+        // Before the workers stop: their threads' statistics are read here.
+        let interference = self.probe.take().map(Probe::finish);
         for w in self.cpu.iter().chain(self.gpu.iter()) {
             let _ = w.tx.try_send(Cmd::Stop);
         }
@@ -547,6 +565,7 @@ impl<'a> Dispatcher<'a> {
             hung_at_end: self.running.len(),
             prepared: self.prepared,
             answers: rec.answers,
+            interference,
         }
     }
 }

@@ -86,6 +86,12 @@ pub struct RunOptions {
     /// ready: for what must happen at a time of the run from outside it
     /// (a disturbance started at 4 s of the run, not of the process).
     pub started: Option<Arc<std::sync::OnceLock<std::time::Instant>>>,
+    /// The interference probe beside the run (`None`: off). Its threads
+    /// ask for SCHED_FIFO only when `realtime` is on too.
+    pub probe: Option<crate::probe::ProbeOptions>,
+    /// Split every missed job's time by cause ([`rtmdl_core::why`]); keeps
+    /// a record of every sub-task (as `trace` does) for it.
+    pub why: bool,
 }
 
 impl Default for RunOptions {
@@ -100,6 +106,8 @@ impl Default for RunOptions {
             stop_grace: 500_000_000,
             timeline: None,
             started: None,
+            probe: Some(crate::probe::ProbeOptions::default()),
+            why: false,
         }
     }
 }
@@ -120,5 +128,15 @@ pub fn run(
     let sched = Scheduler::new(SchedTask::from_taskset(ts, assign), &ts.platform, policy)
         .with_faults(faults)
         .with_adapt(ts.adapt);
+    let traced;
+    let opts = if opts.why && !opts.trace {
+        traced = RunOptions {
+            trace: true,
+            ..opts.clone()
+        };
+        &traced
+    } else {
+        opts
+    };
     dispatcher::Dispatcher::start(ts, sched, bodies, opts)?.run()
 }

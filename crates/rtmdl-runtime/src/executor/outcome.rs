@@ -95,6 +95,8 @@ pub struct RunOutcome {
     /// Per task whose frames carry their ground truth, how each job ended
     /// (score them with [`rtmdl_core::timely::score`]).
     pub answers: Vec<Option<rtmdl_core::timely::Answers>>,
+    /// What the interference probe saw, when it ran.
+    pub interference: Option<rtmdl_core::interference::Interference>,
 }
 
 /// The bodies the workers built before the first release: with online

@@ -56,6 +56,7 @@ pub(super) struct Done {
     pub sent: Time,
     pub start: Time,
     pub end: Time,
+    pub variant: usize,
     pub out: Result<Data, (FailReason, String)>,
 }
 
@@ -227,6 +228,7 @@ fn worker_loop(
             sent,
             start,
             end,
+            variant,
             out,
         };
         if reports.send(FromWorker::Done(done)).is_err() {
