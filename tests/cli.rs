@@ -533,3 +533,156 @@ period = "30 ms"
     assert_eq!(broken["miss_rate"], 1.0, "{broken}");
     assert_eq!(healthy["miss_rate"], 0.0, "{healthy}");
 }
+
+#[test]
+fn run_predicts_with_the_profile_it_is_given() {
+    use rtmdl_core::profile::{ModelProfile, Profile, StageProfile, VariantProfile};
+    let dir = tempfile::tempdir().unwrap();
+    // Emulated stages: the run spins the config's 2 ms; the profile says
+    // the inference takes 74 ms, more than the 50 ms deadline.
+    let cfg = dir.path().join("det.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[platform]
+cpu_workers = 1
+gpu_lanes = 1
+
+[models.det]
+stages = [
+  { name = "pre", on = "cpu", time = "1 ms" },
+  { name = "infer", on = "gpu" },
+]
+[[models.det.variants]]
+name = "full"
+accuracy = 0.9
+times.infer = "2 ms"
+
+[[tasks]]
+name = "det"
+model = "det"
+period = "20 Hz"
+max_miss_rate = 0.05
+overrun = "skip"
+"#,
+    )
+    .unwrap();
+    let stage = |name: &str, ms: f64| StageProfile::from_samples(name, vec![(ms * 1e6) as u64; 20]);
+    let profile = Profile {
+        config: "det.toml".into(),
+        engine: "test".into(),
+        runs: 20,
+        gpu_slowdown: vec![1.0],
+        models: vec![ModelProfile {
+            name: "det".into(),
+            variants: vec![VariantProfile {
+                name: "full".into(),
+                stages: vec![stage("pre", 1.0), stage("infer", 74.0)],
+            }],
+        }],
+        machine: None,
+        stage_engines: Vec::new(),
+    };
+    let prof = dir.path().join("profile.json");
+    std::fs::write(&prof, serde_json::to_string(&profile).unwrap()).unwrap();
+    let run = |extra: &[&str]| {
+        let json = dir.path().join("r.json");
+        let mut args = vec![
+            "run",
+            cfg.to_str().unwrap(),
+            "--duration",
+            "1s",
+            "--rt",
+            "off",
+            "--engine",
+            "tract",
+            "--json",
+            json.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = rtmdl(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+        v
+    };
+    let plain = run(&[]);
+    // 20 Hz is a 50 ms period: 20 jobs in 1 s.
+    assert_eq!(plain["tasks"][0]["jobs"], 20, "{plain}");
+    assert_eq!(plain["tasks"][0]["predicted"]["miss_rate"], 0.0, "{plain}");
+    assert!(
+        plain["notes"]["prediction"]
+            .as_str()
+            .unwrap()
+            .contains("config's times"),
+        "{plain}"
+    );
+    let profiled = run(&["--profile", prof.to_str().unwrap()]);
+    let p = &profiled["tasks"][0]["predicted"];
+    assert!(p["miss_rate"].as_f64().unwrap() > 0.4, "{profiled}");
+    assert!(
+        p["response_ms"]["p99"].as_f64().unwrap() > 70.0,
+        "{profiled}"
+    );
+    assert!(
+        profiled["notes"]["prediction"]
+            .as_str()
+            .unwrap()
+            .contains("profile.json"),
+        "{profiled}"
+    );
+    // The run itself ran the config's 2 ms and kept its deadlines.
+    assert!(profiled["tasks"][0]["response_ms"]["p50"].as_f64().unwrap() < 40.0);
+}
+
+#[test]
+fn plan_compare_and_analyze_give_the_same_bytes_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let twice = |args: &[&str], out: Option<&std::path::Path>| {
+        let once = || {
+            let o = rtmdl(args);
+            assert!(
+                o.status.success(),
+                "{args:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+            match out {
+                Some(p) => std::fs::read(p).unwrap(),
+                None => o.stdout,
+            }
+        };
+        let (a, b) = (once(), once());
+        assert!(!a.is_empty(), "{args:?} wrote nothing");
+        assert!(a == b, "{args:?} differed between two identical calls");
+    };
+    twice(
+        &[
+            "compare",
+            "examples/heavy.toml",
+            "--duration",
+            "3s",
+            "--json",
+            "-",
+        ],
+        None,
+    );
+    twice(&["analyze", "examples/heavy.toml", "--json", "-"], None);
+    let plan = dir.path().join("plan.toml");
+    twice(
+        &[
+            "plan",
+            "examples/light.toml",
+            "--population",
+            "12",
+            "--generations",
+            "6",
+            "--out",
+            plan.to_str().unwrap(),
+        ],
+        Some(&plan),
+    );
+}

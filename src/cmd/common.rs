@@ -133,10 +133,10 @@ pub struct RealArgs {
     #[arg(long, value_parser = duration_arg)]
     pub watchdog: Option<Time>,
     /// The interference probe beside every real run: a thread per core at
-    /// the top real-time priority wakes every millisecond and records how
-    /// late it woke; steal and interrupt time and each runtime thread's
-    /// run-queue delay are read around the run. Its line ("interference:")
-    /// flags a run the machine disturbed. Costs well under 1 % of a core.
+    /// the top real-time priority wakes every 5 ms and records how late it
+    /// woke; steal and interrupt time and each runtime thread's run-queue
+    /// delay are read around the run. Its line ("interference:") flags a
+    /// run the machine disturbed and says what the probe cost.
     #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off(), action = clap::ArgAction::Set)]
     pub probe: bool,
     /// A probe wake-up at least this late counts as a stall (e.g. "1ms").
@@ -225,7 +225,14 @@ pub fn engine_parser() -> impl TypedValueParser<Value = EngineKind> {
             EngineKind::Ort,
             EngineKind::Cuda,
         ]
-        .map(|k| PossibleValue::new(k.as_str()).help(help(k))),
+        .map(|k| {
+            let v = PossibleValue::new(k.as_str()).help(help(k));
+            match k {
+                EngineKind::Ort => v.alias("onnxruntime"),
+                EngineKind::Cuda => v.alias("gpu"),
+                _ => v,
+            }
+        }),
     )
     .try_map(|s| s.parse::<EngineKind>())
 }

@@ -107,6 +107,7 @@ pub fn run(a: Args) -> Result<()> {
         threads: a.real.threads,
         rounds: a.rounds,
         probe: a.real.probe(),
+        why: true,
     };
     let bar = progress_bar(0, "{spinner} real runs");
     let f = rtmdl_runtime::fidelity::fidelity(&cfg, engine, &opts, &mut |done, total, what| {

@@ -18,6 +18,10 @@ pub struct Args {
     /// else 10 s).
     #[arg(long, value_parser = duration_arg)]
     duration: Option<Time>,
+    /// Execution times measured by `rtmdl profile`: the predicted columns
+    /// simulate with them (the run executes what the config describes).
+    #[arg(long)]
+    profile: Option<PathBuf>,
     #[command(flatten)]
     adapt: AdaptArgs,
     #[command(flatten)]
@@ -47,6 +51,14 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let mut cfg = load_config(&a.set.config, a.set.plan.as_deref(), None)?;
     a.adapt.apply(&mut cfg);
+    let predict = match &a.profile {
+        Some(p) => {
+            let mut m = load_config(&a.set.config, a.set.plan.as_deref(), Some(p))?;
+            a.adapt.apply(&mut m);
+            Some(std::sync::Arc::new(m.taskset))
+        }
+        None => None,
+    };
     let engine = engine(a.real.engine)?;
     if let Some(note) = gpu_note(engine.as_ref(), cfg.taskset.platform.gpu_lanes) {
         eprintln!("note: {note}");
@@ -60,6 +72,7 @@ pub fn run(a: Args) -> Result<()> {
         watchdog: a.real.watchdog,
         probe: a.real.probe(),
         why: a.why,
+        predict,
         stop: Some(stop_flag()?),
         ..Default::default()
     };
@@ -72,6 +85,15 @@ pub fn run(a: Args) -> Result<()> {
         &opts,
         a.seed,
     )?;
+    let mut real = real;
+    real.report.notes.insert(
+        "prediction".into(),
+        match &a.profile {
+            Some(p) => format!("simulated with the times measured in {}", p.display()),
+            None => "simulated with the config's times (give --profile PROFILE for measured ones)"
+                .into(),
+        },
+    );
     if a.adapt.adapt {
         let p = &real.outcome.prepared;
         eprintln!(

@@ -400,6 +400,13 @@ pub struct Validation {
     pub schedulable_tasks: u64,
     /// Sets the analysis refused (none: the generator makes none).
     pub refused: u64,
+    /// Sets whose every task the analysis found schedulable, and those of
+    /// them with a violation (the negative control's measure).
+    pub schedulable_sets: u64,
+    pub schedulable_sets_violated: u64,
+    /// Every bound was multiplied by this before the check (1: the true
+    /// bound; below 1: a negative control, which must find violations).
+    pub bound_scale: f64,
     /// The first violations found (by set index), at most 10.
     pub examples: Vec<Violation>,
 }
@@ -410,7 +417,18 @@ impl std::fmt::Display for Validation {
             f,
             "{} sets, {} violations, tightness {:.2}",
             self.sets, self.violations, self.tightness
-        )
+        )?;
+        if self.refused > 0 {
+            write!(f, ", {} refused by the analysis", self.refused)?;
+        }
+        if self.bound_scale != 1.0 {
+            write!(
+                f,
+                " (bounds × {}: {} of {} schedulable sets violated)",
+                self.bound_scale, self.schedulable_sets_violated, self.schedulable_sets
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -436,19 +454,23 @@ struct Tally {
     ratio_sum: u128,
     ratio_n: u64,
     refused: u64,
+    /// Every task schedulable.
+    all_schedulable: bool,
     violations: Vec<Violation>,
 }
 
-fn check_set(seed: u64, u: f64) -> Tally {
+fn check_set(seed: u64, u: f64, scale: f64) -> Tally {
     let g = random_set(seed, u);
     let mut tally = Tally::default();
     let Ok(a) = analyze(&g.ts, &g.assign, &Options::default()) else {
         tally.refused = 1;
         return tally;
     };
+    tally.all_schedulable = a.schedulable;
     let (worst, misses) = worst_responses(&g.ts, &g.assign, seed, RUNS);
     for (t, tb) in a.tasks.iter().enumerate() {
         let Some(bound) = tb.bound_ns else { continue };
+        let bound = (bound as f64 * scale) as Time;
         tally.bounded += 1;
         let over = worst[t].is_some_and(|w| w > bound);
         let missed = tb.schedulable && misses[t] > 0;
@@ -506,12 +528,19 @@ fn parallel<T: Send>(count: u64, threads: usize, f: impl Fn(u64) -> T + Sync) ->
 /// task with a bound, the longest response over [`RUNS`] adversarial runs
 /// must not exceed it, and a task found schedulable must never miss.
 pub fn validate(sets: u64, seed: u64, threads: usize) -> Validation {
+    validate_scaled(sets, seed, threads, 1.0)
+}
+
+/// [`validate`] with every bound multiplied by `scale` first: below 1, a
+/// negative control (a bound made unsound on purpose must be caught).
+pub fn validate_scaled(sets: u64, seed: u64, threads: usize, scale: f64) -> Validation {
     let tallies = parallel(sets, threads, |i| {
         let (s, u) = set_seed(seed, i);
-        check_set(s, u)
+        check_set(s, u, scale)
     });
     let mut v = Validation {
         sets,
+        bound_scale: scale,
         ..Default::default()
     };
     let (mut sum, mut n) = (0u128, 0u64);
@@ -519,6 +548,10 @@ pub fn validate(sets: u64, seed: u64, threads: usize) -> Validation {
         v.bounded_tasks += t.bounded;
         v.schedulable_tasks += t.schedulable;
         v.refused += t.refused;
+        if t.all_schedulable {
+            v.schedulable_sets += 1;
+            v.schedulable_sets_violated += !t.violations.is_empty() as u64;
+        }
         v.violations += t.violations.len() as u64;
         sum += t.ratio_sum;
         n += t.ratio_n;

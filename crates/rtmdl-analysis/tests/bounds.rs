@@ -1,7 +1,7 @@
 //! Bounds worked out by hand, the refusals, the report's shape, and a small
 //! validation against the simulator.
 
-use rtmdl_analysis::validate::{random_set, validate, worst_responses};
+use rtmdl_analysis::validate::{random_set, validate, validate_scaled, worst_responses};
 use rtmdl_analysis::{Options, Refusal, TermKind, analyze};
 use rtmdl_core::Resource::{Cpu, Gpu};
 use rtmdl_core::*;
@@ -336,7 +336,10 @@ fn the_report_serialises_as_the_cli_writes_it() {
 fn no_simulated_response_exceeds_its_bound_on_random_sets() {
     let v = validate(150, 11, 2);
     assert_eq!(v.violations, 0, "{:?}", v.examples);
+    // Every set was analysed: none skipped as refused.
+    assert_eq!(v.refused, 0, "{v:?}");
     assert!(v.schedulable_tasks > 50, "{v:?}");
+    assert!(v.schedulable_sets > 10, "{v:?}");
     assert!(v.tightness > 0.3 && v.tightness <= 1.0, "{v}");
     assert_eq!(
         v.to_string(),
@@ -344,9 +347,26 @@ fn no_simulated_response_exceeds_its_bound_on_random_sets() {
     );
     // Seeded: the same sets whatever the threads.
     assert_eq!(validate(20, 11, 1), validate(20, 11, 3));
-    // The generator hits its target load on the busier resource.
+    // The generator makes sets of two tasks or more with a plan each.
     let g = random_set(5, 0.5);
     assert!(g.ts.tasks.len() >= 2 && g.assign.len() == g.ts.tasks.len());
+}
+
+#[test]
+fn the_validation_catches_a_bound_made_ten_percent_too_small() {
+    // Negative control: the same sets, every bound × 0.9. A check that
+    // would pass an unsound bound finds nothing here.
+    let v = validate_scaled(150, 11, 2, 0.9);
+    eprintln!("negative control: {v}");
+    assert!(v.schedulable_sets > 10, "{v:?}");
+    assert!(
+        v.schedulable_sets_violated * 10 >= v.schedulable_sets,
+        "only {} of {} schedulable sets violated a bound × 0.9",
+        v.schedulable_sets_violated,
+        v.schedulable_sets
+    );
+    assert!(v.to_string().contains("bounds × 0.9"), "{v}");
+    assert_eq!(validate_scaled(150, 11, 2, 1.0), validate(150, 11, 2));
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use rtmdl_core::units::{parse_duration, parse_size};
+use rtmdl_core::units::{parse_duration, parse_period, parse_size};
 use rtmdl_core::{ExecProfile, Overrun, Resource, Time};
 use serde::Deserialize;
 use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -33,6 +33,36 @@ impl<'de> Deserialize<'de> for Dur {
             fn visit_f64<E: de::Error>(self, n: f64) -> Result<Dur, E> {
                 Err(E::custom(format!(
                     "`{n}` has no unit: write a duration as a string like \"{n} ms\""
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// A task's period: a duration like "33 ms", or a rate like "30 Hz".
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Period(pub Time);
+
+impl<'de> Deserialize<'de> for Period {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Period;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a period like \"33 ms\" or a rate like \"30 Hz\"")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<Period, E> {
+                parse_period(s).map(Period).map_err(E::custom)
+            }
+            fn visit_i64<E: de::Error>(self, n: i64) -> Result<Period, E> {
+                Err(E::custom(format!(
+                    "`{n}` has no unit: write a period as a string like \"{n} ms\" (or a rate, \"{n} Hz\")"
+                )))
+            }
+            fn visit_f64<E: de::Error>(self, n: f64) -> Result<Period, E> {
+                Err(E::custom(format!(
+                    "`{n}` has no unit: write a period as a string like \"{n} ms\" (or a rate, \"{n} Hz\")"
                 )))
             }
         }
@@ -261,7 +291,7 @@ pub struct RawVariant {
 pub struct RawTask {
     pub name: Spanned<String>,
     pub model: Spanned<String>,
-    pub period: Spanned<Dur>,
+    pub period: Spanned<Period>,
     #[serde(default)]
     pub deadline: Option<Spanned<Dur>>,
     #[serde(default)]

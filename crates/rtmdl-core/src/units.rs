@@ -73,6 +73,27 @@ pub fn parse_duration(s: &str) -> Result<Time, String> {
     Ok(ns.round() as Time)
 }
 
+/// Parse a period: a duration like `33 ms`, or a rate like `30 Hz` (also
+/// `kHz`), which is its reciprocal (`30 Hz` is 33.333 ms, rounded to the
+/// nanosecond).
+pub fn parse_period(s: &str) -> Result<Time, String> {
+    let Some((n, unit)) = split_number(s) else {
+        return parse_duration(s);
+    };
+    let hz = match unit {
+        "Hz" | "hz" => 1.0,
+        "kHz" | "khz" => 1e3,
+        _ => {
+            return parse_duration(s).map_err(|e| format!("{e}; or a rate like \"30 Hz\""));
+        }
+    };
+    let f = n * hz;
+    if !f.is_finite() || f <= 0.0 {
+        return Err(format!("`{s}`: a rate must be above 0 Hz"));
+    }
+    Ok((1e9 / f).round() as Time)
+}
+
 /// Parse a size like `9.5 MiB`, `512 KB`, `1200 B` (or a bare number of bytes).
 pub fn parse_size(s: &str) -> Result<u64, String> {
     let expected = "expected a size like \"9.5 MiB\" (units: B, KB, MB, GB, KiB, MiB, GiB)";
@@ -126,6 +147,15 @@ pub fn column_width<'a>(names: impl IntoIterator<Item = &'a str>, min: usize) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn periods_are_durations_or_rates() {
+        assert_eq!(parse_period("30 Hz"), Ok(33_333_333));
+        assert_eq!(parse_period("1 kHz"), Ok(1_000_000));
+        assert_eq!(parse_period("50 ms"), Ok(50_000_000));
+        assert!(parse_period("0 Hz").unwrap_err().contains("above 0 Hz"));
+        assert!(parse_period("30 parsecs").unwrap_err().contains("30 Hz"));
+    }
 
     #[test]
     fn durations() {

@@ -39,6 +39,9 @@ pub struct FidelityOptions {
     pub rounds: usize,
     /// The interference probe beside each real run.
     pub probe: Option<crate::probe::ProbeOptions>,
+    /// Split each run's misses by cause, real next to simulated
+    /// ([`rtmdl_core::why`]), for the points off the goal.
+    pub why: bool,
 }
 
 /// The fidelity goal of a point: |median real − simulated| miss rate at
@@ -222,6 +225,7 @@ fn measure(
         duration: opts.duration,
         realtime: opts.realtime,
         probe: opts.probe,
+        why: opts.why,
         ..Default::default()
     };
     let real = run_config(
@@ -298,7 +302,53 @@ impl Fidelity {
             self.points.len(),
             self.engine
         );
+        s += &self.why_lines();
         s += &self.interference_lines();
+        s
+    }
+
+    /// For each point off the goal: why its task missed in the run of the
+    /// median round (by that task's miss rate), real next to simulated.
+    pub fn why_lines(&self) -> String {
+        let mut s = String::new();
+        for p in self.points.iter().filter(|p| !p.meets_goal()) {
+            let mut of_arm: Vec<&RunReport> = self
+                .runs
+                .iter()
+                .filter(|r| {
+                    r.notes.get("label") == Some(&p.policy)
+                        && r.notes.get("load").and_then(|l| l.parse::<f64>().ok()) == Some(p.load)
+                })
+                .collect();
+            let miss = |r: &RunReport| {
+                r.tasks
+                    .iter()
+                    .find(|t| t.name == p.task)
+                    .map_or(0.0, |t| t.miss_rate)
+            };
+            of_arm.sort_by(|a, b| miss(a).total_cmp(&miss(b)));
+            let Some(r) = of_arm.get(of_arm.len() / 2) else {
+                continue;
+            };
+            let Some(w) = &r.why else { continue };
+            let one = |w: &rtmdl_core::why::WhyReport| rtmdl_core::why::WhyReport {
+                tasks: w
+                    .tasks
+                    .iter()
+                    .filter(|t| t.task == p.task)
+                    .cloned()
+                    .collect(),
+            };
+            let lines = one(w).table(r.why_predicted.as_ref().map(one).as_ref());
+            if !lines.is_empty() {
+                s += &format!(
+                    "load {} {} (round {}, its median): {lines}",
+                    p.load,
+                    p.policy,
+                    r.notes.get("round").map_or("?", String::as_str)
+                );
+            }
+        }
         s
     }
 

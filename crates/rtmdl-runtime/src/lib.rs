@@ -70,10 +70,11 @@ pub fn run_config(
         seed,
         ..Default::default()
     };
+    let model = opts.predict.as_deref().unwrap_or(ts);
     let predicted = if opts.why {
-        rtmdl_core::simulate_why(ts, policy, choice, sim_opts)
+        rtmdl_core::simulate_why(model, policy, choice, sim_opts)
     } else {
-        rtmdl_core::simulate(ts, policy, choice, sim_opts)
+        rtmdl_core::simulate(model, policy, choice, sim_opts)
     };
     let mut report = RunReport::build(
         ts,

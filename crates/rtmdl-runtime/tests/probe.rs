@@ -30,6 +30,7 @@ fn required() -> bool {
 fn a_thread_holding_the_probes_core_for_20_ms_is_one_stall_of_about_that_length() {
     // One probe thread, on core 0, below the hog's priority.
     let opts = ProbeOptions {
+        period: 1_000_000,
         priority: 50,
         max_threads: 1,
         ..Default::default()
@@ -84,6 +85,7 @@ fn a_thread_holding_the_probes_core_for_20_ms_is_one_stall_of_about_that_length(
 #[test]
 fn a_probe_that_cannot_have_real_time_priority_still_measures_and_says_so() {
     let opts = ProbeOptions {
+        period: 1_000_000,
         realtime: false,
         max_threads: 2,
         ..Default::default()

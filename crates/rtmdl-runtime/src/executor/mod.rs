@@ -89,6 +89,9 @@ pub struct RunOptions {
     /// The interference probe beside the run (`None`: off). Its threads
     /// ask for SCHED_FIFO only when `realtime` is on too.
     pub probe: Option<crate::probe::ProbeOptions>,
+    /// The task set the prediction beside every task simulates (a measured
+    /// profile applied to the run's own); `None`: the run's own times.
+    pub predict: Option<Arc<TaskSet>>,
     /// Split every missed job's time by cause ([`rtmdl_core::why`]); keeps
     /// a record of every sub-task (as `trace` does) for it.
     pub why: bool,
@@ -108,6 +111,7 @@ impl Default for RunOptions {
             started: None,
             probe: Some(crate::probe::ProbeOptions::default()),
             why: false,
+            predict: None,
         }
     }
 }
