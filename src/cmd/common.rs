@@ -133,7 +133,7 @@ pub struct RealArgs {
     #[arg(long, value_parser = duration_arg)]
     pub watchdog: Option<Time>,
     /// The interference probe beside every real run: a thread per core at
-    /// the top real-time priority wakes every 5 ms and records how late it
+    /// the top real-time priority wakes every 6 ms and records how late it
     /// woke; steal and interrupt time and each runtime thread's run-queue
     /// delay are read around the run. Its line ("interference:") flags a
     /// run the machine disturbed and says what the probe cost.

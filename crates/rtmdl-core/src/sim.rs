@@ -329,11 +329,23 @@ pub fn simulate_with(
         // released at the same instant is dispatched).
         machine.progress(now, next, rates, &mut sched, observer);
         now = next;
+        // One wake-up of the dispatcher releases every job due at the same
+        // nominal instant, so they share one lateness (drawn once): jobs
+        // released together reach the core together and are ordered by it,
+        // as in a real run.
+        let mut shared: Option<(Time, Time)> = None;
         while let Some((task, t)) = releases.pop_due(now) {
             match &ts.platform.overheads.release {
                 None => sched.release(task, t),
                 Some(_) => {
-                    let delay = machine.delay(&ts.platform.overheads.release);
+                    let delay = match shared {
+                        Some((at, d)) if at == t => d,
+                        _ => {
+                            let d = machine.delay(&ts.platform.overheads.release);
+                            shared = Some((t, d));
+                            d
+                        }
+                    };
                     late.push(Reverse((t + delay, t, task)));
                 }
             }
