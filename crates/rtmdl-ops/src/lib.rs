@@ -64,6 +64,7 @@ mod ocr;
 mod params;
 mod sources;
 mod vision;
+mod yolov8;
 
 /// The tensors flowing between the sub-tasks of one job (see the crate doc).
 pub type Data = Vec<ndarray::ArrayD<f32>>;
@@ -198,6 +199,11 @@ const REGISTRY: &[(&str, &str, Builder)] = &[
         "decode_boxes",
         "YOLO-like grid [1,A*(5+C),Gh,Gw] -> boxes [N,6] (scaled to a carried frame); params: anchors=[[w,h],...], classes, stride, score_threshold=0.25, scale_to_frame=true",
         vision::DecodeBoxes::build,
+    ),
+    (
+        "decode_yolov8",
+        "anchor-free YOLOv8 / YOLO11 head [1,4+C,N] (cx,cy,w,h in model-input pixels, then C class scores) -> boxes [M,6] of the candidates whose best class score reaches score_threshold (scaled to a carried frame); params: width, height (the model input's), classes (checked when given), score_threshold=0.25, scale_to_frame=true, layout=\"channels_first\" | \"channels_last\" ([1,N,4+C])",
+        yolov8::DecodeYolov8::build,
     ),
     (
         "db_boxes",
@@ -431,6 +437,7 @@ mod tests {
             let s = match name {
                 "resize_normalize" | "crop_resize" => "width = 4\nheight = 4",
                 "decode_boxes" => "anchors = [[10, 10]]\nclasses = 2\nstride = 8",
+                "decode_yolov8" => "width = 4\nheight = 4",
                 "busy" => "ms = 0",
                 "fault" => "mode = \"error\"",
                 "reshape" => "shape = [-1]",
