@@ -8,6 +8,7 @@ pub mod fidelity;
 pub mod inputs;
 pub mod probe;
 pub mod profile;
+pub mod results;
 pub mod rt;
 pub mod trace;
 
@@ -18,7 +19,7 @@ use rtmdl_core::report::{RunInfo, RunReport};
 use rtmdl_core::{PolicyKind, Time, VariantChoice};
 use rtmdl_engine::Engine;
 
-pub use executor::{Bodies, RunOptions, RunOutcome, Work, run};
+pub use executor::{Bodies, JobResult, ResultSink, RunOptions, RunOutcome, Work, run};
 
 /// What flows between the sub-tasks of one job.
 pub type Data = Vec<ndarray::ArrayD<f32>>;

@@ -17,7 +17,7 @@ use rtmdl_core::{Decision, JobId, Releases, Resource, Scheduler, Slot, TaskSet, 
 
 use super::outcome::{Failure, Failures, Handoffs, Prepared, QueueHighWater, RunOutcome};
 use super::workers::{Clock, Cmd, Crew, Done, FromWorker, Worker, slot_name};
-use super::{Bodies, RunOptions};
+use super::{Bodies, JobResult, RunOptions};
 use crate::probe::{Probe, ProbeOptions};
 use crate::rt::{self, RtReport};
 use crate::trace::{Trace, TraceSlice};
@@ -475,6 +475,15 @@ impl<'a> Dispatcher<'a> {
                 let more = d.stage + 1 < self.sched.stages_of(d.task);
                 if !more {
                     self.judge(d.task, d.seq, &out);
+                    if let Some(sink) = &self.opts.results {
+                        (sink.0)(&JobResult {
+                            task: d.task,
+                            seq: d.seq,
+                            finished: handled,
+                            variant: d.variant,
+                            out: &out,
+                        });
+                    }
                 }
                 if self.sched.finished(d.job, handled) && more {
                     self.data.insert(d.job, out);

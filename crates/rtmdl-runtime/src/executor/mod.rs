@@ -59,6 +59,32 @@ pub trait Bodies: Send + Sync {
     }
 }
 
+/// One job's result, as a run hands it to [`RunOptions::results`]: the
+/// output of its last sub-task.
+pub struct JobResult<'a> {
+    pub task: usize,
+    /// The job's release number (its nominal release is `offset + seq ×
+    /// period`).
+    pub seq: u64,
+    /// When the dispatcher had the result, ns after the run's time zero.
+    pub finished: Time,
+    /// The variant that ran it.
+    pub variant: usize,
+    pub out: &'a Data,
+}
+
+/// Where a run delivers every job's result. Called on the dispatcher
+/// thread, between two scheduling decisions: copy what you keep and hand
+/// it to a thread of your own (a file writer, a callback), never block.
+#[derive(Clone)]
+pub struct ResultSink(pub Arc<dyn Fn(&JobResult<'_>) + Send + Sync>);
+
+impl std::fmt::Debug for ResultSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResultSink")
+    }
+}
+
 /// How to run.
 #[derive(Clone, Debug)]
 pub struct RunOptions {
@@ -95,6 +121,9 @@ pub struct RunOptions {
     /// Split every missed job's time by cause ([`rtmdl_core::why`]); keeps
     /// a record of every sub-task (as `trace` does) for it.
     pub why: bool,
+    /// Every job's result, as it is delivered (`None`: results are judged
+    /// where the source knows the truth, and dropped).
+    pub results: Option<ResultSink>,
 }
 
 impl Default for RunOptions {
@@ -112,6 +141,7 @@ impl Default for RunOptions {
             probe: Some(crate::probe::ProbeOptions::default()),
             why: false,
             predict: None,
+            results: None,
         }
     }
 }
