@@ -69,6 +69,9 @@ pub(crate) struct Machine {
     pub holds: bool,
     /// S: the largest packing slowdown the core's admission rule uses.
     pub pack_max: f64,
+    /// Per resource (`[cpu, gpu]`), the factor every WCET is stretched by:
+    /// the worst CPU contention or GPU-lane slowdown the platform admits.
+    pub stretch: [f64; 2],
 }
 
 /// Smallest and largest value a profile admits.
@@ -276,6 +279,7 @@ pub(crate) fn build(
         slots: [p.cpu_workers.max(1), k],
         holds,
         pack_max,
+        stretch: fmax,
     };
     Ok((tasks, machine))
 }

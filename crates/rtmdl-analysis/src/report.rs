@@ -20,6 +20,12 @@ pub struct Analysis {
     pub margin: f64,
     pub cpu_workers: usize,
     pub gpu_lanes: usize,
+    /// The factor a CPU sub-task's WCET is stretched by: the worst
+    /// contention of the threads on the cores (1 when none is measured).
+    pub cpu_stretch: f64,
+    /// The same for a GPU sub-task: the worst lane slowdown (or, for lanes
+    /// on a CPU engine, the CPU contention).
+    pub gpu_stretch: f64,
     /// Every task has a bound within its deadline (and period).
     pub schedulable: bool,
     pub tasks: Vec<TaskBound>,
@@ -237,6 +243,8 @@ pub(crate) fn build(
         margin,
         cpu_workers: machine.slots[0],
         gpu_lanes: machine.slots[1],
+        cpu_stretch: machine.stretch[0],
+        gpu_stretch: machine.stretch[1],
         schedulable: tasks.iter().all(|t| t.schedulable),
         tasks,
     }
@@ -248,8 +256,14 @@ impl Analysis {
         use std::fmt::Write;
         let w = rtmdl_core::units::column_width(self.tasks.iter().map(|t| t.name.as_str()), 4);
         let mut s = format!(
-            "response-time bounds · policy {} · {} CPU worker(s), {} GPU lane(s) · WCET = profile max × {}\n",
-            self.policy, self.cpu_workers, self.gpu_lanes, self.margin
+            "response-time bounds · policy {} · {} CPU worker(s), {} GPU lane(s) · WCET = profile max × {}\n\
+             each sub-task occupies its worker or lane for its WCET × the worst slowdown there (CPU ×{:.2}, GPU ×{:.2}: contention for the cores, lanes busy at once) + the measured hand-offs\n",
+            self.policy,
+            self.cpu_workers,
+            self.gpu_lanes,
+            self.margin,
+            self.cpu_stretch,
+            self.gpu_stretch
         );
         let _ = writeln!(
             s,
