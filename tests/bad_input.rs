@@ -689,6 +689,90 @@ const CASES: &[Case] = &[
         files: &[],
         expect: &["--probe", "yes"],
     },
+    // ------------------------------------------- bringing your own models
+    Case {
+        what: "a variant's params for a stage the model lacks",
+        args: SIMULATE,
+        edits: &[(
+            FILE,
+            "file = \"{dir}/signs.onnx\"\nparams.nope = { width = 8 }",
+        )],
+        files: &[],
+        expect: &[
+            "{cfg}:16:",
+            "params.nope",
+            "no stage `nope`",
+            "stages: `pre`, `infer`, `post`",
+        ],
+    },
+    Case {
+        what: "a variant's bad params for a stage",
+        args: RUN,
+        edits: &[(
+            FILE,
+            "file = \"{dir}/signs.onnx\"\nparams.pre = { width = 0, height = 32 }",
+        )],
+        files: &[],
+        expect: &["{cfg}:16:", "params.pre", "width"],
+    },
+    Case {
+        what: "zero intra-op threads for a model",
+        args: SIMULATE,
+        edits: &[(
+            "{ name = \"infer\", on = \"gpu\" }",
+            "{ name = \"infer\", on = \"gpu\", params = { threads = 0 } }",
+        )],
+        files: &[],
+        expect: &["{cfg}:8:", "params.threads", "between 1 and 256"],
+    },
+    Case {
+        what: "a stage time left to a profile, simulated without one",
+        args: SIMULATE,
+        edits: &[(", time = \"0.2 ms\" }", " }")],
+        files: &[],
+        expect: &[
+            "{cfg}: no time for signs/base/pre",
+            "rtmdl profile {cfg}",
+            "--profile",
+        ],
+    },
+    Case {
+        what: "results to a folder that does not exist",
+        args: &[
+            "run",
+            "{cfg}",
+            "--rt",
+            "off",
+            "--duration",
+            "1s",
+            "--results",
+            "{dir}/no/such/folder/r.jsonl",
+        ],
+        edits: &[],
+        files: &[],
+        expect: &["--results {dir}/no/such/folder/r.jsonl", "No such file"],
+    },
+    Case {
+        what: "inspect at shapes no engine can run",
+        args: &[
+            "inspect",
+            "{dir}/signs.onnx",
+            "--shape",
+            "1,3,8,8",
+            "--runs",
+            "1",
+        ],
+        edits: &[],
+        files: &[],
+        expect: &["no engine ran {dir}/signs.onnx at the tried shapes"],
+    },
+    Case {
+        what: "explain a name that is nothing",
+        args: &["explain", "nmss"],
+        edits: &[],
+        files: &[],
+        expect: &["`nmss`", "did you mean `nms`?"],
+    },
 ];
 
 /// Writes the case's files into `dir`; returns the config path.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use rtmdl_core::units::{parse_duration, parse_size};
 use rtmdl_core::{PolicyKind, Time, VariantChoice};
@@ -258,14 +258,63 @@ pub fn size_arg(s: &str) -> Result<u64, String> {
     parse_size(s)
 }
 
-/// A config with, optionally, a plan and a measured profile applied.
+/// A config with, optionally, a plan and a measured profile applied; an
+/// error when a stage time the config leaves to `rtmdl profile` is still
+/// missing (every command that predicts needs them).
 pub fn load_config(
+    config: &Path,
+    plan: Option<&Path>,
+    profile: Option<&Path>,
+) -> Result<rtmdl_config::Config> {
+    let cfg = load_config_untimed(config, plan, profile)?;
+    let left = cfg.unmeasured_in(&cfg.taskset);
+    if !left.is_empty() {
+        let more = if left.len() > 4 {
+            format!(" and {} more", left.len() - 4)
+        } else {
+            String::new()
+        };
+        bail!(
+            "{}: no time for {}{more}: the config leaves these times to a measurement: run `rtmdl profile {} -o profile.json` and pass --profile profile.json{} (or give the stage a `time`)",
+            config.display(),
+            left[..left.len().min(4)].join(", "),
+            config.display(),
+            if profile.is_some() {
+                " measured for this config"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(cfg)
+}
+
+/// [`load_config`] without the check that every stage has a time: for
+/// what measures them (`profile`, the real half of `plan --verify`).
+pub fn load_config_untimed(
     config: &Path,
     plan: Option<&Path>,
     profile: Option<&Path>,
 ) -> Result<rtmdl_config::Config> {
     let mut cfg = rtmdl_config::load(config)?;
     install_missing_variants(&cfg)?;
+    // Simulated commands never open a model, so a wrong path would pass
+    // unseen until a real run: say it now.
+    for m in &cfg.taskset.models {
+        for v in &m.variants {
+            if let Some(f) = &v.file
+                && !cfg.resolve(f).exists()
+            {
+                eprintln!(
+                    "warning: {}: models.{}.variants[{}].file: {} does not exist (a real run of it fails; simulations use the config's times)",
+                    config.display(),
+                    m.name,
+                    v.name,
+                    cfg.resolve(f).display()
+                );
+            }
+        }
+    }
     if let Some(p) = plan {
         rtmdl_config::apply_plan(&mut cfg.taskset, p)?;
     }

@@ -9,6 +9,7 @@ use super::common::{BASELINES, CheckArgs, duration_arg, json_to_stdout, load_con
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The task-set config (TOML); `rtmdl explain` lists its fields.
     config: PathBuf,
     #[arg(long)]
     plan: Option<PathBuf>,

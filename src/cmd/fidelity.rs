@@ -11,6 +11,7 @@ use super::profile::{Calibration, measure};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The task-set config (TOML); `rtmdl explain` lists its fields.
     config: PathBuf,
     /// The profile the simulator uses (`rtmdl profile`); measured first
     /// when not given.

@@ -6,10 +6,14 @@ use anyhow::{Context, Result, bail};
 use rtmdl_core::{SimOptions, TaskSet, Time, simulate};
 use rtmdl_plan::{Method, MoeaOptions, PlanOutcome, ProxyOptions};
 
-use super::common::{BASELINES, RealArgs, duration_arg, engine, load_config, on_off, progress_bar};
+use super::common::{
+    BASELINES, RealArgs, duration_arg, engine, load_config, load_config_untimed, on_off,
+    progress_bar,
+};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The task-set config (TOML); `rtmdl explain` lists its fields.
     config: PathBuf,
     /// Execution times measured by `rtmdl profile`.
     #[arg(long)]
@@ -254,7 +258,7 @@ fn suggestions(a: &Args, ts: &TaskSet, outcome: &PlanOutcome) -> Vec<String> {
 fn verify(a: &Args, mut model: rtmdl_config::Config, duration: Time) -> Result<()> {
     // The run executes what the config describes (its own times for
     // emulated stages); the planner sees the profile, then the refits.
-    let real_cfg = load_config(&a.config, None, None)?;
+    let real_cfg = load_config_untimed(&a.config, None, None)?;
     let engine = engine(a.real.engine)?;
     let mut last = None;
     for round in 1..=3 {

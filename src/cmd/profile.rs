@@ -7,10 +7,11 @@ use anyhow::Result;
 use rtmdl_core::profile::Profile;
 use rtmdl_engine::{Engine, EngineKind};
 
-use super::common::{engine, engine_parser, load_config, on_off, progress_bar, write_json};
+use super::common::{engine, engine_parser, load_config_untimed, on_off, progress_bar, write_json};
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// The task-set config (TOML); `rtmdl explain` lists its fields.
     config: PathBuf,
     /// Measured runs per variant.
     #[arg(long, default_value_t = 50)]
@@ -27,9 +28,10 @@ pub struct Args {
     /// release lateness and in-run stage times ("0s" to skip).
     #[arg(long, default_value = "5s", value_parser = rtmdl_core::units::parse_duration)]
     calibrate: u64,
-    /// Measure with real-time priorities, as the runs it is for (`run`
-    /// asks for them by default).
-    #[arg(long, value_name = "on|off", default_value = "off", value_parser = on_off(), action = clap::ArgAction::Set)]
+    /// Measure with real-time priorities, as the runs it is for (`run`,
+    /// `plan --verify` and `fidelity` ask for them by default too; what the
+    /// kernel refuses is reported).
+    #[arg(long, value_name = "on|off", default_value = "on", value_parser = on_off(), action = clap::ArgAction::Set)]
     rt: bool,
     /// Where to write the profile (JSON).
     #[arg(long, short, default_value = "profile.json")]
@@ -37,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let cfg = load_config(&a.config, None, None)?;
+    let cfg = load_config_untimed(&a.config, None, None)?;
     let lanes = a.lanes.unwrap_or(cfg.taskset.platform.gpu_lanes);
     let prof = measure(
         &cfg,

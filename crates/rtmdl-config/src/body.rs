@@ -23,6 +23,8 @@
 //!   the output of the job before (Silero VAD: `feedback = { stateN = "state"
 //!   }`). The state is one per task and stage, shared by the GPU lanes;
 //!   fed-back outputs are not passed on to the next stage;
+//! * `threads = 4`: intra-op threads of this model's sessions, instead of
+//!   the run's `--threads`;
 //! * `fault = { mode = "error" | "panic" | "hang", skip, every, times, hang_ms
 //!   }`: fault injection into the inference itself (the `fault` CPU
 //!   function's parameters, parsed by `rtmdl_ops::fault_spec`), to test
@@ -77,6 +79,9 @@ pub struct InferenceParams {
     /// The engine this stage runs on instead of the run's (`engine = "ort"`
     /// on the stage).
     pub engine: Option<StageEngine>,
+    /// Intra-op threads of this model's sessions instead of the run's
+    /// `--threads`.
+    pub threads: Option<usize>,
 }
 
 /// The engine an inference stage names.
@@ -122,6 +127,8 @@ struct RawInference {
     feedback: BTreeMap<String, String>,
     #[serde(default)]
     fault: Option<toml::Table>,
+    #[serde(default)]
+    threads: Option<i64>,
 }
 
 /// A list of positive integers (a tensor shape).
@@ -309,6 +316,7 @@ impl Src<'_> {
 pub(crate) fn stage_body(
     src: &Src,
     field: &Field,
+    params_at: &Field,
     on: Resource,
     function: Option<Spanned<String>>,
     params: Option<Spanned<toml::Table>>,
@@ -340,7 +348,7 @@ pub(crate) fn stage_body(
     };
     match (on, function) {
         (Resource::Gpu, _) => {
-            let mut p = inference(src, &field.key("params"), params, config)?;
+            let mut p = inference(src, params_at, params, config)?;
             p.engine = engine;
             let fault = p.fault;
             Ok((StageBody::Inference(p), fault))
@@ -349,17 +357,16 @@ pub(crate) fn stage_body(
         (Resource::Cpu, Some(name)) => {
             let name = name.into_inner();
             let fault = match name.as_str() {
-                "fault" => Some(
-                    rtmdl_ops::fault_spec(&params)
-                        .map_err(|e| src.op_err(&field.key("params"), e))?,
-                ),
+                "fault" => {
+                    Some(rtmdl_ops::fault_spec(&params).map_err(|e| src.op_err(params_at, e))?)
+                }
                 _ => None,
             };
             let f = FunctionSpec::new(&name, params).map_err(|e| match e {
                 OpError::UnknownFunction { .. } => {
                     src.at(&field.key("function"), false, e.to_string())
                 }
-                e => src.op_err(&field.key("params"), e),
+                e => src.op_err(params_at, e),
             })?;
             Ok((StageBody::Function(f), fault))
         }
@@ -404,6 +411,17 @@ fn inference(
         Some(t) => Some(rtmdl_ops::fault_spec(t).map_err(|e| src.op_err(&field.key("fault"), e))?),
         None => None,
     };
+    let threads = match raw.threads {
+        None => None,
+        Some(n @ 1..=256) => Some(n as usize),
+        Some(n) => {
+            return Err(src.at(
+                &field.key("threads"),
+                false,
+                format!("expected between 1 and 256 intra-op threads, got {n}"),
+            ));
+        }
+    };
     Ok(InferenceParams {
         file: raw.file.map(|f| resolve(config, &f)),
         input_shape: raw.input_shape.map(|d| d.0),
@@ -412,6 +430,7 @@ fn inference(
         feedback: raw.feedback,
         fault,
         engine: None,
+        threads,
     })
 }
 

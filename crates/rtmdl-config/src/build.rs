@@ -8,7 +8,8 @@ use std::path::Path;
 
 use rtmdl_core::fault::FaultPolicy;
 use rtmdl_core::{
-    AdaptOptions, MaxMisses, Model, Overrun, Platform, Stage, Task, TaskSet, Time, Variant,
+    AdaptOptions, MaxMisses, Model, Overrun, Platform, Resource, Stage, Task, TaskSet, Time,
+    Variant,
 };
 use rtmdl_ops::SourceSpec;
 use toml::Spanned;
@@ -22,8 +23,15 @@ pub(crate) fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, Co
     let mut models = Vec::new();
     let mut bodies = Vec::new();
     let mut model_index = BTreeMap::new();
+    let mut unmeasured = Vec::new();
+    let mut variant_bodies = Vec::new();
     for (name, m) in raw.models {
-        let (model, rts) = model(src, &name, m.into_inner(), path)?;
+        let (model, rts, left, own) = model(src, &name, m.into_inner(), path)?;
+        unmeasured.extend(left.into_iter().map(|(v, st)| (models.len(), v, st)));
+        variant_bodies.extend(
+            own.into_iter()
+                .map(|((v, st), body)| ((models.len(), v, st), body)),
+        );
         model_index.insert(name, models.len());
         models.push(model);
         bodies.push(rts);
@@ -66,6 +74,8 @@ pub(crate) fn build(src: &Src, raw: RawConfig, path: &Path) -> Result<Config, Co
         },
         bodies,
         sources,
+        unmeasured,
+        variant_bodies,
         adapt: match raw.adapt {
             Some(a) => adapt(src, a)?,
             None => AdaptOptions::default(),
@@ -177,12 +187,7 @@ fn slowdown(src: &Src, s: Spanned<Vec<f64>>, lanes: usize) -> Result<Vec<f64>, C
     Ok(v)
 }
 
-fn model(
-    src: &Src,
-    name: &str,
-    m: RawModel,
-    path: &Path,
-) -> Result<(Model, Vec<StageBody>), ConfigError> {
+fn model(src: &Src, name: &str, m: RawModel, path: &Path) -> Result<ModelParts, ConfigError> {
     let field = format!("models.{name}");
     if m.stages.get_ref().is_empty() {
         return Err(src.err(
@@ -194,6 +199,8 @@ fn model(
     let mut stages = Vec::new();
     let mut defaults = Vec::new();
     let mut rts = Vec::new();
+    // What a variant's own `params.STAGE` is built with.
+    let mut raw_stages = Vec::new();
     for (i, st) in m.stages.into_inner().into_iter().enumerate() {
         if stages.iter().any(|s: &Stage| s.name == *st.name.get_ref()) {
             return Err(src.err(
@@ -207,8 +214,17 @@ fn model(
             .key(name)
             .key("stages")
             .index(i);
-        let (body, fault) =
-            body::stage_body(src, &at, st.on, st.function, st.params, st.engine, path)?;
+        raw_stages.push((at.clone(), st.on, st.function.clone(), st.engine.clone()));
+        let (body, fault) = body::stage_body(
+            src,
+            &at,
+            &at.key("params"),
+            st.on,
+            st.function,
+            st.params,
+            st.engine,
+            path,
+        )?;
         let mut stage = Stage::new(st.name.get_ref().clone(), st.on);
         stage.fault = fault;
         stages.push(stage);
@@ -223,14 +239,66 @@ fn model(
         ));
     }
     let mut variants: Vec<Variant> = Vec::new();
-    for v in m.variants.into_inner() {
+    let mut unmeasured = Vec::new();
+    let mut own_bodies = Vec::new();
+    for (vi, mut v) in m.variants.into_inner().into_iter().enumerate() {
+        let vname = v.get_ref().name.get_ref().clone();
+        for (sname, table) in std::mem::take(&mut v.get_mut().params) {
+            let vfield = format!("models.{name}.variants[{vname}].params.{sname}");
+            let Some(si) = stages.iter().position(|s| s.name == sname) else {
+                return Err(src.err(
+                    table.span(),
+                    vfield,
+                    format!(
+                        "no stage `{sname}` in model `{name}` (stages: {})",
+                        list(stages.iter().map(|s| &s.name))
+                    ),
+                ));
+            };
+            let (at, on, function, engine) = raw_stages[si].clone();
+            if on == Resource::Cpu && function.is_none() {
+                return Err(src.err(
+                    table.span(),
+                    vfield,
+                    format!("stage `{sname}` runs no function, so it takes no parameters"),
+                ));
+            }
+            let params_at = Field::default()
+                .key("models")
+                .key(name)
+                .key("variants")
+                .index(vi)
+                .key("params")
+                .key(&sname);
+            let span = table.span();
+            let (body, fault) = body::stage_body(
+                src,
+                &at,
+                &params_at,
+                on,
+                function,
+                Some(table),
+                engine,
+                path,
+            )?;
+            if fault.is_some() {
+                return Err(src.err(
+                    span,
+                    vfield,
+                    "fault injection belongs to the stage (every variant), not to one variant",
+                ));
+            }
+            own_bodies.push(((vi, si), body));
+        }
         let ctx = ModelContext {
             name,
             stages: &stages,
             defaults: &defaults,
             shared: &m.shared,
+            bodies: &rts,
         };
-        let v = variant(src, &ctx, v)?;
+        let (v, left) = variant(src, &ctx, v)?;
+        unmeasured.extend(left.into_iter().map(|st| (variants.len(), st)));
         if let Some(dup) = variants.iter().find(|x| x.name == v.0.name) {
             return Err(src.err(
                 v.1,
@@ -246,8 +314,17 @@ fn model(
         shared_parts: m.shared.iter().map(|(k, v)| (k.clone(), v.0)).collect(),
         variants,
     };
-    Ok((model, rts))
+    Ok((model, rts, unmeasured, own_bodies))
 }
+
+/// A model, its stages' bodies, the (variant, stage) times it leaves to a
+/// measurement, and the bodies variants set for themselves.
+type ModelParts = (
+    Model,
+    Vec<StageBody>,
+    Vec<(usize, usize)>,
+    Vec<((usize, usize), StageBody)>,
+);
 
 /// What a variant is checked against.
 struct ModelContext<'a> {
@@ -255,14 +332,18 @@ struct ModelContext<'a> {
     stages: &'a [Stage],
     defaults: &'a [Option<rtmdl_core::ExecProfile>],
     shared: &'a BTreeMap<String, crate::raw::Size>,
+    /// What each stage runs: a stage that runs something real may leave its
+    /// time to `rtmdl profile`.
+    bodies: &'a [StageBody],
 }
 
-/// One variant, and the span of its name (for a duplicate).
+/// One variant with the span of its name (for a duplicate), and the stages
+/// whose time it leaves to a measurement.
 fn variant(
     src: &Src,
     m: &ModelContext,
     v: Spanned<RawVariant>,
-) -> Result<(Variant, Range<usize>), ConfigError> {
+) -> Result<((Variant, Range<usize>), Vec<usize>), ConfigError> {
     let vspan = v.span();
     let v = v.into_inner();
     let name = m.name;
@@ -302,18 +383,33 @@ fn variant(
         }
     }
     let mut times = Vec::new();
+    let mut unmeasured = Vec::new();
     for (i, st) in m.stages.iter().enumerate() {
         let t = v
             .times
             .get(&st.name)
             .map(|t| t.get_ref().0.clone())
             .or_else(|| m.defaults[i].clone());
+        // A stage that runs a function or a model file can be measured: its
+        // time may come from `rtmdl profile` (checked by what needs it).
+        let runs = match &m.bodies[i] {
+            StageBody::Function(_) => true,
+            StageBody::Inference(p) => p.file.is_some() || v.file.is_some(),
+            StageBody::Emulated => false,
+        };
+        let t = match t {
+            None if runs => {
+                unmeasured.push(i);
+                Some(rtmdl_core::ExecProfile::Fixed(0))
+            }
+            t => t,
+        };
         let Some(t) = t else {
             return Err(src.err(
                 vspan.clone(),
                 format!("{vfield}.times.{}", st.name),
                 format!(
-                    "no execution time for stage `{}`: give it in the variant's `times` or as the stage's `time`",
+                    "no execution time for stage `{}`: give it in the variant's `times` or as the stage's `time` (a stage that runs a function or a model file may leave it to `rtmdl profile`)",
                     st.name
                 ),
             ));
@@ -322,15 +418,18 @@ fn variant(
     }
     let name_span = v.name.span();
     Ok((
-        Variant {
-            name: vname,
-            accuracy: acc,
-            shared_with: v.shared_with.map(|s| s.into_inner()),
-            private_bytes: v.private.map_or(0, |s| s.0),
-            times,
-            file: v.file,
-        },
-        name_span,
+        (
+            Variant {
+                name: vname,
+                accuracy: acc,
+                shared_with: v.shared_with.map(|s| s.into_inner()),
+                private_bytes: v.private.map_or(0, |s| s.0),
+                times,
+                file: v.file,
+            },
+            name_span,
+        ),
+        unmeasured,
     ))
 }
 
@@ -368,7 +467,14 @@ fn task(
             format!("expected a period of at least 10 us, got {} ns", period),
         ));
     }
-    let overrun = t.overrun.unwrap_or_default();
+    // Without `overrun`, `skip`: a release that finds the previous job
+    // pending is dropped, so an overloaded task drops frames instead of
+    // queueing them without bound (what a camera pipeline expects). A
+    // deadline past the period means jobs overlap by design: `continue`.
+    let overrun = t.overrun.unwrap_or(match &t.deadline {
+        Some(d) if d.get_ref().0 > period => Overrun::Continue,
+        _ => Overrun::Skip,
+    });
     let deadline = deadline(src, &field, &t, period, overrun)?;
     let rate = |v: &Option<Spanned<f64>>, key: &str| -> Result<f64, ConfigError> {
         match v {

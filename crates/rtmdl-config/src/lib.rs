@@ -11,6 +11,7 @@
 mod body;
 mod build;
 mod raw;
+pub mod reference;
 
 use std::collections::HashSet;
 use std::ops::Range;
@@ -54,9 +55,47 @@ pub struct Config {
     pub adapt: rtmdl_core::AdaptOptions,
     /// The scenario's own length (`[run] duration`).
     pub duration: Option<rtmdl_core::Time>,
+    /// (model, variant, stage) whose time the config leaves to `rtmdl
+    /// profile` (a stage that runs a function or a model file and gives no
+    /// `time`): 0 in the task set until a profile fills it.
+    pub unmeasured: Vec<(usize, usize, usize)>,
+    /// ((model, variant, stage), body) where a variant runs a stage with
+    /// parameters of its own (`params.STAGE` on the variant).
+    pub variant_bodies: Vec<((usize, usize, usize), StageBody)>,
 }
 
 impl Config {
+    /// What variant `variant` of model `model` runs for `stage`: its own
+    /// parameters where it gives them, else the stage's.
+    pub fn body(&self, model: usize, variant: usize, stage: usize) -> &StageBody {
+        self.variant_bodies
+            .iter()
+            .find(|(k, _)| *k == (model, variant, stage))
+            .map_or(&self.bodies[model][stage], |(_, b)| b)
+    }
+
+    /// The stage times left to a measurement that `ts` (this config's task
+    /// set, after a profile if one was applied) still lacks, as
+    /// `model/variant/stage`. A profile writes samples over the placeholder.
+    pub fn unmeasured_in(&self, ts: &TaskSet) -> Vec<String> {
+        self.unmeasured
+            .iter()
+            .filter(|&&(m, v, s)| {
+                matches!(
+                    ts.models[m].variants[v].times[s],
+                    rtmdl_core::ExecProfile::Fixed(0)
+                )
+            })
+            .map(|&(m, v, s)| {
+                let model = &ts.models[m];
+                format!(
+                    "{}/{}/{}",
+                    model.name, model.variants[v].name, model.stages[s].name
+                )
+            })
+            .collect()
+    }
+
     /// Resolve a path written in the config relative to the config's folder.
     pub fn resolve(&self, p: &str) -> PathBuf {
         body::resolve(&self.path, p)

@@ -284,6 +284,10 @@ pub struct RawVariant {
     /// ONNX file of the variant (for the real runtime), relative to the config.
     #[serde(default)]
     pub file: Option<String>,
+    /// Per stage, the parameters this variant runs it with instead of the
+    /// stage's (`params.infer = { input_shape = [1, 3, 256, 256] }`).
+    #[serde(default)]
+    pub params: BTreeMap<String, Spanned<toml::Table>>,
 }
 
 #[derive(Debug, Deserialize)]

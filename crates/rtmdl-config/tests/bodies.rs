@@ -267,3 +267,71 @@ fn a_bad_source_is_reported_at_its_value() {
     assert_eq!(e.field, "tasks[0].source.height");
     assert_eq!(e.line, 22);
 }
+
+#[test]
+fn a_variant_runs_a_stage_with_its_own_params() {
+    let text = with(
+        "times.infer = \"2 ms\"\n",
+        "times.infer = \"2 ms\"\n\n[[models.m.variants]]\nname = \"small\"\naccuracy = 0.8\nfile = \"m.onnx\"\ntimes.infer = \"1 ms\"\nparams.pre = { width = 4, height = 3 }\nparams.infer = { input_shape = [1, 3, 3, 4], threads = 2 }\n",
+    );
+    let cfg = load(&text).unwrap();
+    // The first variant runs the stage's parameters, the second its own.
+    let (StageBody::Function(a), StageBody::Function(b)) = (cfg.body(0, 0, 0), cfg.body(0, 1, 0))
+    else {
+        panic!("pre is a function");
+    };
+    assert_eq!(a.output_shape(), Some(vec![1, 3, 6, 8]));
+    assert_eq!(b.output_shape(), Some(vec![1, 3, 3, 4]));
+    let StageBody::Inference(small) = cfg.body(0, 1, 1) else {
+        panic!("infer is an inference");
+    };
+    assert_eq!(small.input_shape, Some(vec![1, 3, 3, 4]));
+    assert_eq!(small.threads, Some(2));
+    // What the variant does not set is the stage's.
+    assert_eq!(cfg.body(0, 1, 2), &cfg.bodies[0][2]);
+    assert_eq!(cfg.body(0, 0, 1), &cfg.bodies[0][1]);
+}
+
+#[test]
+fn a_stage_that_runs_something_may_leave_its_time_to_a_profile() {
+    // `post` runs a function: its time may be measured. `spin` runs nothing.
+    let text = with(
+        "function = \"softmax_top1\", params = { threshold = 0.5 }, time = \"1 ms\" }",
+        "function = \"softmax_top1\", params = { threshold = 0.5 } }",
+    );
+    let cfg = load(&text).unwrap();
+    assert_eq!(cfg.unmeasured, vec![(0, 0, 2)]);
+    assert_eq!(
+        cfg.unmeasured_in(&cfg.taskset),
+        vec!["m/v/post".to_string()]
+    );
+    let mut measured = cfg.taskset.clone();
+    measured.models[0].variants[0].times[2] = rtmdl_core::ExecProfile::Samples(vec![5]);
+    assert!(cfg.unmeasured_in(&measured).is_empty());
+    let e = err(&with(
+        "{ name = \"spin\", on = \"cpu\", time = \"1 ms\" }",
+        "{ name = \"spin\", on = \"cpu\" }",
+    ));
+    assert!(
+        e.message.contains("no execution time for stage `spin`"),
+        "{e}"
+    );
+}
+
+#[test]
+fn without_overrun_a_task_skips_unless_its_deadline_passes_its_period() {
+    let cfg = load(BASE).unwrap();
+    assert_eq!(cfg.taskset.tasks[0].overrun, rtmdl_core::Overrun::Skip);
+    let cfg = load(&with(
+        "period = \"10 ms\"\n",
+        "period = \"10 ms\"\ndeadline = \"25 ms\"\n",
+    ))
+    .unwrap();
+    assert_eq!(cfg.taskset.tasks[0].overrun, rtmdl_core::Overrun::Continue);
+    let cfg = load(&with(
+        "period = \"10 ms\"\n",
+        "period = \"10 ms\"\noverrun = \"continue\"\n",
+    ))
+    .unwrap();
+    assert_eq!(cfg.taskset.tasks[0].overrun, rtmdl_core::Overrun::Continue);
+}

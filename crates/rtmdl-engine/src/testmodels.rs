@@ -34,11 +34,30 @@ fn uniform(rng: &mut ChaCha8Rng, n: usize, scale: f32) -> Vec<f32> {
 ///
 /// Zero sizes are bumped to 1 (so this never fails).
 pub fn tiny_cnn(seed: u64, in_ch: usize, h: usize, w: usize, classes: usize) -> Vec<u8> {
-    let (in_ch, h, w, classes) = (in_ch.max(1), h.max(1), w.max(1), classes.max(1));
+    let (in_ch, h, w) = (in_ch.max(1), h.max(1), w.max(1));
+    cnn(seed, in_ch, fixed(&[1, in_ch, h, w]), classes)
+}
+
+/// [`tiny_cnn`] taking any image size: input `[1, in_ch, height, width]`
+/// with `height` and `width` symbolic (a config's `input_shape` fixes
+/// them), as many detectors and classifiers are exported.
+pub fn tiny_cnn_any_size(seed: u64, in_ch: usize, classes: usize) -> Vec<u8> {
+    let in_ch = in_ch.max(1);
+    let dims = vec![
+        Dim::Fixed(1),
+        Dim::Fixed(in_ch),
+        Dim::sym("height"),
+        Dim::sym("width"),
+    ];
+    cnn(seed, in_ch, dims, classes)
+}
+
+fn cnn(seed: u64, in_ch: usize, input: Vec<Dim>, classes: usize) -> Vec<u8> {
+    let classes = classes.max(1);
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let (c1, c2) = (TINY_CNN_C1, TINY_CNN_C2);
     let mut g = GraphBuilder::new("tiny_cnn");
-    g.input(INPUT, &fixed(&[1, in_ch, h, w]));
+    g.input(INPUT, &input);
 
     let k1 = (2.0 / (in_ch * 9) as f32).sqrt();
     let w1 = uniform(&mut rng, c1 * in_ch * 9, k1);

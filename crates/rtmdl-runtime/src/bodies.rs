@@ -178,7 +178,7 @@ impl ConfigBodies {
     fn body(&self, task: usize, stage: usize, v: usize) -> Body<'_> {
         let ts = &self.cfg.taskset;
         let model = ts.tasks[task].model;
-        match &self.cfg.bodies[model][stage] {
+        match self.cfg.body(model, v, stage) {
             StageBody::Emulated => Body::Spin,
             StageBody::Function(f) => Body::Function(f),
             StageBody::Inference(p) => {
@@ -200,7 +200,12 @@ impl ConfigBodies {
     /// parameters fix it: (producer, what it is, shape). Checked against the
     /// model's input when an inference body is built, so a mismatch is an
     /// error before the first release, not a failed job.
-    fn produced_shape(&self, task: usize, stage: usize) -> Option<(String, String, Vec<usize>)> {
+    fn produced_shape(
+        &self,
+        task: usize,
+        stage: usize,
+        variant: usize,
+    ) -> Option<(String, String, Vec<usize>)> {
         let model = self.cfg.taskset.tasks[task].model;
         let Some(prev) = stage.checked_sub(1) else {
             let source = self.cfg.sources.get(task)?.as_ref()?;
@@ -210,7 +215,7 @@ impl ConfigBodies {
                 source.output_shape()?,
             ));
         };
-        let StageBody::Function(f) = &self.cfg.bodies[model][prev] else {
+        let StageBody::Function(f) = self.cfg.body(model, variant, prev) else {
             return None;
         };
         let st = &self.cfg.taskset.models[model].stages[prev];
@@ -226,10 +231,11 @@ impl ConfigBodies {
         &self,
         task: usize,
         stage: usize,
+        variant: usize,
         params: &InferenceParams,
         file: PathBuf,
     ) -> Result<Box<dyn Session>, String> {
-        let (spec, feedback) = spec(params, file, self.threads);
+        let (spec, feedback) = spec(params, file, params.threads.unwrap_or(self.threads));
         let engine = self.engine_of(params)?;
         let mut model = self.model(&spec, &engine)?;
         if !feedback.is_empty() {
@@ -240,9 +246,10 @@ impl ConfigBodies {
         }
         // The job's tensors are f32; an input of another type takes them
         // cast at the engine's boundary (`DType::accepts`).
-        if let (Some(input), Some((producer, what, produced))) =
-            (model.inputs().first(), self.produced_shape(task, stage))
-            && input.shape != produced
+        if let (Some(input), Some((producer, what, produced))) = (
+            model.inputs().first(),
+            self.produced_shape(task, stage, variant),
+        ) && input.shape != produced
         {
             let fix = if stage == 0 {
                 format!("give the source shape = {:?}", input.shape)
@@ -329,7 +336,7 @@ impl Bodies for ConfigBodies {
             }),
             Body::Function(f) => Box::new(OpWork(f.build().map_err(|e| err(e.to_string()))?)),
             Body::Inference(p, file) => Box::new(EngineWork(
-                self.inference(task, stage, p, file).map_err(err)?,
+                self.inference(task, stage, variant, p, file).map_err(err)?,
             )),
         };
         // An inference stage's injected faults (with or without a model).
