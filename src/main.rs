@@ -37,6 +37,11 @@ enum Command {
     /// each policy for real. Steps done before are reused. The report lands
     /// in OUT/report.json, OUT/report.md and OUT/*.svg.
     Demo(demo::DemoArgs),
+    /// The config reference: every section and field, the inference
+    /// stages' parameters, the CPU functions and the sources with their
+    /// parameters and defaults (the same tables the code checks configs
+    /// against; docs/reference.md is `--markdown`).
+    Explain(cmd::explain::Args),
     /// Scale trained base models into families of width × depth variants.
     ///
     /// Early layers are shared (channels ranked by importance, nested
@@ -131,6 +136,7 @@ fn run(command: Command) -> Result<()> {
     match command {
         Command::Analyze(a) => cmd::analyze::run(a),
         Command::Demo(a) => demo::run(a),
+        Command::Explain(a) => cmd::explain::run(a),
         Command::Scale(a) => cmd::scale::run(a),
         Command::Simulate(a) => cmd::simulate::run(a),
         Command::Compare(a) => cmd::compare::run(a),

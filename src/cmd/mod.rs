@@ -4,6 +4,7 @@
 pub mod analyze;
 pub mod common;
 pub mod compare;
+pub mod explain;
 pub mod fidelity;
 pub mod inspect;
 pub mod plan;

@@ -2,12 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use rtmdl_core::Time;
 
 use super::common::{
     AdaptArgs, CheckArgs, RealArgs, SetArgs, duration_arg, engine, gpu_note, json_to_stdout,
-    load_config, on_off, stop_flag, write_json,
+    load_config, load_config_untimed, on_off, stop_flag, write_json,
 };
 
 #[derive(clap::Args)]
@@ -46,10 +46,21 @@ pub struct Args {
     /// idle hand-offs; per task, next to the same split of the simulation.
     #[arg(long)]
     why: bool,
+    /// Write every delivered job's result to this file, one JSON object per
+    /// line: task, seq, variant, released_ms, finished_ms, response_ms,
+    /// on_time, answer (the class it names), shape and (for outputs of at
+    /// most 1024 elements) values of its first output tensor.
+    #[arg(long, value_name = "FILE")]
+    results: Option<PathBuf>,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let mut cfg = load_config(&a.set.config, a.set.plan.as_deref(), None)?;
+    // The run executes what the config describes; the prediction beside it
+    // needs every stage's time: the config's, or the profile's.
+    let mut cfg = match &a.profile {
+        Some(_) => load_config_untimed(&a.set.config, a.set.plan.as_deref(), None)?,
+        None => load_config(&a.set.config, a.set.plan.as_deref(), None)?,
+    };
     a.adapt.apply(&mut cfg);
     let predict = match &a.profile {
         Some(p) => {
@@ -63,6 +74,13 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(note) = gpu_note(engine.as_ref(), cfg.taskset.platform.gpu_lanes) {
         eprintln!("note: {note}");
     }
+    let results = match &a.results {
+        Some(path) => Some(
+            rtmdl_runtime::results::json_lines(path, &cfg.taskset)
+                .with_context(|| format!("--results {}", path.display()))?,
+        ),
+        None => None,
+    };
     // Ctrl-C stops releases; the report and trace are still written.
     let opts = rtmdl_runtime::RunOptions {
         duration: a.duration.or(cfg.duration).unwrap_or(10_000_000_000),
@@ -74,6 +92,7 @@ pub fn run(a: Args) -> Result<()> {
         why: a.why,
         predict,
         stop: Some(stop_flag()?),
+        results: results.as_ref().map(|(sink, _)| sink.clone()),
         ..Default::default()
     };
     let real = rtmdl_runtime::run_config(
@@ -86,6 +105,15 @@ pub fn run(a: Args) -> Result<()> {
         a.seed,
     )?;
     let mut real = real;
+    drop(opts);
+    if let (Some((sink, writer)), Some(path)) = (results, &a.results) {
+        drop(sink);
+        let n = writer
+            .join()
+            .map_err(|_| anyhow::anyhow!("--results {}: the writer panicked", path.display()))?
+            .with_context(|| format!("--results {}", path.display()))?;
+        eprintln!("results: {n} jobs written to {}", path.display());
+    }
     real.report.notes.insert(
         "prediction".into(),
         match &a.profile {
