@@ -318,6 +318,21 @@ fn runtime(dylib: OrtDylib) -> Result<Arc<OrtRuntime>, EngineError> {
             .map_err(|e| e.to_string())?
             .with_name("rtmdl")
             .with_telemetry(false)
+            // onnxruntime's own logger writes ANSI-coloured lines; its
+            // warnings go through rtmdl's plain stderr instead, and its
+            // errors are dropped here: each one also comes back from the
+            // call that failed, and is reported there once.
+            .with_logger(std::sync::Arc::new(
+                |level: ort::logging::LogLevel,
+                 _category: &str,
+                 _id: &str,
+                 _at: &str,
+                 message: &str| {
+                    if matches!(level, ort::logging::LogLevel::Warning) {
+                        eprintln!("warning: onnxruntime: {message}");
+                    }
+                },
+            ))
             .build()
             .map_err(|e| e.to_string())
     });
