@@ -313,16 +313,29 @@ impl Src<'_> {
 
 /// The body of stage `field` (`models.NAME.stages[i]`), and the faults it
 /// injects.
+/// What a stage's body is made of, as written: on the stage, or a
+/// variant's own `params.STAGE` with the stage's other fields.
+pub(crate) struct RawBody {
+    pub on: Resource,
+    pub function: Option<Spanned<String>>,
+    pub params: Option<Spanned<toml::Table>>,
+    pub engine: Option<Spanned<String>>,
+}
+
+/// A stage's body; `field` locates the stage, `params_at` its parameters.
 pub(crate) fn stage_body(
     src: &Src,
     field: &Field,
     params_at: &Field,
-    on: Resource,
-    function: Option<Spanned<String>>,
-    params: Option<Spanned<toml::Table>>,
-    engine: Option<Spanned<String>>,
+    raw: RawBody,
     config: &Path,
 ) -> Result<(StageBody, Option<FaultSpec>), ConfigError> {
+    let RawBody {
+        on,
+        function,
+        params,
+        engine,
+    } = raw;
     let params = params.map(Spanned::into_inner).unwrap_or_default();
     let engine = match engine {
         None => None,

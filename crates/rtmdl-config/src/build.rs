@@ -215,16 +215,13 @@ fn model(src: &Src, name: &str, m: RawModel, path: &Path) -> Result<ModelParts, 
             .key("stages")
             .index(i);
         raw_stages.push((at.clone(), st.on, st.function.clone(), st.engine.clone()));
-        let (body, fault) = body::stage_body(
-            src,
-            &at,
-            &at.key("params"),
-            st.on,
-            st.function,
-            st.params,
-            st.engine,
-            path,
-        )?;
+        let raw = body::RawBody {
+            on: st.on,
+            function: st.function,
+            params: st.params,
+            engine: st.engine,
+        };
+        let (body, fault) = body::stage_body(src, &at, &at.key("params"), raw, path)?;
         let mut stage = Stage::new(st.name.get_ref().clone(), st.on);
         stage.fault = fault;
         stages.push(stage);
@@ -271,16 +268,13 @@ fn model(src: &Src, name: &str, m: RawModel, path: &Path) -> Result<ModelParts, 
                 .key("params")
                 .key(&sname);
             let span = table.span();
-            let (body, fault) = body::stage_body(
-                src,
-                &at,
-                &params_at,
+            let raw = body::RawBody {
                 on,
                 function,
-                Some(table),
+                params: Some(table),
                 engine,
-                path,
-            )?;
+            };
+            let (body, fault) = body::stage_body(src, &at, &params_at, raw, path)?;
             if fault.is_some() {
                 return Err(src.err(
                     span,
@@ -297,16 +291,16 @@ fn model(src: &Src, name: &str, m: RawModel, path: &Path) -> Result<ModelParts, 
             shared: &m.shared,
             bodies: &rts,
         };
-        let (v, left) = variant(src, &ctx, v)?;
-        unmeasured.extend(left.into_iter().map(|st| (variants.len(), st)));
-        if let Some(dup) = variants.iter().find(|x| x.name == v.0.name) {
+        let v = variant(src, &ctx, v)?;
+        unmeasured.extend(v.unmeasured.iter().map(|&st| (variants.len(), st)));
+        if let Some(dup) = variants.iter().find(|x| x.name == v.variant.name) {
             return Err(src.err(
-                v.1,
+                v.name_span,
                 format!("{field}.variants[{}].name", dup.name),
                 format!("variant `{}` appears twice in model `{name}`", dup.name),
             ));
         }
-        variants.push(v.0);
+        variants.push(v.variant);
     }
     let model = Model {
         name: name.to_string(),
@@ -337,13 +331,16 @@ struct ModelContext<'a> {
     bodies: &'a [StageBody],
 }
 
-/// One variant with the span of its name (for a duplicate), and the stages
-/// whose time it leaves to a measurement.
-fn variant(
-    src: &Src,
-    m: &ModelContext,
-    v: Spanned<RawVariant>,
-) -> Result<((Variant, Range<usize>), Vec<usize>), ConfigError> {
+/// One variant as loaded.
+struct Loaded {
+    variant: Variant,
+    /// Where its name is (for a duplicate).
+    name_span: Range<usize>,
+    /// The stages whose time it leaves to a measurement.
+    unmeasured: Vec<usize>,
+}
+
+fn variant(src: &Src, m: &ModelContext, v: Spanned<RawVariant>) -> Result<Loaded, ConfigError> {
     let vspan = v.span();
     let v = v.into_inner();
     let name = m.name;
@@ -416,21 +413,18 @@ fn variant(
         };
         times.push(t);
     }
-    let name_span = v.name.span();
-    Ok((
-        (
-            Variant {
-                name: vname,
-                accuracy: acc,
-                shared_with: v.shared_with.map(|s| s.into_inner()),
-                private_bytes: v.private.map_or(0, |s| s.0),
-                times,
-                file: v.file,
-            },
-            name_span,
-        ),
+    Ok(Loaded {
+        name_span: v.name.span(),
+        variant: Variant {
+            name: vname,
+            accuracy: acc,
+            shared_with: v.shared_with.map(|s| s.into_inner()),
+            private_bytes: v.private.map_or(0, |s| s.0),
+            times,
+            file: v.file,
+        },
         unmeasured,
-    ))
+    })
 }
 
 /// What a task is checked against.

@@ -160,8 +160,8 @@ impl CpuStage for DecodeYolov8 {
                     (class, score) = (c, v);
                 }
             }
-            // NaN scores fail this test and are dropped.
-            if !(score >= self.score) {
+            // NaN scores are dropped too.
+            if score.is_nan() || score < self.score {
                 continue;
             }
             let (cx, cy, w, h) = (at(0, i), at(1, i), at(2, i), at(3, i));
