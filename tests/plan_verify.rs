@@ -89,6 +89,8 @@ fn verify_replans_when_the_real_run_misses_more_than_the_model_said() {
         "--exact",
         "--verify",
         "2s",
+        "--rounds",
+        "2",
         "--rt",
         "off",
         "--engine",
@@ -102,11 +104,9 @@ fn verify_replans_when_the_real_run_misses_more_than_the_model_said() {
     // On the optimistic model both tasks keep the big variant; for real
     // they miss, so round 1 is not verified and the model is refitted
     // (the inference ran about twice as long as the profile said).
-    assert!(stdout.contains("verify round 1"), "{stdout}");
-    assert!(
-        stdout.contains("round 1: not verified"),
-        "{stdout}\n{stderr}"
-    );
+    assert!(stdout.contains("verify try 1"), "{stdout}");
+    assert!(stdout.contains("2 round(s)"), "{stdout}");
+    assert!(stdout.contains("try 1: not verified"), "{stdout}\n{stderr}");
     // The refit moves the model toward what ran: the inference took 6 ms
     // where the profile said 3, so its factor is about 2 (a loaded machine
     // can only stretch it).
@@ -117,11 +117,16 @@ fn verify_replans_when_the_real_run_misses_more_than_the_model_said() {
         .and_then(|x| x.parse().ok())
         .unwrap_or_else(|| panic!("no refit factor for cam/infer:\n{stdout}"));
     assert!((1.5..=6.0).contains(&factor), "refit × {factor}:\n{stdout}");
-    assert!(stdout.contains("verify round 2"), "{stdout}");
+    assert!(stdout.contains("verify try 2"), "{stdout}");
     // On the refitted model one task takes the small variant (1.5 ms of a
     // 10 ms lane beside 6 ms): that plan keeps ζ for real, on any machine.
     assert!(out.status.success(), "{stdout}\n{stderr}");
-    assert!(stdout.contains("verified in round 2"), "{stdout}");
+    assert!(
+        stdout.contains(
+            "verified in try 2: every task within its ζ on the median of 2 real round(s)"
+        ),
+        "{stdout}"
+    );
     assert!(plan.exists());
     let written = std::fs::read_to_string(&plan).unwrap();
     assert!(written.contains("small"), "{written}");
@@ -146,6 +151,8 @@ fn verify_gives_up_after_three_rounds_when_a_task_never_delivers() {
         "--exact",
         "--verify",
         "1s",
+        "--rounds",
+        "1",
         "--rt",
         "off",
         "--engine",
@@ -156,15 +163,16 @@ fn verify_gives_up_after_three_rounds_when_a_task_never_delivers() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stdout}\n{stderr}");
-    for round in 1..=3 {
+    for k in 1..=3 {
         assert!(
-            stdout.contains(&format!("round {round}: not verified (b 100.00 %")),
-            "round {round}:\n{stdout}"
+            stdout.contains(&format!("try {k}: not verified (b 100.00 % > ζ")),
+            "try {k}:\n{stdout}"
         );
     }
-    assert!(!stdout.contains("verify round 4"), "{stdout}");
+    assert!(!stdout.contains("verify try 4"), "{stdout}");
+    assert!(stdout.contains("over ζ"), "{stdout}");
     assert!(
-        stderr.contains("no plan could be verified in 3 rounds"),
+        stderr.contains("no plan could be verified in 3 tries"),
         "{stderr}"
     );
     assert!(!plan.exists(), "an unverified plan was written as verified");

@@ -44,13 +44,17 @@ pub struct Args {
     /// Where to write the plan (TOML).
     #[arg(long, short, default_value = "plan.toml")]
     out: PathBuf,
-    /// After planning, run the plan for real this long; where a task's
-    /// measured miss rate exceeds its ζ beyond the run's sampling error,
-    /// update the model from the run (in-run stage times, hand-offs,
-    /// release lateness) and plan again, at most 3 rounds. Only a verified
+    /// After planning, run the plan for real this long, --rounds times;
+    /// where a task's median miss rate exceeds its ζ beyond the sampling
+    /// error, update the model from the runs (in-run stage times,
+    /// hand-offs, release lateness) and plan again, at most 3 tries. Only a verified
     /// plan is written to --out (else OUT.unverified.toml, and a failure).
     #[arg(long, value_name = "DURATION", value_parser = duration_arg)]
     verify: Option<Time>,
+    /// Real runs per --verify try, in rounds: each task is judged on its
+    /// median over them (one run on a shared machine is not evidence).
+    #[arg(long, default_value_t = 3, value_parser = super::fidelity::rounds_arg)]
+    rounds: usize,
     #[command(flatten)]
     real: RealArgs,
     /// SCHED_FIFO, CPU affinity and mlockall for the --verify runs.
@@ -252,137 +256,141 @@ fn suggestions(a: &Args, ts: &TaskSet, outcome: &PlanOutcome) -> Vec<String> {
         .collect()
 }
 
-/// `--verify`: plan, run the plan for real, and where a task misses more
-/// than its ζ beyond the sampling error, update the model from the run and
-/// plan again (at most 3 rounds).
+/// `--verify`: plan, run the plan for real in rounds, and where a task's
+/// median over the rounds misses more than its ζ beyond the sampling error,
+/// update the model from the runs and plan again (at most 3 tries); the
+/// loop is `rtmdl_runtime::verify`.
 fn verify(a: &Args, mut model: rtmdl_config::Config, duration: Time) -> Result<()> {
     // The run executes what the config describes (its own times for
     // emulated stages); the planner sees the profile, then the refits.
     let real_cfg = load_config_untimed(&a.config, None, None)?;
     let engine = engine(a.real.engine)?;
-    let mut last = None;
-    for round in 1..=3 {
-        println!(
-            "── verify round {round}: plan on the model, then a {:.1} s real run",
-            duration as f64 / 1e9
-        );
-        let outcome = plan_and_print(a, &model.taskset)?;
-        let mut run_cfg = real_cfg.clone();
-        run_cfg.taskset = real_cfg.taskset.with_assignments(&outcome.assignments);
-        let opts = rtmdl_runtime::RunOptions {
-            duration,
-            realtime: a.rt,
-            watchdog: a.real.watchdog,
-            probe: a.real.probe(),
-            ..Default::default()
-        };
-        let real = rtmdl_runtime::run_config(
-            &run_cfg,
-            rtmdl_core::PolicyKind::Rtmdl,
-            rtmdl_core::VariantChoice::Plan,
-            engine.clone(),
-            a.real.threads,
-            &opts,
-            a.seed,
-        )
-        .with_context(|| format!("{}: the verifying run", a.config.display()))?;
-        let (lines, over) = verdict(&model.taskset, &outcome, &real.report);
-        print!("{lines}");
-        if over.is_empty() && outcome.feasible {
-            write(&a.out, &model.taskset, &outcome, &a.config)?;
+    let opts = rtmdl_runtime::verify::VerifyOptions {
+        tries: 3,
+        rounds: a.rounds,
+        seed: a.seed,
+        refit_pessimistic: false,
+    };
+    let mut outcomes: Vec<PlanOutcome> = Vec::new();
+    let mut tried = 0;
+    let result = rtmdl_runtime::verify::verify(
+        &mut model.taskset,
+        &opts,
+        |ts, k| {
             println!(
-                "verified in round {round}: every task within its ζ in the real run; plan written to {}",
-                a.out.display()
+                "── verify try {}: plan on the model, then {} round(s) of a {:.1} s real run",
+                k + 1,
+                a.rounds,
+                duration as f64 / 1e9
             );
-            return Ok(());
-        }
+            let outcome = plan_and_print(a, ts)?;
+            let planned = rtmdl_runtime::verify::Planned {
+                assignments: outcome.assignments.clone(),
+                predicted: outcome.held_out.dmr.clone(),
+                feasible: outcome.feasible,
+            };
+            outcomes.push(outcome);
+            Ok::<_, anyhow::Error>(planned)
+        },
+        |assign, _round| {
+            let mut run_cfg = real_cfg.clone();
+            run_cfg.taskset = real_cfg.taskset.with_assignments(assign);
+            let opts = rtmdl_runtime::RunOptions {
+                duration,
+                realtime: a.rt,
+                watchdog: a.real.watchdog,
+                probe: a.real.probe(),
+                ..Default::default()
+            };
+            rtmdl_runtime::run_config(
+                &run_cfg,
+                rtmdl_core::PolicyKind::Rtmdl,
+                rtmdl_core::VariantChoice::Plan,
+                engine.clone(),
+                a.real.threads,
+                &opts,
+                a.seed,
+            )
+            .with_context(|| format!("{}: the verifying run", a.config.display()))
+        },
+        |t| {
+            tried += 1;
+            print!("{}", verdict(&t.checks));
+            for line in &t.interference {
+                println!("  {line}");
+            }
+            if !t.verified {
+                let mut why: Vec<String> = t
+                    .checks
+                    .iter()
+                    .filter(|c| c.over())
+                    .map(|c| {
+                        format!(
+                            "{} {:.2} % > ζ {:.1} %",
+                            c.name,
+                            c.measured * 100.0,
+                            c.zeta * 100.0
+                        )
+                    })
+                    .collect();
+                if !t.planned.feasible {
+                    why.push("no plan meets every constraint on the model".into());
+                }
+                let why = why.join("; ");
+                println!("try {tried}: not verified ({why}); updating the model from the runs:");
+                for c in &t.refits {
+                    println!("  {c}");
+                }
+            }
+        },
+    )?;
+    if let Some(k) = result.chosen {
+        write(&a.out, &model.taskset, &outcomes[k], &a.config)?;
         println!(
-            "round {round}: not verified ({}); updating the model from the run:",
-            over.join(", ")
+            "verified in try {}: every task within its ζ on the median of {} real round(s); plan written to {}",
+            k + 1,
+            a.rounds,
+            a.out.display()
         );
-        let assign = run_cfg.taskset.assignments(rtmdl_core::VariantChoice::Plan);
-        for c in rtmdl_runtime::profile::refit_from_run(&mut model.taskset, &assign, &real.outcome)
-        {
-            println!("  {c}");
-        }
-        last = Some(outcome);
+        return Ok(());
     }
     let unverified = a.out.with_extension("unverified.toml");
-    if let Some(outcome) = &last {
+    if let Some(outcome) = outcomes.last() {
         write(&unverified, &model.taskset, outcome, &a.config)?;
     }
     bail!(
-        "no plan could be verified in 3 rounds: the last one is in {} (not {}, which is for verified plans)",
+        "no plan could be verified in {} tries: the last one is in {} (not {}, which is for verified plans)",
+        result.tries.len(),
         unverified.display(),
         a.out.display()
     )
 }
 
-/// One task of a verifying run: predicted (fresh seeds) next to measured
-/// miss rate, its ζ and the run's 95 % sampling error of a rate of ζ.
-pub struct Check {
-    pub name: String,
-    pub predicted: f64,
-    pub measured: f64,
-    pub zeta: f64,
-    pub error: f64,
-}
-
-impl Check {
-    /// Measured above ζ beyond the sampling error.
-    pub fn over(&self) -> bool {
-        self.measured > self.zeta + self.error
-    }
-}
-
-/// Every task of the real run `real` of the plan `outcome` for `ts`.
-pub fn checks(ts: &TaskSet, outcome: &PlanOutcome, real: &rtmdl_core::RunReport) -> Vec<Check> {
-    real.tasks
-        .iter()
-        .enumerate()
-        .map(|(t, r)| {
-            let zeta = ts.tasks[t].max_miss_rate;
-            Check {
-                name: r.name.clone(),
-                predicted: outcome.held_out.dmr.get(t).copied().unwrap_or(0.0),
-                measured: r.miss_rate,
-                zeta,
-                error: 1.96 * (zeta * (1.0 - zeta) / r.jobs.max(1) as f64).sqrt(),
-            }
-        })
-        .collect()
-}
-
-/// The verdict table, and the tasks measured above ζ beyond the error.
-fn verdict(
-    ts: &TaskSet,
-    outcome: &PlanOutcome,
-    real: &rtmdl_core::RunReport,
-) -> (String, Vec<String>) {
+/// The verdict table of one try: per task predicted next to the median
+/// measured over the rounds, its interval, ζ and the sampling error, with
+/// the tasks above ζ beyond that error marked.
+fn verdict(checks: &[rtmdl_runtime::verify::Check]) -> String {
     let mut s = format!(
-        "{:<16}  {:>10}  {:>10}  {:>6}  {:>8}\n",
-        "task", "predicted %", "measured %", "ζ %", "± %"
+        "{:<16}  {:>11}  {:>10}  {:>18}  {:>6}  {:>6}\n",
+        "task", "predicted %", "measured %", "95 % interval", "ζ %", "± %"
     );
-    let mut over = Vec::new();
-    for c in checks(ts, outcome, real) {
+    for c in checks {
         s += &format!(
-            "{:<16}  {:>10.2}  {:>10.2}  {:>6.1}  {:>8.2}\n",
+            "{:<16}  {:>11.2}  {:>10.2}  {:>18}  {:>6.1}  {:>6.2}{}\n",
             c.name,
             c.predicted * 100.0,
             c.measured * 100.0,
+            format!(
+                "[{:.2}, {:.2}]",
+                c.rounds.ci_low * 100.0,
+                c.rounds.ci_high * 100.0
+            ),
             c.zeta * 100.0,
-            c.error * 100.0
+            c.error * 100.0,
+            if c.over() { "  over ζ" } else { "" }
         );
-        if c.over() {
-            over.push(format!(
-                "{} {:.2} % > ζ {:.1} %",
-                c.name,
-                c.measured * 100.0,
-                c.zeta * 100.0
-            ));
-        }
     }
-    (s, over)
+    s
 }
 
 /// Plan `ts` behind a progress bar labelled `label`.
@@ -487,35 +495,4 @@ fn baselines_line(planned: &TaskSet, held: &rtmdl_plan::heldout::HeldOut) -> Str
         })
         .collect::<Vec<_>>()
         .join(" · ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::Check;
-
-    fn check(measured: f64, zeta: f64, jobs: f64) -> Check {
-        Check {
-            name: "t".into(),
-            predicted: 0.0,
-            measured,
-            zeta,
-            error: 1.96 * (zeta * (1.0 - zeta) / jobs).sqrt(),
-        }
-    }
-
-    #[test]
-    fn over_means_above_zeta_beyond_the_sampling_error() {
-        // ζ 5 % over 100 jobs: the 95 % error of a rate of ζ is 4.27 pp.
-        let c = check(0.09, 0.05, 100.0);
-        assert!((c.error - 0.0427).abs() < 1e-4, "{}", c.error);
-        assert!(!c.over(), "9 % is within 5 % ± 4.27");
-        assert!(check(0.0928, 0.05, 100.0).over());
-        // More jobs, a tighter error: 9 % of 1000 jobs is over.
-        assert!(check(0.09, 0.05, 1000.0).over());
-        // ζ = 0 has no error band: one miss in any number of jobs is over.
-        let zero = check(0.0001, 0.0, 10_000.0);
-        assert_eq!(zero.error, 0.0);
-        assert!(zero.over());
-        assert!(!check(0.0, 0.0, 10.0).over());
-    }
 }

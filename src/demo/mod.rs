@@ -494,12 +494,12 @@ fn plan_loads(
     Ok((cfgs, verify))
 }
 
-/// Plan a load and verify the plan for real (`plan --verify`): a short real
-/// run of the plan; where a task misses more than its ζ beyond the run's
-/// sampling error, the model is updated from the run (in-run stage times,
-/// hand-offs) and the load planned again, at most 3 rounds. Writes the plan
-/// and returns the config with it applied (on the updated model, so the
-/// real runs' predictions use it), and each round's figures.
+/// Plan a load and verify the plan for real: the loop of `plan --verify`
+/// (`rtmdl_runtime::verify`), one real round per try within the demo's
+/// time, and re-planning also where the model is pessimistic for a task
+/// while the plan gives accuracy away. Writes the plan and returns the
+/// config with it applied (on the updated model, so the real runs'
+/// predictions use it), and each try's figures.
 fn plan_load(
     load: &'static str,
     cfg: &rtmdl_config::Config,
@@ -511,119 +511,110 @@ fn plan_load(
 ) -> Result<(rtmdl_config::Config, Vec<VerifyRow>)> {
     let mut model = cfg.clone();
     let mut rows = Vec::new();
-    let (mut best, mut last) = (None, None);
     let verify_ns = if a.quick {
         2_000_000_000
     } else {
         5_000_000_000
     };
-    for round in 1..=3 {
-        let ts = &model.taskset;
-        let mut proxy = ProxyOptions::default_for(ts, sz.plan_horizon);
-        proxy.seed = a.seed;
-        let method = Method::Moea(MoeaOptions {
-            population: sz.plan_population,
-            generations: sz.plan_generations,
-            seed: a.seed,
-            ..Default::default()
-        });
-        let outcome = crate::cmd::plan::search(ts, proxy, &method, &label("planning"))?;
-        if !outcome.feasible {
-            eprintln!("      no plan meets every ζ on the model; verifying the closest one:");
-            for d in &outcome.diagnosis {
-                eprintln!("        {d}");
+    let opts = rtmdl_runtime::verify::VerifyOptions {
+        tries: 3,
+        rounds: 1,
+        seed: a.seed,
+        refit_pessimistic: true,
+    };
+    let mut planned_sets = Vec::new();
+    let result = rtmdl_runtime::verify::verify(
+        &mut model.taskset,
+        &opts,
+        |ts, _| {
+            let mut proxy = ProxyOptions::default_for(ts, sz.plan_horizon);
+            proxy.seed = a.seed;
+            let method = Method::Moea(MoeaOptions {
+                population: sz.plan_population,
+                generations: sz.plan_generations,
+                seed: a.seed,
+                ..Default::default()
+            });
+            let outcome = crate::cmd::plan::search(ts, proxy, &method, &label("planning"))?;
+            if !outcome.feasible {
+                eprintln!("      no plan meets every ζ on the model; verifying the closest one:");
+                for d in &outcome.diagnosis {
+                    eprintln!("        {d}");
+                }
             }
-        }
-        let mut planned = model.clone();
-        planned.taskset = ts.with_assignments(&outcome.assignments);
-        let real = run_real(
-            &planned,
-            PolicyKind::Rtmdl,
-            rtmdl_core::VariantChoice::Plan,
-            engine.clone(),
-            verify_ns,
-            a,
-        )
-        .with_context(|| format!("{load} load: the verifying run"))?;
-        let (over, pessimistic) = judge(load, round, ts, &outcome, &real.report, &mut rows);
-        let loss = ts.accuracy_loss(&outcome.assignments);
-        last = Some((planned.clone(), outcome.assignments.clone()));
-        if over.is_empty() && best.as_ref().is_none_or(|b: &(f64, _, _)| loss < b.0) {
-            best = Some((loss, planned.clone(), outcome.assignments.clone()));
-        }
-        if (over.is_empty() && pessimistic.is_empty()) || round == 3 {
-            if !over.is_empty() {
+            planned_sets.push(ts.with_assignments(&outcome.assignments));
+            Ok::<_, anyhow::Error>(rtmdl_runtime::verify::Planned {
+                assignments: outcome.assignments,
+                predicted: outcome.held_out.dmr,
+                feasible: outcome.feasible,
+            })
+        },
+        |assign, _| {
+            let mut planned = cfg.clone();
+            planned.taskset = cfg.taskset.with_assignments(assign);
+            run_real(
+                &planned,
+                PolicyKind::Rtmdl,
+                rtmdl_core::VariantChoice::Plan,
+                engine.clone(),
+                verify_ns,
+                a,
+            )
+            .with_context(|| format!("{load} load: the verifying run"))
+        },
+        |t| {
+            let round = rows.iter().map(|r: &VerifyRow| r.round).max().unwrap_or(0) + 1;
+            for c in &t.checks {
+                eprintln!(
+                    "      verify {load} round {round}: {} predicted {:.2} %, measured {:.2} % (ζ {:.1} % ± {:.2})",
+                    c.name,
+                    c.predicted * 100.0,
+                    c.measured * 100.0,
+                    c.zeta * 100.0,
+                    c.error * 100.0
+                );
+                rows.push(VerifyRow {
+                    load,
+                    round,
+                    task: c.name.clone(),
+                    predicted: c.predicted,
+                    measured: c.measured,
+                    zeta: c.zeta,
+                });
+            }
+            if !t.over.is_empty() && t.refits.is_empty() {
                 eprintln!(
                     "      {load}: above ζ in the last round: {}",
-                    over.join(", ")
+                    t.over.join(", ")
+                );
+            } else if t.over.is_empty() && !t.pessimistic.is_empty() && !t.refits.is_empty() {
+                eprintln!(
+                    "      {load}: within ζ, but the model is pessimistic for {} (accuracy given away for nothing): updating it and planning again",
+                    t.pessimistic.join(", ")
                 );
             }
-            break;
-        }
-        if over.is_empty() {
-            eprintln!(
-                "      {load}: within ζ, but the model is pessimistic for {} (accuracy given away for nothing): updating it and planning again",
-                pessimistic.join(", ")
-            );
-        }
-        let assign = planned.taskset.assignments(rtmdl_core::VariantChoice::Plan);
-        for c in rtmdl_runtime::profile::refit_from_run(&mut model.taskset, &assign, &real.outcome)
-        {
-            eprintln!("        model update: {c}");
-        }
-    }
+            for c in &t.refits {
+                eprintln!("        model update: {c}");
+            }
+        },
+    )?;
     // The verified plan with the least accuracy loss; else the last one.
-    let (planned, assignments) = match best {
-        Some((_, p, a)) => (p, a),
+    let k = match result.chosen {
+        Some(k) => k,
         None => {
             eprintln!("      {load}: no plan verified in 3 rounds; running the last one");
-            last.expect("at least one round ran")
+            result.tries.len() - 1
         }
     };
+    let assignments = result.tries[k].planned.assignments.clone();
+    // On the model that plan was made on, so the real runs' predictions
+    // use it.
+    let mut planned = cfg.clone();
+    planned.taskset = planned_sets.swap_remove(k);
     let text = rtmdl_config::plan_text(&planned.taskset, &assignments, Some(config));
     std::fs::write(plan_path, text)
         .with_context(|| format!("cannot write {}", plan_path.display()))?;
     Ok((planned, rows))
-}
-
-/// One verification round's figures per task (printed and kept in `rows`):
-/// the tasks measured above ζ beyond the sampling error, and those the
-/// model is pessimistic for (predicted above measured by more than that
-/// error and 2 points) while the plan gives accuracy away.
-fn judge(
-    load: &'static str,
-    round: usize,
-    ts: &rtmdl_core::TaskSet,
-    outcome: &rtmdl_plan::PlanOutcome,
-    real: &rtmdl_core::RunReport,
-    rows: &mut Vec<VerifyRow>,
-) -> (Vec<String>, Vec<String>) {
-    let gives_away = ts.accuracy_loss(&outcome.assignments) > 0.0;
-    let (mut over, mut pessimistic) = (Vec::new(), Vec::new());
-    for c in crate::cmd::plan::checks(ts, outcome, real) {
-        eprintln!(
-            "      verify {load} round {round}: {} predicted {:.2} %, measured {:.2} % (ζ {:.1} % ± {:.2})",
-            c.name,
-            c.predicted * 100.0,
-            c.measured * 100.0,
-            c.zeta * 100.0,
-            c.error * 100.0
-        );
-        if c.over() {
-            over.push(c.name.clone());
-        } else if gives_away && c.predicted - c.measured > c.error.max(0.02) {
-            pessimistic.push(c.name.clone());
-        }
-        rows.push(VerifyRow {
-            load,
-            round,
-            task: c.name,
-            predicted: c.predicted,
-            measured: c.measured,
-            zeta: c.zeta,
-        });
-    }
-    (over, pessimistic)
 }
 
 /// Response time / deadline of every job of every policy's run, per load.

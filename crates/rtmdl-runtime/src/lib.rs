@@ -11,6 +11,7 @@ pub mod profile;
 pub mod results;
 pub mod rt;
 pub mod trace;
+pub mod verify;
 
 use std::sync::Arc;
 
