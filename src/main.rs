@@ -115,6 +115,13 @@ enum Command {
     /// stage on 2..K lanes at once for the slowdown factors; writes a
     /// profile that `simulate --profile` reads instead of the config's times.
     Profile(cmd::profile::Args),
+    /// Variants of any ONNX model for the planner to choose between.
+    ///
+    /// The same network at smaller square input sizes (where its height and
+    /// width are symbolic) and, with --int8, an INT8 copy by onnxruntime's
+    /// dynamic quantizer; each measured on the engine the runs will use,
+    /// printed as variant blocks to paste into a config.
+    Variants(cmd::variants::Args),
 }
 
 fn main() -> ExitCode {
@@ -146,5 +153,6 @@ fn run(command: Command) -> Result<()> {
         Command::Profile(a) => cmd::profile::run(a),
         Command::Fidelity(a) => cmd::fidelity::run(a),
         Command::Inspect(a) => cmd::inspect::run(a),
+        Command::Variants(a) => cmd::variants::run(a),
     }
 }

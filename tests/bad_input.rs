@@ -773,6 +773,20 @@ const CASES: &[Case] = &[
         files: &[],
         expect: &["`nmss`", "did you mean `nms`?"],
     },
+    Case {
+        what: "variants of a model that does not exist",
+        args: &["variants", "{dir}/nope.onnx"],
+        edits: &[],
+        files: &[],
+        expect: &["{dir}/nope.onnx"],
+    },
+    Case {
+        what: "variants at a size of zero",
+        args: &["variants", "{dir}/signs.onnx", "--sizes", "32,0"],
+        edits: &[],
+        files: &[],
+        expect: &["--sizes", "positive"],
+    },
 ];
 
 /// Writes the case's files into `dir`; returns the config path.

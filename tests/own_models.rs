@@ -241,3 +241,126 @@ fn times_left_to_the_profile_and_variants_at_other_sizes() {
     assert!(err.contains("[1, 3, 24, 24]"), "{err}");
     assert!(err.contains("stage `pre`"), "{err}");
 }
+
+#[test]
+fn variants_proposes_smaller_sizes_and_an_int8_copy_measured_here() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = model(tmp.path());
+    let quantizer = Command::new("python3")
+        .args(["-c", "import onnx, onnxruntime.quantization"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    let require = std::env::var("RTMDL_REQUIRE_ORT").is_ok_and(|v| v == "1");
+    assert!(
+        quantizer || !require,
+        "RTMDL_REQUIRE_ORT=1 but python3 lacks onnx / onnxruntime.quantization"
+    );
+    let mut args = vec![
+        "variants", &net, "--sizes", "40,24", "--engine", "tract", "--runs", "1",
+    ];
+    if quantizer {
+        args.push("--int8");
+    } else {
+        eprintln!("skipping the INT8 half: python3 has no onnxruntime quantizer");
+    }
+    let out = ok(&args);
+    for name in ["40px", "24px"] {
+        assert!(out.contains(name), "{out}");
+    }
+    let blocks = &out[out.find("[[models.net.variants]]").expect("variant blocks")..];
+    let parsed: toml::Table = blocks.parse().expect("valid TOML");
+    let variants = parsed["models"]["net"]["variants"].as_array().unwrap();
+    let shapes: Vec<String> = variants
+        .iter()
+        .map(|v| v["params"]["infer"]["input_shape"].to_string())
+        .collect();
+    assert!(shapes.contains(&"[1, 3, 24, 24]".to_string()), "{shapes:?}");
+    for v in variants {
+        assert!(
+            v["times"]["infer"].as_str().unwrap().ends_with(" ms"),
+            "{v}"
+        );
+    }
+    if quantizer {
+        let int8 = tmp.path().join("net.int8.onnx");
+        assert!(int8.exists(), "the INT8 copy is written next to the model");
+        assert!(out.contains("40px-int8"), "{out}");
+    }
+    // A model with a fixed input size gets its one size, and says why.
+    let fixed = tmp.path().join("fixed.onnx");
+    std::fs::write(&fixed, rtmdl_engine::testmodels::tiny_cnn(1, 3, 16, 16, 4)).unwrap();
+    let o = rtmdl(&[
+        "variants",
+        fixed.to_str().unwrap(),
+        "--engine",
+        "tract",
+        "--runs",
+        "1",
+    ]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("fixed height and width"), "{err}");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("16px"));
+}
+
+#[test]
+fn inspect_keeps_every_shape_of_a_multi_input_model() {
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("rec.onnx");
+    std::fs::write(&path, rtmdl_engine::testmodels::tiny_recurrent()).unwrap();
+    let p = path.to_str().unwrap();
+    let out = ok(&[
+        "inspect",
+        p,
+        "--engine",
+        "tract",
+        "--shape",
+        "x=1,16",
+        "--shape",
+        "state=2,1,4",
+        "--value",
+        "rate=16000",
+        "--runs",
+        "1",
+    ]);
+    let config = &out[out.find("[platform]").expect("a whole config")..];
+    // x takes the job's tensor; state and rate are fixed at what was given.
+    assert!(config.contains("input_shape = [1, 16]"), "{config}");
+    assert!(config.contains("rate = 16000"), "{config}");
+    assert!(config.contains("shape = [2, 1, 4]"), "{config}");
+    let cfg = tmp.path().join("rec.toml");
+    std::fs::write(&cfg, config).unwrap();
+    let json = tmp.path().join("r.json");
+    ok(&[
+        "run",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "1s",
+        "--rt",
+        "off",
+        "--probe",
+        "off",
+        "--engine",
+        "tract",
+        "--json",
+        json.to_str().unwrap(),
+    ]);
+    let t = &report(&json)["tasks"][0];
+    assert!(t["completed"].as_u64().unwrap() > 0, "{t}");
+    assert_eq!(t["failed"].as_u64(), Some(0), "{t}");
+    // At the default shapes (every symbolic dim at 1) it runs too; a shape
+    // no engine takes is an error, not a config.
+    let bad = rtmdl(&[
+        "inspect",
+        p,
+        "--engine",
+        "tract",
+        "--shape",
+        "state=2,1,5",
+        "--runs",
+        "1",
+    ]);
+    assert!(!bad.status.success());
+    assert!(!String::from_utf8_lossy(&bad.stdout).contains("[platform]"));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("no engine ran"));
+}

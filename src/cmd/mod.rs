@@ -13,3 +13,4 @@ pub mod run;
 pub mod scale;
 pub mod simulate;
 pub mod stress;
+pub mod variants;

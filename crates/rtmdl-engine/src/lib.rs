@@ -58,6 +58,7 @@ pub mod recurrent;
 mod tensor;
 pub mod testmodels;
 pub mod tract_engine;
+pub mod variants;
 
 #[cfg(feature = "cuda")]
 pub use cuda_engine::CudaEngine;
