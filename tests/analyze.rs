@@ -81,9 +81,29 @@ fn analyze_prints_a_bound_per_task_and_the_documented_json() {
     assert_eq!(t["name"], "fast");
     assert_eq!(t["deadline_ms"], 20.0);
     assert_eq!(t["schedulable"], true);
-    // fast: 1.2 + 4.8 of its own, blocked by slow's 4.8 on the lane (and
-    // its 1.2 on the worker) at worst.
-    assert!(t["bound_ms"].as_f64().unwrap() > 6.0);
+    // fast: 1.2 + 4.8 of its own (profile max × 1.2), blocked by slow's
+    // 1.2 on the worker and its 4.8 on the lane, each charged in full: 12.
+    // slow: its own 6, and fast's 6 in the way. No hand-offs measured (no
+    // profile), so no overheads beyond 1 ns per sub-task.
+    for (i, name, blocking, interference) in [(0, "fast", 6.0, 0.0), (1, "slow", 0.0, 6.0)] {
+        let t = &v["tasks"][i];
+        assert_eq!(t["name"], name);
+        let bound = t["bound_ms"].as_f64().unwrap();
+        assert!((bound - 12.0).abs() < 0.001, "{name}: bound {bound}");
+        assert_eq!(t["own_ms"].as_f64(), Some(6.0), "{name}");
+        let sum = |k: &str| {
+            t[k].as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x["ms"].as_f64().unwrap())
+                .sum::<f64>()
+        };
+        assert_eq!(
+            (sum("blocking"), sum("interference")),
+            (blocking, interference),
+            "{name}"
+        );
+    }
     assert!(t["dominant"]["kind"].is_string());
 }
 
