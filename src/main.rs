@@ -106,8 +106,8 @@ enum Command {
     /// Inputs and outputs (names, element types, shapes with symbolic dims
     /// by name), opsets, producer and size; for each engine this machine
     /// has, whether it loads (the error if not) and one measured latency at
-    /// the given or declared shapes; and a stage and variant to paste into
-    /// a config.
+    /// the given or declared shapes; and a whole config that runs the model
+    /// as it is (exit 1 when no engine runs it).
     Inspect(cmd::inspect::Args),
     /// Measure every variant's sub-tasks on this machine.
     ///

@@ -34,12 +34,17 @@ fn inspect_names_symbolic_dims_loads_with_tract_and_prints_a_stage() {
     assert!(text.contains("[N, 12]"), "{text}");
     assert!(text.contains("[batch, 5]"), "{text}");
     assert!(text.contains("loads"), "{text}");
-    // The snippet after the blank line is TOML with the stage and variant.
-    let toml_part = text.split("shapes as tried):").nth(1).unwrap();
+    // The config after the table is TOML with the stage, the variant and a
+    // task whose source feeds the tried shape.
+    let toml_part = &text[text.find("[platform]").expect("a config")..];
     let v: toml::Value = toml::from_str(toml_part).unwrap();
     let stage = &v["models"]["mlp"]["stages"][0];
     assert_eq!(stage["on"].as_str(), Some("gpu"));
     assert_eq!(stage["params"]["input_shape"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        v["tasks"][0]["source"]["shape"],
+        stage["params"]["input_shape"]
+    );
     // JSON too, with a shape given.
     let out = rtmdl(&[
         "inspect",

@@ -1,6 +1,6 @@
 //! `rtmdl inspect`: what an ONNX model declares, whether each engine loads
 //! it, one measured latency, how far the engines' outputs are apart on the
-//! same seeded inputs, and a stage to paste into a config.
+//! same seeded inputs, and a whole config that runs the model as it is.
 
 use std::path::PathBuf;
 
