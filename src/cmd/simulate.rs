@@ -20,7 +20,8 @@ pub struct Args {
     /// Length of the release window, e.g. "60s" (default: the config's
     /// `[run] duration`, else 60 s: simulated time is cheap, and a longer
     /// window puts tighter error bars on a small miss rate than `run`'s
-    /// 10 s of real time can).
+    /// 10 s of real time can). As in `run`, jobs still pending 1 s after
+    /// the last release are abandoned and counted missed.
     #[arg(long, value_parser = duration_arg)]
     duration: Option<Time>,
     #[command(flatten)]
@@ -46,6 +47,9 @@ pub fn run(a: Args) -> Result<()> {
         duration: a.duration.or(cfg.duration).unwrap_or(60_000_000_000),
         timeline: a.adapt.timeline(&cfg),
         seed: a.seed,
+        // As `run` does: jobs still pending 1 s after the last release are
+        // abandoned as missed (a backlog is judged alike in both).
+        grace: Some(rtmdl_runtime::RunOptions::default().grace),
     };
     let report = if a.why {
         simulate_why(&cfg.taskset, set.policy, set.choice(), opts)

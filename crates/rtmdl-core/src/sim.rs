@@ -36,6 +36,11 @@ pub struct SimOptions {
     /// Record a timeline in bins of this length (on whenever the set
     /// switches variants online: its `adapt` bin then, if none is given).
     pub timeline: Option<Time>,
+    /// After the last release, drain for this long, then abandon every job
+    /// still pending (counted missed, no response time), as a real run
+    /// does after its `grace`; `None`: drain until every job has ended. An
+    /// overloaded `continue` task's backlog is then judged alike in both.
+    pub grace: Option<Time>,
 }
 
 /// What a simulation produced.
@@ -313,6 +318,7 @@ pub fn simulate_with(
     // Releases the dispatcher has yet to issue: (when, nominal time, task).
     let mut late: BinaryHeap<Reverse<(Time, Time, usize)>> = BinaryHeap::new();
     let mut now: Time = 0;
+    let hard_stop = opts.grace.map(|g| opts.duration.saturating_add(g));
     loop {
         let rates = machine.rates(now);
         let next = [
@@ -325,6 +331,20 @@ pub fn simulate_with(
         .flatten()
         .min();
         let Some(next) = next else { break };
+        if let Some(stop) = hard_stop
+            && next > stop
+        {
+            // The real run's end: whatever is still pending is abandoned.
+            machine.progress(now, stop, rates, &mut sched, observer);
+            sched.advance(stop);
+            sched.abandon_all(stop);
+            while let Some(d) = sched.poll() {
+                recorder.observe(&d);
+                observer.decision(stop, &d);
+            }
+            observer.settled(stop, &sched);
+            break;
+        }
         // Progress, then completions (which free resources before anything
         // released at the same instant is dispatched).
         machine.progress(now, next, rates, &mut sched, observer);

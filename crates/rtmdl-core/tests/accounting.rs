@@ -160,3 +160,41 @@ fn a_result_from_a_replaced_worker_counts_for_nothing() {
     drain(&mut s);
     assert_eq!(buckets(&s, 0), (1, 0, 0, 1, 0));
 }
+
+#[test]
+fn with_a_grace_the_simulator_abandons_a_backlog_where_a_real_run_does() {
+    // 15 ms of work every 10 ms under `continue`: job k ends at 15 (k + 1)
+    // ms, every one late. Released in [0, 100 ms).
+    let ts = taskset(1, 1, vec![], &[("a", 10, &[(Resource::Cpu, 15)])]);
+    let sim = |grace| {
+        simulate(
+            &ts,
+            PolicyKind::Rtmdl,
+            VariantChoice::Original,
+            SimOptions {
+                duration: 100 * MS,
+                seed: 1,
+                grace,
+                ..Default::default()
+            },
+        )
+    };
+    // Drained: all 10 end, the last at 150 ms (60 ms after its release).
+    let drained = sim(None);
+    assert_eq!(drained.tasks[0].missed, 10);
+    assert!(
+        (drained.tasks[0].response_ms.max - 60.0).abs() < 1e-6,
+        "{}",
+        drained.tasks[0].response_ms.max
+    );
+    // A 20 ms grace stops at 120 ms: 8 ended (the last at 120, 50 ms after
+    // its release), 2 abandoned; all 10 missed either way.
+    let cut = sim(Some(20 * MS));
+    let t = &cut.tasks[0];
+    assert_eq!((t.jobs, t.missed, t.completed), (10, 10, 0));
+    assert!(
+        (t.response_ms.max - 50.0).abs() < 1e-6,
+        "{}",
+        t.response_ms.max
+    );
+}

@@ -67,9 +67,12 @@ pub fn run_config(
     let built = policy.build(ts, &assign);
     let priorities: Vec<Option<u32>> = (0..ts.tasks.len()).map(|t| built.priority(t)).collect();
     let outcome = run(ts, &assign, built, bodies.clone(), opts)?;
+    // The prediction ends as the run does: what is pending `grace` after
+    // the last release is abandoned, in both.
     let sim_opts = rtmdl_core::SimOptions {
         duration: opts.duration,
         seed,
+        grace: Some(opts.grace),
         ..Default::default()
     };
     let model = opts.predict.as_deref().unwrap_or(ts);
