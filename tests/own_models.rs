@@ -34,6 +34,34 @@ fn model(dir: &Path) -> String {
     path.display().to_string()
 }
 
+/// A 1 s real run of `cfg` on tract without real-time priority or probe,
+/// with `extra` arguments; its JSON report, checked to have delivered jobs
+/// and failed none.
+fn run_delivers(cfg: &Path, extra: &[&str]) -> serde_json::Value {
+    let json = cfg.with_extension("report.json");
+    let mut args = vec![
+        "run",
+        cfg.to_str().unwrap(),
+        "--duration",
+        "1s",
+        "--rt",
+        "off",
+        "--probe",
+        "off",
+        "--engine",
+        "tract",
+        "--json",
+        json.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
+    let r = report(&json);
+    let t = &r["tasks"][0];
+    assert!(t["completed"].as_u64().unwrap() > 0, "{t}");
+    assert_eq!(t["failed"].as_u64(), Some(0), "{t}");
+    r
+}
+
 fn report(path: &Path) -> serde_json::Value {
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
 }
@@ -67,25 +95,7 @@ fn inspect_prints_a_config_that_runs_as_it_is() {
     let elsewhere = tempfile::tempdir().unwrap();
     let cfg = elsewhere.path().join("mine.toml");
     std::fs::write(&cfg, config).unwrap();
-    let json = elsewhere.path().join("r.json");
-    ok(&[
-        "run",
-        cfg.to_str().unwrap(),
-        "--duration",
-        "1s",
-        "--rt",
-        "off",
-        "--probe",
-        "off",
-        "--engine",
-        "tract",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let r = report(&json);
-    let t = &r["tasks"][0];
-    assert!(t["completed"].as_u64().unwrap() > 0, "{t}");
-    assert_eq!(t["failed"].as_u64(), Some(0), "{t}");
+    run_delivers(&cfg, &[]);
 }
 
 /// Two variants of the one network: 40 px (the stage's parameters) and 24
@@ -174,30 +184,16 @@ fn times_left_to_the_profile_and_variants_at_other_sizes() {
     // The 24 px variant runs with its own pre and infer, and every result
     // comes out as a JSON line.
     let results = dir.join("results.jsonl");
-    let json = dir.join("r.json");
-    ok(&[
-        "run",
-        cfg_s,
-        "--profile",
-        prof.to_str().unwrap(),
-        "--duration",
-        "1s",
-        "--rt",
-        "off",
-        "--probe",
-        "off",
-        "--engine",
-        "tract",
-        "--json",
-        json.to_str().unwrap(),
-        "--results",
-        results.to_str().unwrap(),
-    ]);
-    let r = report(&json);
-    let t = &r["tasks"][0];
-    assert_eq!(t["failed"].as_u64(), Some(0), "{t}");
-    let completed = t["completed"].as_u64().unwrap();
-    assert!(completed > 0, "{t}");
+    let r = run_delivers(
+        &cfg,
+        &[
+            "--profile",
+            prof.to_str().unwrap(),
+            "--results",
+            results.to_str().unwrap(),
+        ],
+    );
+    let completed = r["tasks"][0]["completed"].as_u64().unwrap();
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&results)
         .unwrap()
         .lines()
@@ -330,24 +326,7 @@ fn inspect_keeps_every_shape_of_a_multi_input_model() {
     assert!(config.contains("shape = [2, 1, 4]"), "{config}");
     let cfg = tmp.path().join("rec.toml");
     std::fs::write(&cfg, config).unwrap();
-    let json = tmp.path().join("r.json");
-    ok(&[
-        "run",
-        cfg.to_str().unwrap(),
-        "--duration",
-        "1s",
-        "--rt",
-        "off",
-        "--probe",
-        "off",
-        "--engine",
-        "tract",
-        "--json",
-        json.to_str().unwrap(),
-    ]);
-    let t = &report(&json)["tasks"][0];
-    assert!(t["completed"].as_u64().unwrap() > 0, "{t}");
-    assert_eq!(t["failed"].as_u64(), Some(0), "{t}");
+    run_delivers(&cfg, &[]);
     // At the default shapes (every symbolic dim at 1) it runs too; a shape
     // no engine takes is an error, not a config.
     let bad = rtmdl(&[

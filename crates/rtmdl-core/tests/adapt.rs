@@ -51,6 +51,7 @@ fn run(ts: &TaskSet, duration_ms: u64) -> RunReport {
             duration: duration_ms * MS,
             seed: 1,
             timeline: Some(100 * MS),
+            grace: None,
         },
     )
 }
@@ -197,6 +198,7 @@ fn a_task_starved_on_its_fastest_variant_has_a_more_urgent_one_step_down() {
             duration: 3500 * MS,
             seed: 1,
             timeline: Some(100 * MS),
+            grace: None,
         },
     );
     let t = r.timeline.as_ref().unwrap();

@@ -178,6 +178,7 @@ fn a_task_whose_every_job_fails_is_over_its_zeta_in_the_report() {
         duration: 100 * MS,
         seed: 7,
         timeline: Some(20 * MS),
+        grace: None,
     };
     let r = simulate(&ts, PolicyKind::Rtmdl, VariantChoice::Original, opts);
     let broken = &r.tasks[0];
