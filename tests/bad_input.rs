@@ -787,6 +787,13 @@ const CASES: &[Case] = &[
         files: &[],
         expect: &["--sizes", "positive"],
     },
+    Case {
+        what: "variants at zero threads",
+        args: &["variants", "{dir}/signs.onnx", "--threads", "1,0"],
+        edits: &[],
+        files: &[],
+        expect: &["--threads", "between 1 and 256"],
+    },
 ];
 
 /// Writes the case's files into `dir`; returns the config path.

@@ -252,7 +252,16 @@ fn variants_proposes_smaller_sizes_and_an_int8_copy_measured_here() {
         "RTMDL_REQUIRE_ORT=1 but python3 lacks onnx / onnxruntime.quantization"
     );
     let mut args = vec![
-        "variants", &net, "--sizes", "40,24", "--engine", "tract", "--runs", "1",
+        "variants",
+        &net,
+        "--sizes",
+        "40,24",
+        "--threads",
+        "1,2",
+        "--engine",
+        "tract",
+        "--runs",
+        "1",
     ];
     if quantizer {
         args.push("--int8");
@@ -260,7 +269,7 @@ fn variants_proposes_smaller_sizes_and_an_int8_copy_measured_here() {
         eprintln!("skipping the INT8 half: python3 has no onnxruntime quantizer");
     }
     let out = ok(&args);
-    for name in ["40px", "24px"] {
+    for name in ["40px", "24px", "40px-2t", "24px-2t"] {
         assert!(out.contains(name), "{out}");
     }
     let blocks = &out[out.find("[[models.net.variants]]").expect("variant blocks")..];
@@ -276,6 +285,10 @@ fn variants_proposes_smaller_sizes_and_an_int8_copy_measured_here() {
             v["times"]["infer"].as_str().unwrap().ends_with(" ms"),
             "{v}"
         );
+        // Each block runs at the threads its time was measured at.
+        let threads = v["params"]["infer"]["threads"].as_integer();
+        let two = v["name"].as_str().unwrap().ends_with("-2t");
+        assert_eq!(threads, Some(if two { 2 } else { 1 }), "{v}");
     }
     if quantizer {
         let int8 = tmp.path().join("net.int8.onnx");
@@ -342,4 +355,58 @@ fn inspect_keeps_every_shape_of_a_multi_input_model() {
     assert!(!bad.status.success());
     assert!(!String::from_utf8_lossy(&bad.stdout).contains("[platform]"));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("no engine ran"));
+}
+
+/// A task that cannot keep its period on its model's one variant: `plan`
+/// says which command measures variants of that model's file.
+#[test]
+fn plan_points_a_single_variant_model_to_rtmdl_variants() {
+    let tmp = tempfile::tempdir().unwrap();
+    let net = model(tmp.path());
+    let cfg = tmp.path().join("one.toml");
+    std::fs::write(
+        &cfg,
+        r#"
+[platform]
+cpu_workers = 1
+gpu_lanes = 1
+
+[models.net]
+stages = [{ name = "infer", on = "gpu", params = { input_shape = [1, 3, 24, 24] } }]
+
+[[models.net.variants]]
+name = "24px"
+accuracy = 0.9
+file = "net.onnx"
+times.infer = "30 ms"
+
+[[tasks]]
+name = "cam"
+model = "net"
+period = "20 ms"
+max_miss_rate = 0.05
+"#,
+    )
+    .unwrap();
+    let out = rtmdl(&[
+        "plan",
+        cfg.to_str().unwrap(),
+        "--generations",
+        "3",
+        "--population",
+        "8",
+        "-o",
+        tmp.path().join("plan.toml").to_str().unwrap(),
+    ]);
+    assert!(!out.status.success(), "an infeasible plan exits non-zero");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let hint = stdout
+        .lines()
+        .find(|l| l.contains("has one variant"))
+        .unwrap_or_else(|| panic!("no variants hint:\n{stdout}"));
+    assert!(hint.contains("task `cam`"), "{hint}");
+    assert!(
+        hint.contains(&format!("rtmdl variants {net}")),
+        "names the model's file: {hint}"
+    );
 }

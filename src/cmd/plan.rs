@@ -95,6 +95,9 @@ pub fn run(a: Args) -> Result<()> {
                 println!("  {f}");
             }
         }
+        for hint in variant_hints(&cfg, &outcome) {
+            println!("{hint}");
+        }
     }
     write(&a.out, ts, &outcome, &a.config)?;
     println!(
@@ -252,6 +255,40 @@ fn suggestions(a: &Args, ts: &TaskSet, outcome: &PlanOutcome) -> Vec<String> {
                     o.held_out.dmr.iter().copied().fold(0.0, f64::max) * 100.0
                 )
             })
+        })
+        .collect()
+}
+
+/// For each task the closest plan leaves above its ζ whose model has a
+/// single variant from a file: the command that measures variants of it
+/// (smaller inputs, INT8, threads) for the planner to choose between.
+/// Not checked: their times do not exist until they are measured.
+fn variant_hints(cfg: &rtmdl_config::Config, outcome: &PlanOutcome) -> Vec<String> {
+    let ts = &cfg.taskset;
+    let mut seen = Vec::new();
+    (0..ts.tasks.len())
+        .filter(|&t| outcome.held_out.dmr[t] > ts.tasks[t].max_miss_rate)
+        .filter_map(|t| {
+            let m = ts.tasks[t].model;
+            let model = &ts.models[m];
+            if model.variants.len() != 1 || seen.contains(&m) {
+                return None;
+            }
+            seen.push(m);
+            let file = (0..model.stages.len()).find_map(|s| match cfg.body(m, 0, s) {
+                rtmdl_config::StageBody::Inference(p) => p
+                    .file
+                    .clone()
+                    .or_else(|| model.variants[0].file.as_deref().map(|f| cfg.resolve(f))),
+                _ => None,
+            })?;
+            Some(format!(
+                "model `{}` (task `{}`) has one variant to choose from: `rtmdl variants {} --int8 --threads 1,2` measures it at smaller inputs, as INT8 and with more threads; add its blocks under [models.{}] and plan again",
+                model.name,
+                ts.tasks[t].name,
+                file.display(),
+                model.name
+            ))
         })
         .collect()
 }

@@ -1,5 +1,6 @@
 //! `rtmdl variants`: variants of any ONNX model for the planner (smaller
-//! input sizes, an INT8 copy), each measured here, as config blocks.
+//! input sizes, an INT8 copy, more intra-op threads), each measured here,
+//! as config blocks.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,6 +20,13 @@ pub struct Args {
     /// and width; needs them symbolic in the model).
     #[arg(long, value_delimiter = ',', default_values_t = [320, 256, 192])]
     sizes: Vec<usize>,
+    /// Intra-op thread counts to measure each variant at; a variant of N > 1
+    /// threads is named `-Nt`, and every block gets the `params.infer.threads`
+    /// it was measured at. An N-thread variant keeps N cores busy while the
+    /// scheduler counts it as one worker or lane: leave the cores the other
+    /// tasks need.
+    #[arg(long, value_delimiter = ',', default_values_t = [1])]
+    threads: Vec<usize>,
     /// Also an INT8 copy by onnxruntime's dynamic quantizer (python3 with
     /// onnxruntime installed), measured at the same sizes.
     #[arg(long)]
@@ -47,12 +55,30 @@ struct Block {
     /// Its file's bytes, for the storage budget.
     private: String,
     times: BTreeMap<&'static str, String>,
-    params: BTreeMap<&'static str, BTreeMap<&'static str, Vec<usize>>>,
+    params: BTreeMap<&'static str, InferParams>,
+}
+
+/// A variant's `params.infer`.
+#[derive(Serialize)]
+struct InferParams {
+    input_shape: Vec<usize>,
+    /// The threads its time was measured at, so a run's `--threads` does
+    /// not change it.
+    threads: usize,
 }
 
 pub fn run(a: Args) -> Result<()> {
     if a.sizes.is_empty() || a.sizes.contains(&0) {
         bail!("--sizes: expected positive pixel sizes, e.g. --sizes 320,256,192");
+    }
+    if a.threads.is_empty() || a.threads.iter().any(|&n| n == 0 || n > 256) {
+        bail!("--threads: expected intra-op thread counts between 1 and 256, e.g. --threads 1,2");
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(&n) = a.threads.iter().find(|&&n| n > cores) {
+        eprintln!(
+            "note: --threads {n} is more than this machine's {cores} cores: its time is measured, but it cannot run beside other work"
+        );
     }
     if let Some(why) = sizes_refused(&a.model)? {
         eprintln!("note: {why}");
@@ -82,7 +108,7 @@ pub fn run(a: Args) -> Result<()> {
     }
     let (engine, note) = rtmdl_engine::select(a.engine)?;
     eprintln!("engine: {note}");
-    let proposals = propose(&files, &a.sizes, engine.as_ref(), a.runs)?;
+    let proposals = propose(&files, &a.sizes, &a.threads, engine.as_ref(), a.runs)?;
     if !json_to_stdout(a.json.as_deref()) {
         print!("{}", table(&proposals, &engine.version()));
         let blocks = blocks(&proposals);
@@ -122,8 +148,8 @@ pub fn run(a: Args) -> Result<()> {
 
 fn table(proposals: &[Proposal], engine: &str) -> String {
     let mut s = format!(
-        "{:<14}  {:<18}  {:>10}  {:>10}  file (on {engine})\n",
-        "variant", "input", "MiB", "ms"
+        "{:<16}  {:<18}  {:>7}  {:>10}  {:>10}  file (on {engine})\n",
+        "variant", "input", "threads", "MiB", "ms"
     );
     for p in proposals {
         let ms = match (&p.latency_ms, &p.error) {
@@ -132,9 +158,10 @@ fn table(proposals: &[Proposal], engine: &str) -> String {
             (None, None) => "-".into(),
         };
         s += &format!(
-            "{:<14}  {:<18}  {:>10.2}  {:>10}  {}\n",
+            "{:<16}  {:<18}  {:>7}  {:>10.2}  {:>10}  {}\n",
             p.name,
             format!("{:?}", p.shape),
+            p.threads,
             p.bytes as f64 / (1024.0 * 1024.0),
             ms,
             p.file.display()
@@ -157,7 +184,10 @@ fn blocks(proposals: &[Proposal]) -> Vec<Block> {
                 times: BTreeMap::from([("infer", format!("{ms:.3} ms"))]),
                 params: BTreeMap::from([(
                     "infer",
-                    BTreeMap::from([("input_shape", p.shape.clone())]),
+                    InferParams {
+                        input_shape: p.shape.clone(),
+                        threads: p.threads,
+                    },
                 )]),
             })
         })

@@ -219,7 +219,17 @@ pub fn try_engine(
     engine: &dyn Engine,
     runs: usize,
 ) -> (EngineRow, Option<Vec<(String, Tensor)>>) {
-    let mut spec = ModelSpec::new(&info.path);
+    try_engine_threads(info, engine, runs, 1)
+}
+
+/// [`try_engine`] with `threads` intra-op threads in the session.
+pub fn try_engine_threads(
+    info: &ModelInfo,
+    engine: &dyn Engine,
+    runs: usize,
+    threads: usize,
+) -> (EngineRow, Option<Vec<(String, Tensor)>>) {
+    let mut spec = ModelSpec::new(&info.path).with_threads(threads);
     for (i, shape) in info.inputs.iter().zip(&info.tried_shapes) {
         if !info.constants.iter().any(|(n, _)| *n == i.name) {
             spec = spec.with_input_shape_of(i.name.clone(), shape.clone());

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::inspect::{ModelInfo, declared, try_engine};
+use crate::inspect::{ModelInfo, declared, try_engine_threads};
 use crate::{Engine, EngineError};
 
 /// One proposed variant, measured.
@@ -26,6 +26,8 @@ pub struct Proposal {
     pub input: String,
     /// The image input's shape in this variant.
     pub shape: Vec<usize>,
+    /// Intra-op threads of its session.
+    pub threads: usize,
     /// Median latency on the engine, ms; `None` with `error` when it did
     /// not run.
     pub latency_ms: Option<f64>,
@@ -68,12 +70,15 @@ pub fn sizes_refused(model: &Path) -> Result<Option<String>, EngineError> {
 }
 
 /// Measures `model` at each square `size` (the image input's height and
-/// width; other dims as declared, symbolic ones at 1) and, for each file
-/// in `files` beyond the model itself (an INT8 copy), the same sizes.
-/// Without symbolic height and width, only the declared size is measured.
+/// width; other dims as declared, symbolic ones at 1) and each count of
+/// intra-op `threads` and, for each file in `files` beyond the model itself
+/// (an INT8 copy), the same. Without symbolic height and width, only the
+/// declared size is measured. A variant of more than one thread is named
+/// `-Nt`.
 pub fn propose(
     files: &[(String, PathBuf)],
     sizes: &[usize],
+    threads: &[usize],
     engine: &dyn Engine,
     runs: usize,
 ) -> Result<Vec<Proposal>, EngineError> {
@@ -92,16 +97,24 @@ pub fn propose(
         for &size in &sizes {
             info.tried_shapes[k][2] = size;
             info.tried_shapes[k][3] = size;
-            let (row, _) = try_engine(&info, engine, runs);
-            out.push(Proposal {
-                name: format!("{size}px{suffix}"),
-                file: file.clone(),
-                bytes: info.bytes,
-                input: name.clone(),
-                shape: info.tried_shapes[k].clone(),
-                latency_ms: row.latency_ms,
-                error: row.error,
-            });
+            for &n in threads {
+                let (row, _) = try_engine_threads(&info, engine, runs, n);
+                let threaded = if n > 1 {
+                    format!("-{n}t")
+                } else {
+                    String::new()
+                };
+                out.push(Proposal {
+                    name: format!("{size}px{suffix}{threaded}"),
+                    file: file.clone(),
+                    bytes: info.bytes,
+                    input: name.clone(),
+                    shape: info.tried_shapes[k].clone(),
+                    threads: n,
+                    latency_ms: row.latency_ms,
+                    error: row.error,
+                });
+            }
         }
     }
     Ok(out)
