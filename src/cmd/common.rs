@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use rtmdl_core::units::{parse_duration, parse_size};
 use rtmdl_core::{PolicyKind, Time, VariantChoice};
@@ -21,20 +21,7 @@ pub fn no_train(what: &str, args: &str) -> String {
     )
 }
 
-/// The comparison rows: (label, policy, variants).
-/// DM-NMC, DM-MC and UM-NMC are the paper's black-box reading; DM-split-NMC
-/// and UM-split-NMC the fair baselines (rtmdl's split queues and packing,
-/// monotonic priorities, original models).
-pub const BASELINES: [(&str, PolicyKind, VariantChoice); 8] = [
-    ("rtmdl+plan", PolicyKind::Rtmdl, VariantChoice::Plan),
-    ("DM-NMC", PolicyKind::Dm, VariantChoice::Original),
-    ("DM-MC", PolicyKind::Dm, VariantChoice::Compressed),
-    ("UM-NMC", PolicyKind::Um, VariantChoice::Original),
-    ("DM-split-NMC", PolicyKind::DmSplit, VariantChoice::Original),
-    ("UM-split-NMC", PolicyKind::UmSplit, VariantChoice::Original),
-    ("FIFO", PolicyKind::Fifo, VariantChoice::Original),
-    ("EDF", PolicyKind::Edf, VariantChoice::Original),
-];
+pub use rtmdl_core::policy::BASELINES;
 
 /// The task set a command runs, and how: policy, variants, plan.
 #[derive(clap::Args)]
@@ -258,125 +245,23 @@ pub fn size_arg(s: &str) -> Result<u64, String> {
     parse_size(s)
 }
 
-/// A config with, optionally, a plan and a measured profile applied; an
-/// error when a stage time the config leaves to `rtmdl profile` is still
-/// missing (every command that predicts needs them).
+/// A config with its plan and profile: [`rtmdl_runtime::load::config`].
 pub fn load_config(
     config: &Path,
     plan: Option<&Path>,
     profile: Option<&Path>,
 ) -> Result<rtmdl_config::Config> {
-    let cfg = load_config_untimed(config, plan, profile)?;
-    let left = cfg.unmeasured_in(&cfg.taskset);
-    if !left.is_empty() {
-        let more = if left.len() > 4 {
-            format!(" and {} more", left.len() - 4)
-        } else {
-            String::new()
-        };
-        bail!(
-            "{}: no time for {}{more}: the config leaves these times to a measurement: run `rtmdl profile {} -o profile.json` and pass --profile profile.json{} (or give the stage a `time`)",
-            config.display(),
-            left[..left.len().min(4)].join(", "),
-            config.display(),
-            if profile.is_some() {
-                " measured for this config"
-            } else {
-                ""
-            }
-        );
-    }
-    Ok(cfg)
+    rtmdl_runtime::load::config(config, plan, profile)
 }
 
-/// [`load_config`] without the check that every stage has a time: for
-/// what measures them (`profile`, the real half of `plan --verify`).
+/// [`load_config`] without the check that every stage has a time:
+/// [`rtmdl_runtime::load::config_untimed`].
 pub fn load_config_untimed(
     config: &Path,
     plan: Option<&Path>,
     profile: Option<&Path>,
 ) -> Result<rtmdl_config::Config> {
-    let mut cfg = rtmdl_config::load(config)?;
-    install_missing_variants(&cfg)?;
-    // Simulated commands never open a model, so a wrong path would pass
-    // unseen until a real run: say it now.
-    for m in &cfg.taskset.models {
-        for v in &m.variants {
-            if let Some(f) = &v.file
-                && !cfg.resolve(f).exists()
-            {
-                eprintln!(
-                    "warning: {}: models.{}.variants[{}].file: {} does not exist (a real run of it fails; simulations use the config's times)",
-                    config.display(),
-                    m.name,
-                    v.name,
-                    cfg.resolve(f).display()
-                );
-            }
-        }
-    }
-    if let Some(p) = plan {
-        rtmdl_config::apply_plan(&mut cfg.taskset, p)?;
-    }
-    if let Some(p) = profile {
-        let text =
-            std::fs::read_to_string(p).with_context(|| format!("cannot read {}", p.display()))?;
-        let prof: rtmdl_core::profile::Profile =
-            serde_json::from_str(&text).with_context(|| {
-                format!("{}: not a profile written by `rtmdl profile`", p.display())
-            })?;
-        prof.apply(&mut cfg.taskset)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", p.display()))?;
-    }
-    Ok(cfg)
-}
-
-/// Variant files a config names that are missing but belong to a family
-/// committed next to them (a `*.manifest.json` listing the file, with its
-/// shared and private parts): rebuild them from the parts, checked against
-/// the sha256 they were measured with (`assets/variants` holds the parts
-/// only; its ONNX files are made on first use).
-fn install_missing_variants(cfg: &rtmdl_config::Config) -> Result<()> {
-    let mut missing: std::collections::BTreeMap<PathBuf, Vec<std::ffi::OsString>> =
-        Default::default();
-    for v in cfg.taskset.models.iter().flat_map(|m| &m.variants) {
-        let Some(file) = v.file.as_deref().map(|f| cfg.resolve(f)) else {
-            continue;
-        };
-        if let (false, Some(dir), Some(name)) = (file.exists(), file.parent(), file.file_name()) {
-            missing
-                .entry(dir.to_path_buf())
-                .or_default()
-                .push(name.to_owned());
-        }
-    }
-    for (dir, names) in missing {
-        let Ok(entries) = std::fs::read_dir(&dir) else {
-            continue;
-        };
-        for path in entries.flatten().map(|e| e.path()) {
-            if !path.to_string_lossy().ends_with(".manifest.json") {
-                continue;
-            }
-            let Ok(family) = rtmdl_train::Manifest::load(&path) else {
-                continue;
-            };
-            if family
-                .rows()
-                .any(|r| names.iter().any(|n| r.file.as_os_str() == n))
-            {
-                eprintln!(
-                    "installing the `{}` variant files into {} from their committed parts",
-                    family.model,
-                    dir.display()
-                );
-                family.install(&dir, &dir).with_context(|| {
-                    format!("cannot rebuild the variants of {}", path.display())
-                })?;
-            }
-        }
-    }
-    Ok(())
+    rtmdl_runtime::load::config_untimed(config, plan, profile)
 }
 
 /// The engine of `kind`, after one line on stderr saying which and why.

@@ -33,6 +33,9 @@ pub fn run(a: Args) -> Result<()> {
     let opts = SimOptions {
         duration: a.duration,
         seed: a.seed,
+        // As `simulate` and `run`: a backlog still pending 1 s after the
+        // last release is abandoned as missed.
+        grace: Some(rtmdl_runtime::RunOptions::default().grace),
         ..Default::default()
     };
     let reports: Vec<(&str, RunReport)> = BASELINES

@@ -340,3 +340,19 @@ impl AblationStep {
         ts
     }
 }
+
+/// The comparison rows of `rtmdl compare` (and the Python package's
+/// `compare`): (label, policy, variants).
+/// DM-NMC, DM-MC and UM-NMC are the paper's black-box reading; DM-split-NMC
+/// and UM-split-NMC the fair baselines (rtmdl's split queues and packing,
+/// monotonic priorities, original models).
+pub const BASELINES: [(&str, PolicyKind, VariantChoice); 8] = [
+    ("rtmdl+plan", PolicyKind::Rtmdl, VariantChoice::Plan),
+    ("DM-NMC", PolicyKind::Dm, VariantChoice::Original),
+    ("DM-MC", PolicyKind::Dm, VariantChoice::Compressed),
+    ("UM-NMC", PolicyKind::Um, VariantChoice::Original),
+    ("DM-split-NMC", PolicyKind::DmSplit, VariantChoice::Original),
+    ("UM-split-NMC", PolicyKind::UmSplit, VariantChoice::Original),
+    ("FIFO", PolicyKind::Fifo, VariantChoice::Original),
+    ("EDF", PolicyKind::Edf, VariantChoice::Original),
+];

@@ -6,10 +6,12 @@ pub mod bodies;
 pub mod executor;
 pub mod fidelity;
 pub mod inputs;
+pub mod load;
 pub mod probe;
 pub mod profile;
 pub mod results;
 pub mod rt;
+pub mod starter;
 pub mod trace;
 pub mod verify;
 

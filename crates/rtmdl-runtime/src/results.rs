@@ -49,15 +49,11 @@ struct TaskInfo {
     variants: Vec<String>,
 }
 
-/// A sink writing JSON lines to `path` (created or truncated now, so a
-/// path that cannot be written fails before the run), and the writer
-/// thread, which returns the number of lines once every clone of the sink
-/// is dropped (after the run).
-pub fn json_lines(
-    path: &Path,
-    ts: &TaskSet,
-) -> std::io::Result<(ResultSink, JoinHandle<std::io::Result<u64>>)> {
-    let file = File::create(path)?;
+/// A sink sending every delivered job's [`ResultLine`] into a channel, and
+/// its receiver: the channel is closed once every clone of the sink is
+/// dropped (after the run). The Python package hands each line to a
+/// callback from it; [`json_lines`] writes them to a file.
+pub fn channel(ts: &TaskSet) -> (ResultSink, flume::Receiver<ResultLine>) {
     let tasks: Vec<TaskInfo> = ts
         .tasks
         .iter()
@@ -77,6 +73,19 @@ pub fn json_lines(
     let sink = ResultSink(Arc::new(move |r: &JobResult<'_>| {
         let _ = tx.send(line(&tasks, r));
     }));
+    (sink, rx)
+}
+
+/// A sink writing JSON lines to `path` (created or truncated now, so a
+/// path that cannot be written fails before the run), and the writer
+/// thread, which returns the number of lines once every clone of the sink
+/// is dropped (after the run).
+pub fn json_lines(
+    path: &Path,
+    ts: &TaskSet,
+) -> std::io::Result<(ResultSink, JoinHandle<std::io::Result<u64>>)> {
+    let file = File::create(path)?;
+    let (sink, rx) = channel(ts);
     let writer = std::thread::Builder::new()
         .name("rtmdl-results".into())
         .spawn(move || {
