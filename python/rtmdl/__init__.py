@@ -283,14 +283,25 @@ def plan(
     out: Any = None,
     check: bool = False,
     progress: Any = True,
+    verify: Optional[Duration] = None,
+    rounds: int = 3,
+    engine: str = "auto",
+    rt: bool = True,
 ) -> Result:
     """``rtmdl plan``: a variant and a priority for every task. The result
     has ``feasible``, ``accuracy_loss``, per task its ``variant``,
     ``priority`` and ``predicted_miss_rate`` (on fresh seeds), and
     ``plan_toml``, the plan file (written to ``out`` when given; pass it as
     ``plan=`` to the other functions). With ``check=True`` an infeasible
-    plan raises :class:`PlanInfeasible`. ``progress``: True for a tqdm bar
-    where tqdm is installed, or a callable ``(done, total)``."""
+    (or, with ``verify``, unverified) plan raises :class:`PlanInfeasible`.
+    ``progress``: True for a tqdm bar where tqdm is installed, or a
+    callable ``(done, total)``.
+
+    ``verify="5s"`` is ``rtmdl plan --verify 5s``: the plan runs for real
+    ``rounds`` times; where a task's median misses exceed its zeta the
+    model is updated from the runs and planned again (at most 3 tries).
+    The result then has ``verified`` and ``tries`` (each with per-task
+    ``checks``: predicted, measured median, its 95 % interval)."""
     source, text = _source(config)
     out = _path(out, "out")
     update, close = _tqdm_progress("planning", progress)
@@ -306,6 +317,10 @@ def plan(
                 _int(population, "population", 2),
                 _int(generations, "generations", 1),
                 update,
+                _duration(verify, "verify"),
+                _int(rounds, "rounds", 1),
+                _choice(engine, ENGINES, "engine"),
+                bool(rt),
             )
         )
     finally:
@@ -316,6 +331,10 @@ def plan(
     if check and not result.feasible:
         raise PlanInfeasible(
             "no plan meets every constraint: " + "; ".join(result.diagnosis or ["see the tasks"])
+        )
+    if check and verify is not None and not result.verified:
+        raise PlanInfeasible(
+            f"no plan could be verified in {len(result.tries)} tries on {rounds} real round(s) each"
         )
     return result
 

@@ -307,11 +307,71 @@ fn ts_name(source: &str, text: bool) -> String {
     }
 }
 
+/// The search's options: `rtmdl plan`'s defaults for what is not given.
+fn plan_options(
+    ts: &rtmdl_core::TaskSet,
+    hard: bool,
+    seed: u64,
+    seeds: usize,
+    population: usize,
+    generations: usize,
+) -> (rtmdl_plan::ProxyOptions, rtmdl_plan::Method) {
+    let mut proxy = rtmdl_plan::ProxyOptions::default_for(ts, 10_000_000_000);
+    proxy.seed = seed;
+    proxy.seeds = seeds.max(1) as u64;
+    proxy.hard = hard;
+    let method = rtmdl_plan::Method::Moea(rtmdl_plan::MoeaOptions {
+        population,
+        generations,
+        seed,
+        ..Default::default()
+    });
+    (proxy, method)
+}
+
+/// A plan outcome as the Python side reads it.
+fn plan_json(
+    ts: &rtmdl_core::TaskSet,
+    outcome: &rtmdl_plan::PlanOutcome,
+    config: Option<&Path>,
+) -> serde_json::Value {
+    let planned = ts.with_assignments(&outcome.assignments);
+    let tasks: Vec<serde_json::Value> = ts
+        .tasks
+        .iter()
+        .enumerate()
+        .map(|(t, task)| {
+            let a = &outcome.assignments[t];
+            serde_json::json!({
+                "name": task.name,
+                "variant": ts.models[task.model].variants[a.variant].name,
+                "priority": a.priority,
+                "predicted_miss_rate": outcome.held_out.dmr[t],
+                "max_miss_rate": task.max_miss_rate,
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "feasible": outcome.feasible,
+        "accuracy_loss": planned.accuracy_loss(&outcome.assignments),
+        "tasks": tasks,
+        "diagnosis": outcome.diagnosis,
+        "evaluations": outcome.evaluations,
+        "simulations": outcome.simulations,
+        "plan_toml": rtmdl_config::plan_text(ts, &outcome.assignments, config),
+    })
+}
+
 /// `rtmdl plan CONFIG`: the plan, per task its variant, priority and the
 /// miss rate predicted on fresh seeds, and the plan file's text.
-/// `progress(done, total)` is called as the search goes.
+/// `progress(done, total)` is called as the search goes. With `verify`
+/// (a duration), `rtmdl plan --verify`: the plan is run for real
+/// `rounds` times, and where a task's median misses exceed its ζ the
+/// model is updated from the runs and planned again (at most 3 tries,
+/// [`rtmdl_runtime::verify`]); the result is the verified plan (or the
+/// last), with `verified` and every try's checks.
 #[pyfunction]
-#[pyo3(signature = (source, text, profile, hard, seed, seeds, population, generations, progress=None))]
+#[pyo3(signature = (source, text, profile, hard, seed, seeds, population, generations, progress=None, verify=None, rounds=3, engine_name="auto", rt=true))]
 #[allow(clippy::too_many_arguments)]
 fn plan(
     py: Python<'_>,
@@ -324,22 +384,22 @@ fn plan(
     population: usize,
     generations: usize,
     progress: Option<Py<PyAny>>,
+    verify: Option<&str>,
+    rounds: usize,
+    engine_name: &str,
+    rt: bool,
 ) -> PyResult<String> {
+    let verify = verify.map(|d| duration(d, "verify")).transpose()?;
+    if rounds == 0 {
+        return Err(PyValueError::new_err("rounds: expected at least 1"));
+    }
+    let kind = engine_kind(engine_name)?;
     let source = source.to_string();
     py.detach(move || {
         guarded(|| {
-            let cfg = load(&source, text, None, profile.as_deref(), true)?;
-            let ts = &cfg.taskset;
-            let mut proxy = rtmdl_plan::ProxyOptions::default_for(ts, 10_000_000_000);
-            proxy.seed = seed;
-            proxy.seeds = seeds.max(1) as u64;
-            proxy.hard = hard;
-            let method = rtmdl_plan::Method::Moea(rtmdl_plan::MoeaOptions {
-                population,
-                generations,
-                seed,
-                ..Default::default()
-            });
+            let mut cfg = load(&source, text, None, profile.as_deref(), true)?;
+            let name = ts_name(&source, text);
+            let config_path = (!text).then(|| Path::new(&source));
             let mut report = |done: usize, total: usize| {
                 if let Some(cb) = &progress {
                     Python::attach(|py| {
@@ -349,34 +409,88 @@ fn plan(
                     });
                 }
             };
-            let outcome = rtmdl_plan::plan(ts, proxy, &method, &mut report)
-                .map_err(|e| anyhow::anyhow!("{}: {e}", ts_name(&source, text)))?;
-            let planned = ts.with_assignments(&outcome.assignments);
-            let tasks: Vec<serde_json::Value> = ts
-                .tasks
+            let Some(length) = verify else {
+                let ts = &cfg.taskset;
+                let (proxy, method) = plan_options(ts, hard, seed, seeds, population, generations);
+                let outcome = rtmdl_plan::plan(ts, proxy, &method, &mut report)
+                    .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                return json(&plan_json(ts, &outcome, config_path));
+            };
+            // The run executes what the config describes; the planner sees
+            // the profile, then the refits (as `plan --verify`).
+            let real_cfg = load(&source, text, None, None, false)?;
+            let engine = engine(kind)?;
+            let opts = rtmdl_runtime::verify::VerifyOptions {
+                tries: 3,
+                rounds,
+                seed,
+                refit_pessimistic: false,
+            };
+            let mut outcomes = Vec::new();
+            let result = rtmdl_runtime::verify::verify(
+                &mut cfg.taskset,
+                &opts,
+                |ts, _| {
+                    let (proxy, method) =
+                        plan_options(ts, hard, seed, seeds, population, generations);
+                    let outcome = rtmdl_plan::plan(ts, proxy, &method, &mut report)
+                        .map_err(|e| anyhow::anyhow!("{name}: {e}"))?;
+                    let planned = rtmdl_runtime::verify::Planned {
+                        assignments: outcome.assignments.clone(),
+                        predicted: outcome.held_out.dmr.clone(),
+                        feasible: outcome.feasible,
+                    };
+                    outcomes.push(outcome);
+                    Ok::<_, anyhow::Error>(planned)
+                },
+                |assign, _| {
+                    let mut run_cfg = real_cfg.clone();
+                    run_cfg.taskset = real_cfg.taskset.with_assignments(assign);
+                    let opts = rtmdl_runtime::RunOptions {
+                        duration: length,
+                        realtime: rt,
+                        ..Default::default()
+                    };
+                    Ok(rtmdl_runtime::run_config(
+                        &run_cfg,
+                        PolicyKind::Rtmdl,
+                        VariantChoice::Plan,
+                        engine.clone(),
+                        1,
+                        &opts,
+                        seed,
+                    )?)
+                },
+                |_| {},
+            )?;
+            let keep = result.chosen.unwrap_or(outcomes.len() - 1);
+            let mut value = plan_json(&cfg.taskset, &outcomes[keep], config_path);
+            value["verified"] = result.chosen.is_some().into();
+            value["rounds"] = rounds.into();
+            value["tries"] = result
+                .tries
                 .iter()
-                .enumerate()
-                .map(|(t, task)| {
-                    let a = &outcome.assignments[t];
+                .map(|t| {
                     serde_json::json!({
-                        "name": task.name,
-                        "variant": ts.models[task.model].variants[a.variant].name,
-                        "priority": a.priority,
-                        "predicted_miss_rate": outcome.held_out.dmr[t],
-                        "max_miss_rate": task.max_miss_rate,
+                        "verified": t.verified,
+                        "accuracy_loss": t.accuracy_loss,
+                        "checks": t.checks.iter().map(|c| serde_json::json!({
+                            "name": c.name,
+                            "predicted": c.predicted,
+                            "measured": c.measured,
+                            "ci_low": c.rounds.ci_low,
+                            "ci_high": c.rounds.ci_high,
+                            "zeta": c.zeta,
+                            "error": c.error,
+                            "over": c.over(),
+                        })).collect::<Vec<_>>(),
+                        "interference": t.interference,
+                        "refits": t.refits,
                     })
                 })
-                .collect();
-            let config_path = (!text).then(|| Path::new(&source));
-            json(&serde_json::json!({
-                "feasible": outcome.feasible,
-                "accuracy_loss": planned.accuracy_loss(&outcome.assignments),
-                "tasks": tasks,
-                "diagnosis": outcome.diagnosis,
-                "evaluations": outcome.evaluations,
-                "simulations": outcome.simulations,
-                "plan_toml": rtmdl_config::plan_text(ts, &outcome.assignments, config_path),
-            }))
+                .collect::<Vec<_>>()
+                .into();
+            json(&value)
         })
     })
 }

@@ -231,3 +231,27 @@ def test_the_first_example_runs_end_to_end(tmp_path):
     except ImportError:
         return
     assert (tmp_path / "response-times.png").stat().st_size > 10_000
+
+
+def test_plan_verify_runs_the_plan_for_real_in_rounds(tmp_path):
+    p = rtmdl.plan(
+        EXAMPLES / "tiny-real.toml",
+        generations=3,
+        population=8,
+        seeds=1,
+        verify="300ms",
+        rounds=2,
+        engine="tract",
+        rt=False,
+        progress=False,
+    )
+    assert isinstance(p.verified, bool) and p.rounds == 2
+    assert 1 <= len(p.tries) <= 3
+    if p.verified:
+        assert any(t.verified for t in p.tries)
+    for t in p.tries:
+        assert {c.name for c in t.checks} == {"traffic_light", "traffic_sign"}
+        for c in t.checks:
+            assert c.ci_low <= c.measured <= c.ci_high
+    with pytest.raises(ValueError, match="rounds"):
+        rtmdl.plan(EXAMPLES / "tiny-real.toml", verify="1s", rounds=0)
