@@ -294,7 +294,7 @@ fn analyze(
         let assign = ts.assignments(VariantChoice::Plan);
         let opts = rtmdl_analysis::Options { margin, policy };
         let a = rtmdl_analysis::analyze(&ts, &assign, &opts)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", ts_name(&source.to_string(), text)))?;
+            .map_err(|e| anyhow::anyhow!("{}: {e}", ts_name(source, text)))?;
         json(&a)
     })
 }
