@@ -125,6 +125,18 @@ fn variants(s: &str) -> PyResult<VariantChoice> {
     s.parse().map_err(PyValueError::new_err)
 }
 
+/// The policy and the variants to run, as `SetArgs::choice` reads them:
+/// the plan's variants when a plan file is given.
+fn set_choice(
+    policy_name: &str,
+    variant_choice: &str,
+    has_plan: bool,
+) -> PyResult<(PolicyKind, VariantChoice)> {
+    let policy = policy(policy_name)?;
+    let named = variants(variant_choice)?;
+    Ok((policy, if has_plan { VariantChoice::Plan } else { named }))
+}
+
 fn engine_kind(s: &str) -> PyResult<EngineKind> {
     s.parse::<EngineKind>()
         .map_err(|e| PyValueError::new_err(e.to_string()))
@@ -210,11 +222,7 @@ fn simulate(
     seed: u64,
     why: bool,
 ) -> PyResult<String> {
-    let policy = policy(policy_name)?;
-    let mut choice = variants(variant_choice)?;
-    if plan.is_some() {
-        choice = VariantChoice::Plan;
-    }
+    let (policy, choice) = set_choice(policy_name, variant_choice, plan.is_some())?;
     let length = length.map(|d| duration(d, "duration")).transpose()?;
     let source = source.to_string();
     py.detach(move || {
@@ -601,11 +609,7 @@ fn run(
     seed: u64,
     on_result: Option<Py<PyAny>>,
 ) -> PyResult<String> {
-    let policy = policy(policy_name)?;
-    let mut choice = variants(variant_choice)?;
-    if plan.is_some() {
-        choice = VariantChoice::Plan;
-    }
+    let (policy, choice) = set_choice(policy_name, variant_choice, plan.is_some())?;
     let length = length.map(|d| duration(d, "duration")).transpose()?;
     let kind = engine_kind(engine_name)?;
     let source = source.to_string();
