@@ -301,7 +301,8 @@ def plan(
     ``rounds`` times; where a task's median misses exceed its zeta the
     model is updated from the runs and planned again (at most 3 tries).
     The result then has ``verified`` and ``tries`` (each with per-task
-    ``checks``: predicted, measured median, its 95 % interval)."""
+    ``checks``: predicted, measured median, its 95 % interval). Ctrl-C
+    ends the real runs and raises ``KeyboardInterrupt``."""
     source, text = _source(config)
     out = _path(out, "out")
     update, close = _tqdm_progress("planning", progress)

@@ -377,7 +377,8 @@ fn plan_json(
 /// `rounds` times, and where a task's median misses exceed its ζ the
 /// model is updated from the runs and planned again (at most 3 tries,
 /// [`rtmdl_runtime::verify`]); the result is the verified plan (or the
-/// last), with `verified` and every try's checks.
+/// last), with `verified` and every try's checks. Ctrl-C ends the real
+/// runs and raises `KeyboardInterrupt`.
 #[pyfunction]
 #[pyo3(signature = (source, text, profile, hard, seed, seeds, population, generations, progress=None, verify=None, rounds=3, engine_name="auto", rt=true))]
 #[allow(clippy::too_many_arguments)]
@@ -403,7 +404,11 @@ fn plan(
     }
     let kind = engine_kind(engine_name)?;
     let source = source.to_string();
-    py.detach(move || {
+    // On a thread of its own, so that Ctrl-C ends the verify loop's real
+    // runs (the search itself is not cut short: it ends first).
+    let stop = Arc::new(AtomicBool::new(false));
+    let stopped = stop.clone();
+    let work = move || {
         guarded(|| {
             let mut cfg = load(&source, text, None, profile.as_deref(), true)?;
             let name = ts_name(&source, text);
@@ -457,9 +462,10 @@ fn plan(
                     let opts = rtmdl_runtime::RunOptions {
                         duration: length,
                         realtime: rt,
+                        stop: Some(stopped.clone()),
                         ..Default::default()
                     };
-                    Ok(rtmdl_runtime::run_config(
+                    let real = rtmdl_runtime::run_config(
                         &run_cfg,
                         PolicyKind::Rtmdl,
                         VariantChoice::Plan,
@@ -467,7 +473,11 @@ fn plan(
                         1,
                         &opts,
                         seed,
-                    )?)
+                    )?;
+                    if stopped.load(Ordering::SeqCst) {
+                        anyhow::bail!("interrupted");
+                    }
+                    Ok(real)
                 },
                 |_| {},
             )?;
@@ -500,7 +510,11 @@ fn plan(
                 .into();
             json(&value)
         })
-    })
+    };
+    match interruptible(py, &stop, work, |_| Ok(()))? {
+        Interrupted::Not(result) => result,
+        Interrupted::ByCtrlC(_, e) | Interrupted::ByError(_, e) => Err(e),
+    }
 }
 
 /// `rtmdl inspect MODEL --json -` on one engine kind (`auto`: every engine
@@ -614,53 +628,26 @@ fn run(
     let kind = engine_kind(engine_name)?;
     let source = source.to_string();
     let stop = Arc::new(AtomicBool::new(false));
-    let (tx, rx) = flume::bounded::<PyResult<String>>(1);
+    // Load here (the caller's errors are the caller's), then run on a
+    // thread of its own, so this one can watch for Ctrl-C.
+    let (cfg, predict, engine) = py.detach(|| {
+        guarded(|| {
+            let cfg = load(&source, text, plan.as_deref(), None, profile.is_none())?;
+            let predict = match &profile {
+                Some(p) => Some(Arc::new(
+                    load(&source, text, plan.as_deref(), Some(p), true)?.taskset,
+                )),
+                None => None,
+            };
+            Ok((cfg, predict, engine(kind)?))
+        })
+    })?;
     let mut lines = None;
-    let worker = {
-        let stop = stop.clone();
-        // Load here (the caller's errors are the caller's) and run on a
-        // thread of its own, so this one can watch for Ctrl-C.
-        let prepared = py.detach(|| {
-            guarded(|| {
-                let cfg = load(&source, text, plan.as_deref(), None, profile.is_none())?;
-                let predict = match &profile {
-                    Some(p) => Some(Arc::new(
-                        load(&source, text, plan.as_deref(), Some(p), true)?.taskset,
-                    )),
-                    None => None,
-                };
-                Ok((cfg, predict, engine(kind)?))
-            })
-        })?;
-        let (cfg, predict, engine) = prepared;
-        let sink = on_result.as_ref().map(|_| {
-            let (sink, rx) = rtmdl_runtime::results::channel(&cfg.taskset);
-            lines = Some(rx);
-            sink
-        });
-        std::thread::Builder::new()
-            .name("rtmdl-python-run".into())
-            .spawn(move || {
-                let opts = rtmdl_runtime::RunOptions {
-                    duration: length.or(cfg.duration).unwrap_or(10_000_000_000),
-                    realtime: rt,
-                    probe: probe.then(Default::default),
-                    why,
-                    predict,
-                    stop: Some(stop),
-                    results: sink,
-                    ..Default::default()
-                };
-                let r = guarded(|| {
-                    let real = rtmdl_runtime::run_config(
-                        &cfg, policy, choice, engine, threads, &opts, seed,
-                    )?;
-                    json(&real.report)
-                });
-                let _ = tx.send(r);
-            })
-            .map_err(|e| RunError::new_err(format!("cannot start the run: {e}")))?
-    };
+    let sink = on_result.as_ref().map(|_| {
+        let (sink, rx) = rtmdl_runtime::results::channel(&cfg.taskset);
+        lines = Some(rx);
+        sink
+    });
     let deliver = |py: Python<'_>| -> PyResult<()> {
         if let (Some(rx), Some(cb)) = (&lines, &on_result) {
             for line in rx.try_iter() {
@@ -672,32 +659,85 @@ fn run(
         }
         Ok(())
     };
-    let mut interrupted = None;
+    let opts = rtmdl_runtime::RunOptions {
+        duration: length.or(cfg.duration).unwrap_or(10_000_000_000),
+        realtime: rt,
+        probe: probe.then(Default::default),
+        why,
+        predict,
+        stop: Some(stop.clone()),
+        results: sink,
+        ..Default::default()
+    };
+    let work = move || {
+        guarded(|| {
+            let real =
+                rtmdl_runtime::run_config(&cfg, policy, choice, engine, threads, &opts, seed)?;
+            json(&real.report)
+        })
+    };
+    match interruptible(py, &stop, work, deliver)? {
+        // Ctrl-C: the report of what ran, as `rtmdl run` writes it.
+        Interrupted::Not(result) | Interrupted::ByCtrlC(result, _) => result,
+        Interrupted::ByError(_, e) => Err(e),
+    }
+}
+
+/// How a call run by [`interruptible`] ended: its result, and what stopped
+/// it early, if anything did.
+enum Interrupted<T> {
+    Not(PyResult<T>),
+    /// Ctrl-C (the `KeyboardInterrupt` to raise where the work's result is
+    /// not worth returning).
+    ByCtrlC(PyResult<T>, PyErr),
+    /// `poll` raised (a callback's error): raise it.
+    ByError(PyResult<T>, PyErr),
+}
+
+/// Runs `work` on a thread of its own, releasing the GIL, while this
+/// thread wakes every 50 ms to look for Ctrl-C and to call `poll` (which
+/// hands results to a callback). Ctrl-C, or an error from `poll`, sets
+/// `stop`, which the work watches and ends on; `poll` runs once more after
+/// a work that was not interrupted, for what it left.
+fn interruptible<T: Send + 'static>(
+    py: Python<'_>,
+    stop: &AtomicBool,
+    work: impl FnOnce() -> PyResult<T> + Send + 'static,
+    mut poll: impl FnMut(Python<'_>) -> PyResult<()>,
+) -> PyResult<Interrupted<T>> {
+    let (tx, rx) = flume::bounded::<PyResult<T>>(1);
+    let worker = std::thread::Builder::new()
+        .name("rtmdl-python".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| RunError::new_err(format!("cannot start a thread: {e}")))?;
+    let mut stopped_by = None;
     let result = loop {
         if let Ok(r) = py.detach(|| rx.recv_timeout(Duration::from_millis(50))) {
             break r;
         }
-        if interrupted.is_none() {
+        if stopped_by.is_none() {
             if let Err(e) = py.check_signals() {
                 stop.store(true, Ordering::SeqCst);
-                interrupted = Some(e);
-            } else if let Err(e) = deliver(py) {
-                // A callback that raises stops the run; its error is raised.
+                stopped_by = Some(Ok(e));
+            } else if let Err(e) = poll(py) {
                 stop.store(true, Ordering::SeqCst);
-                interrupted = Some(e);
+                stopped_by = Some(Err(e));
             }
         }
     };
-    let _ = worker.join();
-    if interrupted.is_none() {
-        deliver(py)?;
-    }
-    match interrupted {
-        // Ctrl-C: the report of what ran, as `rtmdl run` writes it.
-        Some(e) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => result,
-        Some(e) => Err(e),
-        None => result,
-    }
+    let _ = py.detach(|| worker.join());
+    Ok(match stopped_by {
+        None => match poll(py) {
+            Ok(()) => Interrupted::Not(result),
+            Err(e) => Interrupted::ByError(result, e),
+        },
+        Some(Ok(e)) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+            Interrupted::ByCtrlC(result, e)
+        }
+        Some(Ok(e)) | Some(Err(e)) => Interrupted::ByError(result, e),
+    })
 }
 
 #[pymodule]

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 
 import pytest
 
@@ -200,6 +201,29 @@ def test_ctrl_c_stops_a_real_run_and_returns_its_report():
     periods_s = 0.033
     jobs = max(t.jobs for t in r.tasks)
     assert 0 < jobs < 10 / periods_s, f"stopped early: {jobs} jobs"
+
+
+def test_ctrl_c_ends_plan_verify_s_real_runs():
+    # SIGINT 0.5 s into a verify loop of 3 rounds of 30 s runs: the runs
+    # end and KeyboardInterrupt is raised, long before 90 s.
+    timer = threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT))
+    started = time.monotonic()
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            rtmdl.plan(
+                EXAMPLES / "tiny-real.toml",
+                generations=3,
+                population=8,
+                seeds=1,
+                verify="30s",
+                engine="tract",
+                rt=False,
+                progress=False,
+            )
+    finally:
+        timer.cancel()
+    assert time.monotonic() - started < 30
 
 
 def test_the_first_example_runs_end_to_end(tmp_path):
