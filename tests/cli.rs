@@ -686,3 +686,35 @@ fn plan_compare_and_analyze_give_the_same_bytes_twice() {
         Some(&plan),
     );
 }
+
+#[test]
+fn every_variant_of_the_tiny_example_runs() {
+    // The half-width models take smaller frames (their own `params.pre`):
+    // a plan that picks them must run, not fail every job on a shape.
+    for variants in ["original", "compressed"] {
+        let out = rtmdl(&[
+            "run",
+            "examples/tiny-real.toml",
+            "--variants",
+            variants,
+            "--duration",
+            "300ms",
+            "--engine",
+            "tract",
+            "--rt",
+            "off",
+            "--json",
+            "-",
+        ]);
+        assert!(
+            out.status.success(),
+            "{variants}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        for t in v["tasks"].as_array().unwrap() {
+            assert!(t["jobs"].as_u64().unwrap() > 0, "{variants}: {t}");
+            assert_eq!(t["failed"].as_u64(), Some(0), "{variants}: {t}");
+        }
+    }
+}
