@@ -714,8 +714,14 @@ fn interruptible<T: Send + 'static>(
         .map_err(|e| RunError::new_err(format!("cannot start a thread: {e}")))?;
     let mut stopped_by = None;
     let result = loop {
-        if let Ok(r) = py.detach(|| rx.recv_timeout(Duration::from_millis(50))) {
-            break r;
+        match py.detach(|| rx.recv_timeout(Duration::from_millis(50))) {
+            Ok(r) => break r,
+            Err(flume::RecvTimeoutError::Disconnected) => {
+                break Err(RunError::new_err(
+                    "internal error (a bug): the work's thread ended without a result",
+                ));
+            }
+            Err(flume::RecvTimeoutError::Timeout) => {}
         }
         if stopped_by.is_none() {
             if let Err(e) = py.check_signals() {
