@@ -408,4 +408,68 @@ mod tests {
         assert_eq!(m.record(None, 11, &o, true), Verdict::Stay, "at the limit");
         assert_eq!(m.record(None, 12, &o, true), Verdict::Starved, "over it");
     }
+
+    #[test]
+    fn mean_slack_exactly_at_low_is_no_reason_to_step_down() {
+        let o = AdaptOptions {
+            window: 4,
+            low: 0.25,
+            high: 0.9,
+            hold: 0,
+            bin: 1,
+        };
+        // 0.25 is exact in binary: the mean of the window is `low` itself.
+        let mut m = monitor(0.5, &[5.0, 3.0]);
+        for t in 0..8 {
+            assert_eq!(m.record(Some(0.25), t, &o, true), Verdict::Stay);
+        }
+        assert_eq!(m.record(Some(0.0), 8, &o, true), Verdict::To(1));
+    }
+
+    #[test]
+    fn a_step_down_frees_the_difference_of_the_means_per_period() {
+        // Means 7, 4 and 1.5 (ns) over a period of 10: a step from the
+        // planned variant frees 0.3 of the lane, the next 0.25, the last 0.
+        let mut m = monitor(0.0, &[7.0, 4.0, 1.5]);
+        assert_eq!(m.frees(), 0.3);
+        assert_eq!(m.step_down(0), Some(1));
+        assert_eq!(m.frees(), 0.25);
+        assert_eq!(m.step_down(0), Some(2));
+        assert_eq!(m.frees(), 0.0);
+        assert_eq!(m.ladder(), &[0, 1, 2]);
+    }
+
+    #[test]
+    fn settled_needs_the_planned_variant_and_a_full_window_without_a_miss() {
+        let o = AdaptOptions {
+            window: 3,
+            low: -1.0,
+            high: 2.0,
+            hold: 0,
+            bin: 1,
+        };
+        let mut m = monitor(0.5, &[5.0, 3.0]);
+        m.record(Some(0.5), 0, &o, true);
+        m.record(Some(0.5), 1, &o, true);
+        assert!(!m.settled(&o), "the window is not full");
+        m.record(Some(0.5), 2, &o, true);
+        assert!(m.settled(&o));
+        // Judged afresh: an empty window is not settled.
+        m.restart();
+        assert!(!m.settled(&o));
+        for t in 3..6 {
+            m.record(Some(0.5), t, &o, true);
+        }
+        assert!(m.settled(&o));
+        m.record(None, 6, &o, true);
+        assert!(!m.settled(&o), "a miss in the window");
+        // A full window without a miss one step down is not settled.
+        let mut m = monitor(0.5, &[5.0, 3.0]);
+        m.step_down(0);
+        for t in 0..3 {
+            m.record(Some(0.5), t, &o, false);
+        }
+        assert_eq!(m.variant(), 1);
+        assert!(!m.settled(&o));
+    }
 }

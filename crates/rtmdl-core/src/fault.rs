@@ -120,4 +120,18 @@ mod tests {
         }
         assert_eq!(hit, vec![2, 5]);
     }
+
+    #[test]
+    fn a_fail_reason_reads_as_its_json_name() {
+        for r in [
+            FailReason::Error,
+            FailReason::Panic,
+            FailReason::Hung,
+            FailReason::Quarantined,
+            FailReason::Unresponsive,
+        ] {
+            let json = serde_json::to_string(&r).unwrap();
+            assert_eq!(format!("\"{r}\""), json);
+        }
+    }
 }
