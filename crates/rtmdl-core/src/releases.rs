@@ -154,4 +154,27 @@ mod tests {
         assert_eq!(r.next_due(), None);
         assert!(r.is_done());
     }
+
+    #[test]
+    fn stopping_keeps_the_releases_before_the_stop_and_ends_the_window_there() {
+        // Releases at 0, 5, 10, … of one task, 3, 7, 11, … of another.
+        let mut r = Releases::new(&ts(&[(5, 0), (4, 3)]), 100);
+        assert_eq!(r.end(), 100);
+        assert!(!r.is_done());
+        assert_eq!(r.pop_due(0), Some((0, 0)));
+        // Stopped at 8: the releases due at 3, 5 and 7 are still to come,
+        // none at or after 8.
+        r.stop_at(8);
+        assert_eq!(r.end(), 8);
+        assert!(!r.is_done());
+        let mut got = Vec::new();
+        while let Some(x) = r.pop_due(100) {
+            got.push(x);
+        }
+        assert_eq!(got, vec![(1, 3), (0, 5), (1, 7)]);
+        assert!(r.is_done());
+        // A later stop does not move the end back out.
+        r.stop_at(50);
+        assert_eq!(r.end(), 8);
+    }
 }
