@@ -87,7 +87,7 @@ fn observers_follow_one_hand_computed_schedule() {
     // t = 2 ms: cam's CPU stage ends; its inference takes the lane and mic
     // the worker.
     assert!(s.finished(cam, 2 * MS));
-    let mut started = vec![start(&mut s), start(&mut s)];
+    let mut started = [start(&mut s), start(&mut s)];
     started.sort_by_key(|x| (x.1, x.2));
     assert_eq!(
         started.iter().map(|x| (x.1, x.2, x.3)).collect::<Vec<_>>(),
