@@ -20,8 +20,23 @@ fn load_step() -> TaskSet {
             ("hog", 5, &[(Resource::Gpu, 2)]),
         ],
     );
-    let base = ts.models[0].variants[0].clone();
-    ts.models[0].variants = [(4.0, 0.95, "big"), (2.5, 0.93, "mid"), (1.0, 0.90, "small")]
+    set_variants(
+        &mut ts,
+        0,
+        &[(4.0, 0.95, "big"), (2.5, 0.93, "mid"), (1.0, 0.90, "small")],
+    );
+    ts.tasks[0].max_miss_rate = 0.05;
+    ts.tasks[0].overrun = Overrun::Skip;
+    ts.tasks[1].offset = 1000 * MS;
+    ts.tasks[1].stop = Some(2000 * MS);
+    ts.tasks[1].max_miss_rate = 1.0;
+    ts
+}
+
+/// Model `m`'s variants: (ms of its one stage, accuracy, name) each.
+fn set_variants(ts: &mut TaskSet, m: usize, variants: &[(f64, f64, &str)]) {
+    let base = ts.models[m].variants[0].clone();
+    ts.models[m].variants = variants
         .iter()
         .map(|&(ms, acc, name)| Variant {
             name: name.into(),
@@ -30,12 +45,6 @@ fn load_step() -> TaskSet {
             ..base.clone()
         })
         .collect();
-    ts.tasks[0].max_miss_rate = 0.05;
-    ts.tasks[0].overrun = Overrun::Skip;
-    ts.tasks[1].offset = 1000 * MS;
-    ts.tasks[1].stop = Some(2000 * MS);
-    ts.tasks[1].max_miss_rate = 1.0;
-    ts
 }
 
 fn run(ts: &TaskSet, duration_ms: u64) -> RunReport {
@@ -156,21 +165,8 @@ fn starved_step() -> TaskSet {
             ("last", 5, &[(Resource::Gpu, 2)]),
         ],
     );
-    for (m, variants) in [
-        (0, [(2.5, 0.95, "big"), (1.0, 0.90, "small")]),
-        (2, [(1.5, 0.95, "big"), (1.0, 0.92, "small")]),
-    ] {
-        let base = ts.models[m].variants[0].clone();
-        ts.models[m].variants = variants
-            .iter()
-            .map(|&(ms, acc, name)| Variant {
-                name: name.into(),
-                accuracy: acc,
-                times: vec![ExecProfile::Fixed((ms * MS as f64) as Time)],
-                ..base.clone()
-            })
-            .collect();
-    }
+    set_variants(&mut ts, 0, &[(2.5, 0.95, "big"), (1.0, 0.90, "small")]);
+    set_variants(&mut ts, 2, &[(1.5, 0.95, "big"), (1.0, 0.92, "small")]);
     for (t, p) in [(0, 1), (1, 2), (2, 3)] {
         ts.tasks[t].priority = Some(p);
         ts.tasks[t].max_miss_rate = 0.05;
@@ -291,21 +287,8 @@ fn two_helpers() -> TaskSet {
             ("c", 5, &[(Resource::Gpu, 1); 4]),
         ],
     );
-    for (m, variants) in [
-        (0, vec![(2.5, 0.95, "big"), (1.0, 0.90, "small")]),
-        (1, vec![(1.75, 0.95, "big"), (0.5, 0.90, "small")]),
-    ] {
-        let base = ts.models[m].variants[0].clone();
-        ts.models[m].variants = variants
-            .iter()
-            .map(|&(ms, acc, name)| Variant {
-                name: name.into(),
-                accuracy: acc,
-                times: vec![ExecProfile::Fixed((ms * MS as f64) as Time)],
-                ..base.clone()
-            })
-            .collect();
-    }
+    set_variants(&mut ts, 0, &[(2.5, 0.95, "big"), (1.0, 0.90, "small")]);
+    set_variants(&mut ts, 1, &[(1.75, 0.95, "big"), (0.5, 0.90, "small")]);
     ts.models[2].variants[0].times = vec![ExecProfile::Fixed(550_000); 4];
     for (t, p) in [(0, 1), (1, 2), (2, 3)] {
         ts.tasks[t].priority = Some(p);

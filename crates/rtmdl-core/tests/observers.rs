@@ -10,8 +10,8 @@ use rtmdl_core::*;
 /// `cam`: 2 ms on the CPU, then 3 ms on the GPU, every 10 ms, planned on
 /// its second variant; `mic`: 1 ms on the CPU every 20 ms. One worker, one
 /// lane; `cam` first.
-fn scheduler() -> Scheduler {
-    let mut ts = taskset(
+fn cam_and_mic() -> TaskSet {
+    taskset(
         1,
         1,
         vec![],
@@ -19,7 +19,11 @@ fn scheduler() -> Scheduler {
             ("cam", 10, &[(Resource::Cpu, 2), (Resource::Gpu, 3)]),
             ("mic", 20, &[(Resource::Cpu, 1)]),
         ],
-    );
+    )
+}
+
+fn scheduler() -> Scheduler {
+    let mut ts = cam_and_mic();
     let other = Variant {
         name: "other".into(),
         ..ts.models[0].variants[0].clone()
@@ -115,15 +119,7 @@ fn observers_follow_one_hand_computed_schedule() {
 fn with_switching_a_task_may_run_its_whole_ladder() {
     // cam's planned variant (1) and a faster one (0): the ladder is both,
     // planned first; mic has one variant.
-    let mut ts = taskset(
-        1,
-        1,
-        vec![],
-        &[
-            ("cam", 10, &[(Resource::Cpu, 2), (Resource::Gpu, 3)]),
-            ("mic", 20, &[(Resource::Cpu, 1)]),
-        ],
-    );
+    let mut ts = cam_and_mic();
     let faster = Variant {
         name: "faster".into(),
         accuracy: 0.8,
