@@ -512,8 +512,8 @@ fn plan(
         })
     };
     match interruptible(py, &stop, work, |_| Ok(()))? {
-        Interrupted::Not(result) => result,
-        Interrupted::ByCtrlC(_, e) | Interrupted::ByError(_, e) => Err(e),
+        (result, None) => result,
+        (_, Some(e)) => Err(e),
     }
 }
 
@@ -678,33 +678,27 @@ fn run(
     };
     match interruptible(py, &stop, work, deliver)? {
         // Ctrl-C: the report of what ran, as `rtmdl run` writes it.
-        Interrupted::Not(result) | Interrupted::ByCtrlC(result, _) => result,
-        Interrupted::ByError(_, e) => Err(e),
+        (result, None) => result,
+        (result, Some(e)) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
+            result
+        }
+        (_, Some(e)) => Err(e),
     }
-}
-
-/// How a call run by [`interruptible`] ended: its result, and what stopped
-/// it early, if anything did.
-enum Interrupted<T> {
-    Not(PyResult<T>),
-    /// Ctrl-C (the `KeyboardInterrupt` to raise where the work's result is
-    /// not worth returning).
-    ByCtrlC(PyResult<T>, PyErr),
-    /// `poll` raised (a callback's error): raise it.
-    ByError(PyResult<T>, PyErr),
 }
 
 /// Runs `work` on a thread of its own, releasing the GIL, while this
 /// thread wakes every 50 ms to look for Ctrl-C and to call `poll` (which
 /// hands results to a callback). Ctrl-C, or an error from `poll`, sets
 /// `stop`, which the work watches and ends on; `poll` runs once more after
-/// a work that was not interrupted, for what it left.
+/// a work that was not stopped, for what it left. Returns the work's
+/// result and what stopped it, if anything did (Ctrl-C's
+/// `KeyboardInterrupt`, or `poll`'s error).
 fn interruptible<T: Send + 'static>(
     py: Python<'_>,
     stop: &AtomicBool,
     work: impl FnOnce() -> PyResult<T> + Send + 'static,
     mut poll: impl FnMut(Python<'_>) -> PyResult<()>,
-) -> PyResult<Interrupted<T>> {
+) -> PyResult<(PyResult<T>, Option<PyErr>)> {
     let (tx, rx) = flume::bounded::<PyResult<T>>(1);
     let worker = std::thread::Builder::new()
         .name("rtmdl-python".into())
@@ -723,27 +717,18 @@ fn interruptible<T: Send + 'static>(
             }
             Err(flume::RecvTimeoutError::Timeout) => {}
         }
-        if stopped_by.is_none() {
-            if let Err(e) = py.check_signals() {
-                stop.store(true, Ordering::SeqCst);
-                stopped_by = Some(Ok(e));
-            } else if let Err(e) = poll(py) {
-                stop.store(true, Ordering::SeqCst);
-                stopped_by = Some(Err(e));
-            }
+        if stopped_by.is_none()
+            && let Err(e) = py.check_signals().and_then(|()| poll(py))
+        {
+            stop.store(true, Ordering::SeqCst);
+            stopped_by = Some(e);
         }
     };
     let _ = py.detach(|| worker.join());
-    Ok(match stopped_by {
-        None => match poll(py) {
-            Ok(()) => Interrupted::Not(result),
-            Err(e) => Interrupted::ByError(result, e),
-        },
-        Some(Ok(e)) if e.is_instance_of::<pyo3::exceptions::PyKeyboardInterrupt>(py) => {
-            Interrupted::ByCtrlC(result, e)
-        }
-        Some(Ok(e)) | Some(Err(e)) => Interrupted::ByError(result, e),
-    })
+    if stopped_by.is_none() {
+        stopped_by = poll(py).err();
+    }
+    Ok((result, stopped_by))
 }
 
 #[pymodule]
